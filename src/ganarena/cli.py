@@ -1,0 +1,44 @@
+"""Shared entry-point plumbing: user errors become one paragraph on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import textwrap
+from collections.abc import Callable
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from ganarena.errors import GanarenaError
+
+log = logging.getLogger("ganarena")
+
+EXIT_USER_ERROR = 2
+
+
+def in_multirun() -> bool:
+    try:
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except ValueError:  # not under Hydra (called from Python)
+        return False
+
+
+def run_cli(task: Callable[[DictConfig], Any], cfg: DictConfig, prog: str) -> Any:
+    """Run `task`; a GanarenaError is printed as `prog: error: ...` and exits with status 2.
+
+    Inside a multirun the sweep goes on: the job's error is logged and +inf is returned, so a
+    sweeper records the failure instead of dying with it.
+    """
+    try:
+        return task(cfg)
+    except GanarenaError as e:
+        message = textwrap.fill(f"{prog}: error: {e}", width=100)
+        if in_multirun():
+            log.error(message)
+            return math.inf
+        print(message, file=sys.stderr)
+        sys.exit(getattr(e, "exit_code", EXIT_USER_ERROR))

@@ -1,0 +1,1 @@
+"""Hydra configs shipped with ganarena (conf/ at the repo root links here)."""

@@ -1,0 +1,77 @@
+"""Checks on a composed config that Hydra cannot make: types, ranges and incompatible combinations."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from ganarena.errors import ConfigError
+from ganarena.losses import LOSSES
+
+
+def _get(cfg: DictConfig, key: str) -> Any:
+    return OmegaConf.select(cfg, key, throw_on_missing=False)
+
+
+def _number(cfg: DictConfig, key: str, *, integer: bool = False, low: float = 0.0,
+            low_ok: bool = False, high: float | None = None, nullable: bool = False) -> None:
+    value = _get(cfg, key)
+    if value is None and nullable:
+        return
+    kind = "an integer" if integer else "a number"
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type or (not integer and not math.isfinite(value)):
+        raise ConfigError(
+            f"{key} must be {kind}, got {value!r} ({type(value).__name__}). "
+            f"Fix it on the command line, e.g. {key}={_example(low, integer)}."
+        )
+    bound = f">= {low}" if low_ok else f"> {low}"
+    if value < low or (value == low and not low_ok) or (high is not None and value >= high):
+        rng = bound if high is None else f"{bound} and < {high}"
+        raise ConfigError(
+            f"{key} must be {rng}, got {value!r}. Fix it on the command line, "
+            f"e.g. {key}={_example(low, integer)}."
+        )
+
+
+def _example(low: float, integer: bool) -> str:
+    return str(int(low) + 1) if integer else str(low + 0.5 if low else 0.0002)
+
+
+def validate_train(cfg: DictConfig) -> None:
+    """Raise ConfigError naming the first bad value and how to fix it."""
+    _number(cfg, "trainer.max_steps", integer=True)
+    _number(cfg, "trainer.log_every_n_steps", integer=True)
+    _number(cfg, "dataset.batch_size", integer=True)
+    _number(cfg, "loss.n_critic", integer=True)
+    _number(cfg, "loss.gp_weight", low_ok=True)
+    _number(cfg, "loss.clip_value", nullable=True)
+    _number(cfg, "loss.label_smoothing", low_ok=True, high=1.0)
+    _number(cfg, "model.ema_decay", high=1.0, nullable=True)
+    _number(cfg, "callbacks.checkpoint.every_n_steps", integer=True)
+    _number(cfg, "callbacks.checkpoint.keep", integer=True, low_ok=True)
+    _number(cfg, "callbacks.samples.every_n_steps", integer=True)
+    _number(cfg, "callbacks.samples.n", integer=True)
+    for opt in ("optimizer_g", "optimizer_d"):
+        _number(cfg, f"loss.{opt}.lr")
+    seed = _get(cfg, "seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ConfigError(f"seed must be a non-negative integer or null, got {seed!r}. E.g. seed=1.")
+    name = _get(cfg, "loss.name")
+    if name not in LOSSES:
+        raise ConfigError(
+            f"loss.name={name!r} is not a known loss; available: {', '.join(LOSSES)}. "
+            "Choose one with loss=<name>."
+        )
+    if _get(cfg, "loss.label_smoothing") and not LOSSES[name].prob:
+        raise ConfigError(
+            f"loss.label_smoothing applies to the cross-entropy losses (minimax, nonsaturating), "
+            f"not to loss={name}. Set loss.label_smoothing=0 or pick a BCE loss."
+        )
+    if _get(cfg, "loss.gp_weight") and _get(cfg, "loss.d_norm") == "batch" and _get(cfg, "model.name") != "mlp":
+        raise ConfigError(
+            "A gradient penalty (loss.gp_weight > 0) is per-sample and invalid with batch norm in "
+            "the critic (Gulrajani et al. 2017, sec. 4). Set loss.d_norm=layer or loss.d_norm=none."
+        )

@@ -1,0 +1,326 @@
+"""GANModule: the adversarial training step (manual optimization), nothing model-specific."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from ganarena.errors import CheckpointError, DivergedError
+from ganarena.losses import LOSSES, clip_weights, gradient_penalty
+
+
+class GANModule(L.LightningModule):
+    """Alternates `n_critic` discriminator steps (one real batch each) with one generator step.
+
+    `g_step` counts generator steps; it, not Lightning's `global_step` (which counts every
+    optimizer step, Lightning #17958), drives `max_steps`, logging x-axes and intervals.
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        loss: str,
+        optimizer_g: Callable[..., torch.optim.Optimizer],
+        optimizer_d: Callable[..., torch.optim.Optimizer],
+        n_critic: int = 1,
+        clip_value: float | None = None,
+        gp_weight: float = 0.0,
+        label_smoothing: float = 0.0,
+        ema_decay: float | None = None,
+        max_steps: int | None = None,
+        log_every_n_steps: int = 50,
+        n_fixed: int = 64,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.generator = generator
+        self.discriminator = discriminator
+        self.loss_name = loss
+        self.loss = LOSSES[loss]
+        self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
+        self.n_critic = n_critic
+        self.clip_value = clip_value
+        self.gp_weight = gp_weight
+        self.d_kwargs = {"real_label": 1.0 - label_smoothing} if label_smoothing else {}
+        self.max_steps = max_steps
+        self.log_every_n_steps = log_every_n_steps
+        self.latent_dim = generator.latent_dim
+        self.ema: AveragedModel | None = None
+        if ema_decay is not None:
+            self.ema = AveragedModel(
+                generator, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True
+            )
+            self.ema.requires_grad_(False)
+        # Fixed latent batch: sample grids stay comparable across steps, runs and resumes.
+        z = torch.randn(n_fixed, self.latent_dim, generator=torch.Generator().manual_seed(seed))
+        self.register_buffer("fixed_z", z)
+        self.config: dict | None = None  # the resolved train config, saved in checkpoints
+        self.g_step = 0
+        self.d_step = 0
+        self.real_images_seen = 0
+        self._sums: dict[str, Tensor] = {}
+        self._n_logged = 0
+
+    def configure_optimizers(self):
+        return [
+            self.optimizer_g(params=self.generator.parameters()),
+            self.optimizer_d(params=self.discriminator.parameters()),
+        ]
+
+    # -- training ------------------------------------------------------------------------------
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> int | None:
+        if self.max_steps is not None and self.g_step >= self.max_steps:
+            self.trainer.should_stop = True
+            return -1  # ends the epoch; should_stop ends fit
+        return None
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        x, _ = batch
+        opt_g, opt_d = self.optimizers()
+        n = x.shape[0]
+
+        # Discriminator / critic step on this real batch.
+        self.toggle_optimizer(opt_d)
+        z = torch.randn(n, self.latent_dim, device=self.device)
+        with torch.no_grad():
+            fake = self.generator(z)
+        real_logits = self.discriminator(x)
+        fake_logits = self.discriminator(fake)
+        d_loss = self.loss.d(real_logits, fake_logits, **self.d_kwargs)
+        stats = {"train/d_loss": d_loss.detach()}
+        if self.gp_weight:
+            gp = gradient_penalty(self.discriminator, x, fake)
+            d_loss = d_loss + self.gp_weight * gp
+            stats["train/d_loss"] = d_loss.detach()
+            stats["train/gradient_penalty"] = gp.detach()
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(d_loss)
+        opt_d.step()
+        self.untoggle_optimizer(opt_d)
+        if self.clip_value is not None:
+            clip_weights(self.discriminator, self.clip_value)
+        self.d_step += 1
+        self.real_images_seen += n
+
+        read = torch.sigmoid if self.loss.prob else (lambda t: t)
+        stats["train/d_real"] = read(real_logits.detach()).mean()
+        stats["train/d_fake"] = read(fake_logits.detach()).mean()
+        if not self.loss.prob:  # critic losses: E[D(x)] - E[D(G(z))] estimates W1 (up to scale)
+            stats["train/wasserstein"] = (real_logits.detach().mean() - fake_logits.detach().mean())
+        self._accumulate(stats)
+        if self.d_step % self.n_critic:
+            return
+
+        # Generator step.
+        self.toggle_optimizer(opt_g)
+        z = torch.randn(n, self.latent_dim, device=self.device)
+        g_loss = self.loss.g(self.discriminator(self.generator(z)))
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(g_loss)
+        opt_g.step()
+        self.untoggle_optimizer(opt_g)
+        if self.ema is not None:
+            self.ema.update_parameters(self.generator)
+        self.g_step += 1
+        self._accumulate({"train/g_loss": g_loss.detach()})
+        if self.g_step % self.log_every_n_steps == 0:
+            self._flush_logs()
+        if self.max_steps is not None and self.g_step >= self.max_steps:
+            self.trainer.should_stop = True
+
+    def _accumulate(self, stats: dict[str, Tensor]) -> None:
+        # Sums stay on the device; one host sync per logging interval, not per step.
+        for k, v in stats.items():
+            self._sums[k] = self._sums[k] + v.float() if k in self._sums else v.float()
+        self._n_logged += 1 if "train/g_loss" in stats else 0
+
+    def _flush_logs(self) -> None:
+        if not self._sums:
+            return
+        keys = list(self._sums)
+        sums = torch.stack([self._sums[k] for k in keys]).tolist()
+        counts = {k: (self._n_logged if k == "train/g_loss" else self._n_logged * self.n_critic)
+                  for k in keys}
+        means = {k: s / max(counts[k], 1) for k, s in zip(keys, sums)}
+        self._sums, self._n_logged = {}, 0
+        bad = [k for k, v in means.items() if not math.isfinite(v)]
+        if bad:
+            raise DivergedError(
+                f"Training diverged by generator step {self.g_step}: {', '.join(bad)} became "
+                f"NaN/inf (loss={self.loss_name}). The run stopped; the last good checkpoint is kept. "
+                "Try a lower learning rate (loss.optimizer_d.lr / loss.optimizer_g.lr), "
+                "a different loss (loss=wgan_gp or loss=hinge), or fewer critic steps."
+            )
+        for lg in self.loggers:
+            lg.log_metrics(means, step=self.g_step)
+        self.log_dict(
+            {"g_step": float(self.g_step), "d_loss": means.get("train/d_loss", math.nan),
+             "g_loss": means.get("train/g_loss", math.nan)},
+            prog_bar=True, logger=False, on_step=True, on_epoch=False,
+        )
+
+    def on_train_end(self) -> None:
+        self._flush_logs()
+
+    # -- sampling ------------------------------------------------------------------------------
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator used for samples and evaluation (the EMA copy when enabled)."""
+        return self.ema.module if self.ema is not None else self.generator
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None, batch_size: int = 500) -> Tensor:
+        """n samples in [-1, 1] from the (EMA) generator in eval mode; latents drawn on the CPU
+        from `generator` so results do not depend on the device."""
+        g = self.sampler
+        was_training = g.training
+        g.eval()
+        out = []
+        for start in range(0, n, batch_size):
+            m = min(batch_size, n - start)
+            z = torch.randn(m, self.latent_dim, generator=generator).to(self.device)
+            out.append(g(z).float().cpu())
+        g.train(was_training)
+        return torch.cat(out) if out else torch.empty(0)
+
+    @torch.no_grad()
+    def sample_fixed(self) -> Tensor:
+        g = self.sampler
+        was_training = g.training
+        g.eval()
+        out = g(self.fixed_z).float().cpu()
+        g.train(was_training)
+        return out
+
+    # -- checkpoint state ----------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        bad = [n for n, p in self.named_parameters() if not torch.isfinite(p).all()]
+        if bad:
+            raise DivergedError(
+                f"Refusing to save a checkpoint with non-finite weights ({bad[0]} and "
+                f"{len(bad) - 1} more) at generator step {self.g_step}; the last good checkpoint "
+                "is kept. Lower the learning rates or change the loss."
+            )
+        np_state = np.random.get_state()
+        if self.config is not None:
+            checkpoint["ganarena_config"] = self.config
+        checkpoint["ganarena"] = {
+            "g_step": self.g_step,
+            "d_step": self.d_step,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "numpy": [np_state[0], torch.from_numpy(np_state[1].copy()), *map(float, np_state[2:])],
+                "python": random.getstate(),
+            },
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("ganarena")
+        if state is None:
+            raise CheckpointError(
+                "This checkpoint was not written by ganarena (no 'ganarena' state): it cannot "
+                "resume a ganarena run. Pass a checkpoints/last.ckpt from a ganarena run folder."
+            )
+        self.g_step, self.d_step = int(state["g_step"]), int(state["d_step"])
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        kind, key, pos, has_gauss, cached = rng["numpy"]
+        np.random.set_state((kind, key.numpy().astype(np.uint32), int(pos), int(has_gauss), cached))
+        random.setstate(rng["python"])
+
+
+def build_module(cfg: DictConfig) -> GANModule:
+    """Instantiate G, D and the GANModule from a resolved train config."""
+    loss = cfg.loss
+    return GANModule(
+        generator=instantiate(cfg.model.generator),
+        discriminator=instantiate(cfg.model.discriminator),
+        loss=loss.name,
+        optimizer_g=instantiate(loss.optimizer_g),
+        optimizer_d=instantiate(loss.optimizer_d),
+        n_critic=loss.n_critic,
+        clip_value=loss.clip_value,
+        gp_weight=loss.gp_weight,
+        label_smoothing=loss.label_smoothing,
+        ema_decay=cfg.model.ema_decay,
+        max_steps=cfg.trainer.max_steps,
+        log_every_n_steps=cfg.trainer.log_every_n_steps,
+        n_fixed=cfg.callbacks.samples.n,
+        seed=cfg.seed if cfg.seed is not None else 0,
+    )
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint file safely (weights_only) or raise CheckpointError saying why."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"Checkpoint not found: '{path}'. Pass ckpt_path=<run folder>/checkpoints/last.ckpt "
+            "(an existing file written by ganarena-train)."
+        )
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means the file is unusable
+        raise CheckpointError(
+            f"Checkpoint '{path}' is corrupt or not a PyTorch checkpoint ({type(e).__name__}: "
+            f"{str(e).splitlines()[0][:200]}). Use another checkpoint from the run's "
+            "checkpoints/ folder, or start a fresh run without ckpt_path."
+        ) from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "ganarena" not in ckpt:
+        raise CheckpointError(
+            f"Checkpoint '{path}' was not written by ganarena-train (no model state or ganarena "
+            "counters). Pass checkpoints/last.ckpt from a ganarena run folder."
+        )
+    return ckpt
+
+
+def check_compatible(module: GANModule, ckpt: dict[str, Any], path: str | Path) -> None:
+    """Raise CheckpointError when the checkpoint's weights do not fit `module`."""
+    own = module.state_dict()
+    theirs = ckpt["state_dict"]
+    missing = [k for k in own if k not in theirs]
+    unexpected = [k for k in theirs if k not in own]
+    wrong = [k for k in own if k in theirs and own[k].shape != theirs[k].shape]
+    if missing or unexpected or wrong:
+        saved = ckpt.get("ganarena_config", {})
+        what = (
+            f"model={saved.get('model', {}).get('name')}, dataset={saved.get('dataset', {}).get('name')}"
+            if saved else "another configuration"
+        )
+        first = (missing or unexpected or wrong)[0]
+        raise CheckpointError(
+            f"Checkpoint '{path}' does not fit this model: it was written for {what} "
+            f"({len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} mis-shaped "
+            f"tensors, e.g. '{first}'). Use the same model/dataset/EMA settings as the run that "
+            "wrote it (see its .hydra/config.yaml), or drop ckpt_path."
+        )
+
+
+def load_module(ckpt_path: str | Path, map_location: str = "cpu") -> tuple[GANModule, DictConfig]:
+    """Rebuild the GANModule saved in a ganarena checkpoint; returns (module, train config)."""
+    ckpt = read_checkpoint(ckpt_path)
+    if "ganarena_config" not in ckpt:
+        raise CheckpointError(
+            f"Checkpoint '{ckpt_path}' carries no ganarena config, so its model cannot be rebuilt. "
+            "Pass a checkpoint written by ganarena-train."
+        )
+    cfg = OmegaConf.create(ckpt["ganarena_config"])
+    module = build_module(cfg)
+    check_compatible(module, ckpt, ckpt_path)
+    module.load_state_dict(ckpt["state_dict"])
+    module.g_step = int(ckpt["ganarena"]["g_step"])
+    module.eval()
+    return module.to(map_location), cfg

@@ -1,0 +1,164 @@
+"""ganarena-train: compose the config, build everything with Hydra, fit, write the run folder."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from ganarena.callbacks.samples import SampleGridCallback
+from ganarena.cli import run_cli
+from ganarena.config import validate_train
+from ganarena.errors import DivergedError
+from ganarena.module import build_module, check_compatible, read_checkpoint
+
+log = logging.getLogger("ganarena")
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON atomically (temp file + rename), so a kill never leaves half a file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, allow_nan=True) + "\n")
+    tmp.replace(path)
+
+
+def run_summary(cfg: DictConfig) -> dict[str, Any]:
+    """The settings that identify a run in metrics.json (and in comparisons)."""
+    loss = cfg.loss
+    return {
+        "model": cfg.model.name,
+        "loss": loss.name,
+        "dataset": cfg.dataset.name,
+        "dataset_resolved": cfg.dataset.get("resolved", cfg.dataset.name),
+        "seed": cfg.seed,
+        "batch_size": cfg.dataset.batch_size,
+        "max_steps": cfg.trainer.max_steps,
+        "n_critic": loss.n_critic,
+        "lr_g": loss.optimizer_g.lr,
+        "lr_d": loss.optimizer_d.lr,
+        "ema_decay": cfg.model.ema_decay,
+    }
+
+
+def build_callbacks(cfg: DictConfig, run_dir: Path, evaluator: Any) -> list[L.Callback]:
+    cb = cfg.callbacks
+    # ModelCheckpoint counts Lightning's global_step, which advances n_critic + 1 times per
+    # generator step; converting keeps "every N generator steps" exact.
+    per_g = cfg.loss.n_critic + 1
+    callbacks: list[L.Callback] = [
+        ModelCheckpoint(
+            dirpath=run_dir / "checkpoints",
+            filename="step_{g_step:06.0f}",
+            auto_insert_metric_name=False,
+            every_n_train_steps=cb.checkpoint.every_n_steps * per_g,
+            monitor="g_step",
+            mode="max",
+            save_top_k=cb.checkpoint.keep,
+            save_last=True,
+        ),
+        SampleGridCallback(cb.samples.every_n_steps, run_dir / "samples", nrow=cb.samples.nrow),
+    ]
+    if evaluator is not None:
+        from ganarena.callbacks.evaluation import EvaluationCallback
+
+        callbacks.append(EvaluationCallback(evaluator, cfg.eval.every_n_steps))
+    callbacks += [instantiate(c) for c in (cb.get("extra") or {}).values()]
+    return callbacks
+
+
+def build_evaluator(cfg: DictConfig, datamodule: Any) -> Any:
+    if cfg.eval.backbone == "none":
+        return None
+    from ganarena.metrics import build_evaluator as build
+
+    return build(cfg.eval, datamodule, cfg.paths.cache_dir)
+
+
+def train(cfg: DictConfig) -> float:
+    """Train one run; returns the optimized metric (final FID, +inf if unavailable or failed)."""
+    validate_train(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.seed is not None:
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    datamodule = instantiate(cfg.dataset)
+    datamodule.setup("fit")
+    with open_dict(cfg):
+        cfg.dataset.resolved = datamodule.resolved
+    saved_cfg = run_dir / ".hydra" / "config.yaml"
+    if saved_cfg.parent.is_dir():  # record what was really loaded (e.g. a fallback dataset)
+        OmegaConf.save(cfg, saved_cfg)
+
+    module = build_module(cfg)
+    module.config = OmegaConf.to_container(cfg, resolve=True)
+    start_step = 0
+    if cfg.ckpt_path is not None:
+        ckpt = read_checkpoint(cfg.ckpt_path)
+        check_compatible(module, ckpt, cfg.ckpt_path)
+        start_step = int(ckpt["ganarena"]["g_step"])
+        del ckpt
+
+    evaluator = build_evaluator(cfg, datamodule)
+    callbacks = build_callbacks(cfg, run_dir, evaluator)
+    loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values()]
+    trainer: L.Trainer = instantiate(
+        cfg.trainer,
+        max_steps=-1,  # ganarena stops on generator steps itself (GANModule.max_steps)
+        max_epochs=-1,
+        callbacks=callbacks,
+        logger=loggers or False,
+        default_root_dir=str(run_dir),
+        num_sanity_val_steps=0,
+    )
+
+    summary: dict[str, Any] = {"status": "failed", "steps": 0, "wall_s": None, "imgs_per_s": None,
+                               "final": None, "best": None,
+                               "eval": evaluator.settings if evaluator is not None else None,
+                               "config": run_summary(cfg)}
+    metrics_path = run_dir / "metrics.json"
+    t0 = time.perf_counter()
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        summary["status"] = "interrupted" if trainer.interrupted else "completed"
+    except DivergedError:
+        summary["status"] = "diverged"
+        raise
+    finally:
+        wall = time.perf_counter() - t0
+        eval_cb = next((c for c in callbacks if hasattr(c, "history")), None)
+        eval_s = getattr(eval_cb, "seconds", 0.0) if eval_cb is not None else 0.0
+        summary.update(
+            steps=module.g_step,
+            wall_s=round(wall, 3),
+            imgs_per_s=round(module.real_images_seen / max(wall - eval_s, 1e-9), 1),
+            resumed_from=cfg.ckpt_path,
+            start_step=start_step,
+        )
+        if eval_cb is not None:
+            summary.update(final=eval_cb.final, best=eval_cb.best)
+        write_json(metrics_path, summary)
+    if summary["status"] == "completed":
+        trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    log.info("run folder: %s", run_dir)
+    final = summary.get("final") or {}
+    value = final.get(str(cfg.optimized_metric).split("/")[-1])
+    return float(value) if value is not None and math.isfinite(value) else math.inf
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float:
+    return run_cli(train, cfg, "ganarena-train")
+
+
+if __name__ == "__main__":
+    main()
