@@ -27,7 +27,8 @@ def _number(cfg: DictConfig, key: str, *, integer: bool = False, low: float = 0.
             f"{key} must be {kind}, got {value!r} ({type(value).__name__}). "
             f"Fix it on the command line, e.g. {key}={_example(low, integer)}."
         )
-    bound = f">= {low}" if low_ok else f"> {low}"
+    low_s = int(low) if integer else low
+    bound = f">= {low_s}" if low_ok else f"> {low_s}"
     if value < low or (value == low and not low_ok) or (high is not None and value >= high):
         rng = bound if high is None else f"{bound} and < {high}"
         raise ConfigError(
@@ -58,7 +59,7 @@ def validate_train(cfg: DictConfig) -> None:
         _number(cfg, f"loss.{opt}.lr")
     seed = _get(cfg, "seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise ConfigError(f"seed must be a non-negative integer or null, got {seed!r}. E.g. seed=1.")
+        raise ConfigError(f"seed must be a non-negative integer or null, got {seed!r}. Fix it on the command line, e.g. seed=1.")
     name = _get(cfg, "loss.name")
     if name not in LOSSES:
         raise ConfigError(

@@ -135,6 +135,8 @@ class GANModule(L.LightningModule):
         if self.ema is not None:
             self.ema.update_parameters(self.generator)
         self.g_step += 1
+        # A plain float, so no host sync; ModelCheckpoint ranks and names files by it.
+        self.log("g_step", float(self.g_step), logger=False, on_step=True, on_epoch=False)
         self._accumulate({"train/g_loss": g_loss.detach()})
         if self.g_step % self.log_every_n_steps == 0:
             self._flush_logs()
@@ -147,7 +149,7 @@ class GANModule(L.LightningModule):
             self._sums[k] = self._sums[k] + v.float() if k in self._sums else v.float()
         self._n_logged += 1 if "train/g_loss" in stats else 0
 
-    def _flush_logs(self) -> None:
+    def _flush_logs(self, progress_bar: bool = True) -> None:
         if not self._sums:
             return
         keys = list(self._sums)
@@ -166,14 +168,16 @@ class GANModule(L.LightningModule):
             )
         for lg in self.loggers:
             lg.log_metrics(means, step=self.g_step)
+        if not progress_bar:  # self.log is not allowed outside the training hooks
+            return
         self.log_dict(
-            {"g_step": float(self.g_step), "d_loss": means.get("train/d_loss", math.nan),
+            {"d_loss": means.get("train/d_loss", math.nan),
              "g_loss": means.get("train/g_loss", math.nan)},
             prog_bar=True, logger=False, on_step=True, on_epoch=False,
         )
 
     def on_train_end(self) -> None:
-        self._flush_logs()
+        self._flush_logs(progress_bar=False)
 
     # -- sampling ------------------------------------------------------------------------------
     @property

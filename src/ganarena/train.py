@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from ganarena.callbacks.progress import GANProgressBar
 from ganarena.callbacks.samples import SampleGridCallback
 from ganarena.cli import run_cli
 from ganarena.config import validate_train
@@ -22,6 +24,9 @@ from ganarena.errors import DivergedError
 from ganarena.module import build_module, check_compatible, read_checkpoint
 
 log = logging.getLogger("ganarena")
+
+# Lightning warns that manual-optimization checkpoints hold post-step weights: that is what we want.
+warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -67,6 +72,8 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, evaluator: Any) -> list[L.Ca
         ),
         SampleGridCallback(cb.samples.every_n_steps, run_dir / "samples", nrow=cb.samples.nrow),
     ]
+    if cfg.trainer.get("enable_progress_bar", True):
+        callbacks.append(GANProgressBar(refresh_rate=cb.get("progress_refresh", 10)))
     if evaluator is not None:
         from ganarena.callbacks.evaluation import EvaluationCallback
 

@@ -1,0 +1,333 @@
+"""FID / IS / KID through torchmetrics, against cached reference statistics of the real data.
+
+Images are quantized to uint8 exactly as saving them to PNG would (torchvision's save_image
+rounding), so scoring tensors in memory and scoring the same images from a folder agree; the
+Inception network is defined on uint8 input too. The backbone runs once per batch and its
+features/logits feed all three torchmetrics metrics through an identity "feature extractor".
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.inception import InceptionScore
+from torchmetrics.image.kid import KernelInceptionDistance
+
+from ganarena.errors import ConfigError, DataError, DivergedError
+from ganarena.metrics.backbones import atomic_save, build_backbone
+
+log = logging.getLogger(__name__)
+
+KID_SUBSETS = 100
+KID_MAX_REAL = 10000  # real features kept for KID (a seeded subset): bounds cache size and memory
+IS_SPLITS = 10
+REFERENCE_VERSION = 1
+
+
+class FeaturesIn(nn.Module):
+    """Identity extractor: the metrics receive features the backbone has already computed."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.num_features = dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
+def to_uint8(x: Tensor) -> Tensor:
+    """Images in [-1, 1] -> uint8 [0, 255], rounded like torchvision.utils.save_image."""
+    if x.dtype == torch.uint8:
+        return x
+    if not torch.isfinite(x).all():
+        raise DivergedError(
+            "The generated images contain NaN or inf, so they cannot be scored: the generator has "
+            "diverged. Lower the learning rates or change the loss, and resume from an earlier checkpoint."
+        )
+    return ((x.float().clamp(-1, 1) + 1) * 127.5 + 0.5).to(torch.uint8)
+
+
+def _quiet(cls, **kwargs):
+    with warnings.catch_warnings():  # "will save all extracted features": known and bounded here
+        warnings.simplefilter("ignore", UserWarning)
+        return cls(sync_on_compute=False, **kwargs)
+
+
+def fid_metric(dim: int) -> FrechetInceptionDistance:
+    """torchmetrics FID on precomputed features (float64 statistics); real states survive reset()."""
+    return _quiet(FrechetInceptionDistance, feature=FeaturesIn(dim), reset_real_features=False)
+
+
+def frechet_distance(real: Tensor, fake: Tensor) -> float:
+    """FID between two feature matrices (N, d), through the same torchmetrics path the Evaluator uses."""
+    fid = fid_metric(real.shape[1])
+    fid.update(real.double(), real=True)
+    fid.update(fake.double(), real=False)
+    return float(fid.compute())
+
+
+class Evaluator:
+    """Scores generated images against fixed real statistics; see `build_evaluator`."""
+
+    def __init__(self, backbone: nn.Module, eval_cfg, reference: dict, info: dict | None = None):
+        self.backbone = backbone
+        self.reference = reference
+        self.n_samples = int(eval_cfg.get("n_samples", 10000))
+        self.seed = int(eval_cfg.get("seed", 0))
+        self.batch_size = int(eval_cfg.get("batch_size", 500))
+        self.kid_subset_size = int(eval_cfg.get("kid_subset_size", 1000))
+        self.mode_threshold = float(eval_cfg.get("mode_threshold", 0.5))
+        if self.batch_size < 1 or self.kid_subset_size < 2:
+            raise ConfigError(
+                f"eval.batch_size must be >= 1 and eval.kid_subset_size >= 2 (got "
+                f"{self.batch_size}, {self.kid_subset_size}). Fix the override, e.g. eval.batch_size=500."
+            )
+        self.device = torch.device("cpu")
+        self.reference_cached = False  # set by build_evaluator when the stats came from the cache
+        dim = backbone.feature_dim
+        self._fid = fid_metric(dim)
+        self._fid.real_features_sum = reference["fid_sum"].clone()
+        self._fid.real_features_cov_sum = reference["fid_cov_sum"].clone()
+        self._fid.real_features_num_samples = torch.tensor(reference["n"])
+        self._kid = _quiet(
+            KernelInceptionDistance,
+            feature=FeaturesIn(dim),
+            subsets=KID_SUBSETS,
+            subset_size=self.kid_subset_size,
+            reset_real_features=False,
+        )
+        self._kid.real_features = [reference["kid_features"]]
+        self._is = _quiet(InceptionScore, feature=FeaturesIn(dim), splits=IS_SPLITS)
+        self.modes = backbone.num_classes is not None and reference.get("class_hist") is not None
+        self._settings = {
+            "backbone": backbone.name,
+            "n_real": reference["n"],
+            "n_fake": self.n_samples,
+            "real_split": reference["split"],
+            "seed": self.seed,
+            "image_size": reference["image_size"],
+            "feature_dim": dim,
+            "kid_subset_size": min(
+                self.kid_subset_size, len(reference["kid_features"]), max(self.n_samples, 2)
+            ),
+            "kid_subsets": KID_SUBSETS,
+            "is_splits": IS_SPLITS,
+            **({"mode_threshold": self.mode_threshold} if self.modes else {}),
+            **(info or {}),
+            **backbone.info,
+        }
+
+    @property
+    def settings(self) -> dict:
+        """The settings that produced the scores (the "eval" block of metrics.json)."""
+        return dict(self._settings)
+
+    def to(self, device) -> Evaluator:
+        self.device = torch.device(device)
+        self.backbone.to(self.device)
+        return self
+
+    def with_reference(self, images: Tensor, split: str, eval_cfg=None) -> Evaluator:
+        """A new Evaluator (same backbone and settings) whose real data is `images` (not cached)."""
+        cfg = eval_cfg or {
+            "n_samples": self.n_samples, "seed": self.seed, "batch_size": self.batch_size,
+            "kid_subset_size": self.kid_subset_size, "mode_threshold": self.mode_threshold,
+        }  # fmt: skip
+        keep = {k: v for k, v in self._settings.items() if k in ("dataset", "dataset_fingerprint")}
+        ref = reference_stats(
+            self.backbone, images, split, self.batch_size, self.seed, device=self.device
+        )
+        return Evaluator(self.backbone, cfg, ref, keep).to(self.device)
+
+    @torch.no_grad()
+    def features(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """(features, logits) of images in [-1, 1] (or uint8), as float32 on the CPU."""
+        x = to_uint8(images).to(self.device)
+        f, logits = self.backbone(x)
+        return f.float().cpu(), logits.float().cpu()
+
+    def score_images(self, fake: Tensor) -> dict:
+        """Scores of `fake` (N, C, H, W) in [-1, 1], fed to the backbone in batches."""
+        if fake.ndim != 4:
+            raise DataError(f"Expected images of shape (N, C, H, W), got {tuple(fake.shape)}.")
+        bs = self.batch_size
+        return self._score(fake[i : i + bs] for i in range(0, len(fake), bs))
+
+    def score_module(self, module) -> dict:
+        """Scores of eval.n_samples images from `module.sample` (the EMA generator when enabled),
+        with latents from a generator seeded with eval.seed: the same module scores identically."""
+        gen = torch.Generator().manual_seed(self.seed)
+        device = getattr(module, "device", None)
+        if device is not None and torch.device(device) != self.device:
+            self.to(device)
+        n, bs = self.n_samples, self.batch_size
+        batches = (
+            module.sample(min(bs, n - i), generator=gen, batch_size=bs) for i in range(0, n, bs)
+        )
+        return self._score(batches)
+
+    def _score(self, batches: Iterable[Tensor]) -> dict:
+        for m in (self._fid, self._kid, self._is):
+            m.reset()
+        hist = None
+        n = 0
+        for x in batches:
+            f, logits = self.features(x)
+            self._fid.update(f.double(), real=False)
+            self._kid.update(f, real=False)
+            self._is.update(logits)
+            if self.modes:
+                counts = torch.bincount(logits.argmax(1), minlength=logits.shape[1]).double()
+                hist = counts if hist is None else hist + counts
+            n += len(x)
+        if n < 2:
+            raise ConfigError(
+                f"FID needs at least 2 generated images, got {n}. Raise eval.n_samples "
+                "(10000 gives reportable scores)."
+            )
+        dim = self.backbone.feature_dim
+        if n < max(dim, 1000):
+            warnings.warn(
+                f"Scoring only {n} generated images: FID is biased upwards at small n (strongly so "
+                f"below the feature dimension, {dim}); compare scores only at equal n_fake.",
+                UserWarning,
+                stacklevel=3,
+            )
+        subset = min(self.kid_subset_size, len(self.reference["kid_features"]), n)
+        if subset < self.kid_subset_size:
+            warnings.warn(
+                f"eval.kid_subset_size={self.kid_subset_size} exceeds the number of images "
+                f"(real {len(self.reference['kid_features'])}, fake {n}); using subsets of {subset}.",
+                UserWarning,
+                stacklevel=3,
+            )
+        self._kid.subset_size = subset
+        with torch.random.fork_rng(devices=[]):  # KID subsets and IS splits: seeded, reproducible
+            torch.manual_seed(self.seed)
+            kid, kid_std = self._kid.compute()
+            is_mean, is_std = self._is.compute()
+        scores = {
+            "fid": float(self._fid.compute()),
+            "is": float(is_mean),
+            "is_std": float(is_std),
+            "kid": float(kid),
+            "kid_std": float(kid_std),
+        }
+        if self.modes:
+            scores.update(mode_scores(hist / n, self.reference["class_hist"], self.mode_threshold))
+        self._settings.update(n_fake=n, kid_subset_size=subset)
+        return scores
+
+
+def mode_scores(p_fake: Tensor, p_real: Tensor, threshold: float) -> dict:
+    """modes_covered: real classes whose generated share is >= threshold x their real share;
+    class_kl: KL(generated class histogram || real class histogram), in nats."""
+    p_real = p_real / p_real.sum()
+    covered = int(((p_fake >= threshold * p_real) & (p_real > 0)).sum())
+    nz = p_fake > 0
+    kl = float((p_fake[nz] * (p_fake[nz] / p_real[nz].clamp_min(1e-12)).log()).sum())
+    return {"modes_covered": covered, "class_kl": kl}
+
+
+@torch.no_grad()
+def reference_stats(
+    backbone: nn.Module, images: Tensor, split: str, batch_size: int, seed: int, device=None
+) -> dict:
+    """FID sums/covariance (float64), a seeded subset of features for KID, and the class histogram."""
+    if len(images) < 2:
+        raise DataError(
+            f"The real reference set '{split}' has {len(images)} images; FID needs at least 2."
+        )
+    device = torch.device(device or "cpu")
+    backbone.to(device)
+    dim = backbone.feature_dim
+    fid = fid_metric(dim)
+    keep = torch.zeros(len(images), dtype=torch.bool)
+    gen = torch.Generator().manual_seed(seed)
+    keep[torch.randperm(len(images), generator=gen)[:KID_MAX_REAL]] = True
+    kid_feats, hist = [], None
+    for i in range(0, len(images), batch_size):
+        f, logits = backbone(to_uint8(images[i : i + batch_size]).to(device))
+        f, logits = f.float().cpu(), logits.float().cpu()
+        fid.update(f.double(), real=True)
+        kid_feats.append(f[keep[i : i + batch_size]])
+        if backbone.num_classes is not None:
+            counts = torch.bincount(logits.argmax(1), minlength=logits.shape[1]).double()
+            hist = counts if hist is None else hist + counts
+    return {
+        "version": REFERENCE_VERSION,
+        "fid_sum": fid.real_features_sum.clone(),
+        "fid_cov_sum": fid.real_features_cov_sum.clone(),
+        "n": int(fid.real_features_num_samples),
+        "kid_features": torch.cat(kid_feats),
+        "class_hist": None if hist is None else hist / hist.sum(),
+        "split": split,
+        "image_size": int(images.shape[-1]),
+    }
+
+
+def _load_reference(path: Path, dim: int) -> dict | None:
+    try:
+        ref = torch.load(path, map_location="cpu", weights_only=True)
+        if ref.get("version") != REFERENCE_VERSION or ref["fid_sum"].shape != (dim,):
+            raise ValueError("stale format")
+        return ref
+    except Exception as e:  # noqa: BLE001 - an unreadable cache entry is recomputed
+        log.warning("reference statistics cache %s is unusable (%s); recomputing", path, e)
+        return None
+
+
+def build_evaluator(eval_cfg, datamodule, cache_dir: str) -> Evaluator | None:
+    """The Evaluator for `eval_cfg.backbone` on `datamodule.reference()`, or None for backbone=none.
+
+    The domain classifier and the reference statistics are cached under `cache_dir`.
+    """
+    if eval_cfg.get("backbone", "none") == "none":
+        return None
+    if datamodule is None:
+        raise ConfigError(
+            "Evaluation needs a dataset for its real reference statistics: pass dataset=<name>."
+        )
+    if getattr(datamodule, "images", None) is None:
+        datamodule.setup("fit")
+    backbone = build_backbone(eval_cfg, datamodule, cache_dir)
+    images, _, split = datamodule.reference()
+    seed = int(eval_cfg.get("seed", 0))
+    n_real = eval_cfg.get("n_real")
+    tag = "all"
+    if n_real is not None and int(n_real) < len(images):
+        gen = torch.Generator().manual_seed(seed)
+        images = images[torch.randperm(len(images), generator=gen)[: int(n_real)].sort().values]
+        tag = f"{int(n_real)}-s{seed}"
+    elif n_real is not None and int(n_real) > len(images):
+        log.warning(
+            "eval.n_real=%s exceeds the %d reference images; using all of them", n_real, len(images)
+        )
+    fp = datamodule.fingerprint()
+    name = getattr(datamodule, "resolved", None) or getattr(datamodule, "name", "dataset")
+    path = (
+        Path(cache_dir)
+        / "reference"
+        / f"{fp[:16]}-{split}-{backbone.cache_id}-n{tag}-{images.shape[-1]}px.pt"
+    )
+    ref = _load_reference(path, backbone.feature_dim) if path.is_file() else None
+    cached = ref is not None
+    if ref is None:
+        log.info("computing reference statistics of '%s' (%s, %d images)", name, split, len(images))
+        ref = reference_stats(backbone, images, split, int(eval_cfg.get("batch_size", 500)), seed)
+        atomic_save(ref, path)
+    ev = Evaluator(
+        backbone,
+        eval_cfg,
+        ref,
+        {"dataset": name, "dataset_fingerprint": fp, "reference_file": str(path)},
+    )
+    ev.reference_cached = cached
+    return ev

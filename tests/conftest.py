@@ -1,0 +1,50 @@
+"""Shared test helpers: compose the real train config, run the real CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+from omegaconf import DictConfig
+
+REPO = Path(__file__).resolve().parents[1]
+MNIST_TEST = REPO.parent / "shared" / "datasets" / "mnist-test"
+MNIST_IMAGES = MNIST_TEST / "t10k-images-idx3-ubyte.gz"
+MNIST_LABELS = MNIST_TEST / "t10k-labels-idx1-ubyte.gz"
+
+needs_mnist = pytest.mark.skipif(
+    not MNIST_IMAGES.is_file(), reason=f"real MNIST test split not found at {MNIST_TEST}"
+)
+
+# Small, fast settings for end-to-end runs: a 256-image subset, a few steps, eval off.
+FAST = [
+    "dataset=mnist_sample",
+    "dataset.limit=256",
+    "dataset.batch_size=32",
+    "eval=none",
+    "trainer.max_steps=3",
+    "trainer.log_every_n_steps=1",
+    "trainer.enable_progress_bar=false",
+    "callbacks.checkpoint.every_n_steps=2",
+    "callbacks.samples.every_n_steps=2",
+]
+
+
+def compose_train(out_dir: Path, overrides: list[str] = ()) -> DictConfig:
+    """The train config as the CLI would compose it, writing into `out_dir`."""
+    with initialize_config_module("ganarena.conf", version_base="1.3"):
+        return compose(
+            "train", overrides=[*FAST, f"paths.output_dir={out_dir}", f"paths.cache_dir={out_dir.parent / 'cache'}", *overrides]
+        )
+
+
+def run_cli(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run a console script as a user would (through `python -m`), capturing output."""
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "GANARENA_CACHE": str(cwd / "cache")}
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
