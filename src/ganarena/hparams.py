@@ -1,0 +1,194 @@
+"""Hyperparameters and final scores for TensorBoard's HParams tab.
+
+`tensorboard --logdir <sweep dir>` then lists one row per job (a *session*) with its flattened
+config and `hp/fid`, `hp/is`, `hp/kid`, ... Sessions that differ only in their seed share a
+*session group*, so the tab can average a variant over seeds.
+
+Every run writes the same hparam names with the same types (None becomes NaN or "none"): the
+plugin reads the experiment definition from one arbitrary run, so the runs must agree on it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from lightning.fabric.utilities.rank_zero import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+from ganarena.losses import LOSSES
+
+STATUSES = ("completed", "diverged", "failed", "interrupted")
+# hp/<name>: where its value comes from in metrics.json.
+METRICS = {
+    "hp/fid": ("final", "fid"),
+    "hp/is": ("final", "is"),
+    "hp/kid": ("final", "kid"),
+    "hp/best_fid": ("best", "fid"),
+    "hp/wall_s": (None, "wall_s"),
+    "hp/imgs_per_s": (None, "imgs_per_s"),
+}
+# name -> (config key, kind); kind "num" maps None to NaN, "str" maps None to "none".
+_FROM_CONFIG = {
+    "model": ("model.name", "str"),
+    "loss": ("loss.name", "str"),
+    "dataset": ("dataset.name", "str"),
+    "dataset_resolved": ("dataset.resolved", "str"),
+    "seed": ("seed", "num"),
+    "batch_size": ("dataset.batch_size", "num"),
+    "dataset_limit": ("dataset.limit", "num"),
+    "max_steps": ("trainer.max_steps", "num"),
+    "n_critic": ("loss.n_critic", "num"),
+    "optimizer_g": ("loss.optimizer_g._target_", "str"),
+    "optimizer_d": ("loss.optimizer_d._target_", "str"),
+    "lr_g": ("loss.optimizer_g.lr", "num"),
+    "lr_d": ("loss.optimizer_d.lr", "num"),
+    "beta1_g": ("loss.optimizer_g.betas.0", "num"),
+    "beta2_g": ("loss.optimizer_g.betas.1", "num"),
+    "beta1_d": ("loss.optimizer_d.betas.0", "num"),
+    "beta2_d": ("loss.optimizer_d.betas.1", "num"),
+    "clip_value": ("loss.clip_value", "num"),
+    "gp_weight": ("loss.gp_weight", "num"),
+    "label_smoothing": ("loss.label_smoothing", "num"),
+    "d_norm": ("loss.d_norm", "str"),
+    "latent_dim": ("model.latent_dim", "num"),
+    "ema_decay": ("model.ema_decay", "num"),
+    "precision": ("trainer.precision", "str"),
+    "devices": ("trainer.devices", "str"),
+    "eval_backbone": ("eval.backbone", "str"),
+    "eval_n_samples": ("eval.n_samples", "num"),
+}
+# Discrete domains the HParams tab shows as checkboxes (complete by construction).
+DOMAINS = {"loss": sorted(LOSSES), "status": list(STATUSES)}
+
+
+def _num(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return math.nan
+    return float(value)
+
+
+def _str(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, str) and "." in value and value.split(".")[0] == "torch":
+        return value.rsplit(".", 1)[-1]  # torch.optim.Adam -> Adam
+    return str(value)
+
+
+def flatten_hparams(cfg: DictConfig | Mapping | None, summary: Mapping[str, Any]) -> dict:
+    """The flat {name: float | str} hyperparameters of a run, the same names for every run.
+
+    Values come from the train config; the metrics.json `config` block fills in what the config
+    lacks (e.g. a run summarised without its config).
+    """
+    if cfg is not None and not isinstance(cfg, DictConfig):
+        cfg = OmegaConf.create(dict(cfg))
+    given = dict(summary.get("config") or {})
+    out: dict[str, Any] = {}
+    for name, (key, kind) in _FROM_CONFIG.items():
+        value = None
+        if cfg is not None:
+            value = OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
+        if value is None:
+            value = given.get(name)
+        if OmegaConf.is_config(value):
+            value = OmegaConf.to_container(value, resolve=True)
+        out[name] = _num(value) if kind == "num" else _str(value)
+    out["status"] = _str(summary.get("status"))
+    return out
+
+
+def final_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
+    """hp/* values from a metrics.json summary; NaN where a score is missing."""
+    out = {}
+    for name, (block, key) in METRICS.items():
+        source = summary if block is None else (summary.get(block) or {})
+        out[name] = _num(source.get(key))
+    return out
+
+
+def group_name(hparams: Mapping[str, Any]) -> str:
+    """Sessions with the same hyperparameters except the seed form one session group."""
+    keep = {k: v for k, v in hparams.items() if k not in ("seed", "status")}
+    return ", ".join(f"{k}={v}" for k, v in sorted(keep.items()))
+
+
+def hparams_summaries(hparams: Mapping[str, Any], metrics: Mapping[str, float]) -> list:
+    """The three Summary protos of TensorBoard's hparams plugin (experiment, session start and
+    end), built with the plugin's own summary API."""
+    from tensorboard.plugins.hparams import api_pb2
+    from tensorboard.plugins.hparams import summary as hp_summary
+    from google.protobuf import struct_pb2
+
+    infos = []
+    for name, value in hparams.items():
+        if isinstance(value, str):
+            domain = DOMAINS.get(name)
+            infos.append(
+                api_pb2.HParamInfo(
+                    name=name,
+                    type=api_pb2.DATA_TYPE_STRING,
+                    domain_discrete=struct_pb2.ListValue(
+                        values=[struct_pb2.Value(string_value=v) for v in domain]
+                    )
+                    if domain
+                    else None,
+                )
+            )
+        else:
+            infos.append(api_pb2.HParamInfo(name=name, type=api_pb2.DATA_TYPE_FLOAT64))
+    metric_infos = [api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag)) for tag in metrics]
+    status = {
+        "completed": api_pb2.STATUS_SUCCESS,
+        "diverged": api_pb2.STATUS_FAILURE,
+        "failed": api_pb2.STATUS_FAILURE,
+        "interrupted": api_pb2.STATUS_ABORTED,
+    }.get(str(hparams.get("status")), api_pb2.STATUS_UNKNOWN)
+    return [
+        hp_summary.experiment_pb(infos, metric_infos, time_created_secs=0.0),
+        hp_summary.session_start_pb(dict(hparams), group_name=group_name(hparams)),
+        hp_summary.session_end_pb(status),
+    ]
+
+
+def write_hparams(log_dir: str | Path, hparams: Mapping[str, Any], metrics: Mapping[str, float],
+                  step: int = 0) -> None:
+    """Write hparams plugin data and the hp/* scalars into a TensorBoard run folder."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(log_dir=str(log_dir))
+    try:
+        file_writer = writer._get_file_writer()
+        for pb in hparams_summaries(hparams, metrics):
+            file_writer.add_summary(pb)
+        for tag, value in metrics.items():
+            writer.add_scalar(tag, value, global_step=step)
+    finally:
+        writer.close()
+
+
+def _tensorboard_dirs(loggers: Iterable[Any]) -> list[str]:
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    return [lg.log_dir for lg in loggers if isinstance(lg, TensorBoardLogger)]
+
+
+@rank_zero_only
+def log_hparams(loggers: Iterable[Any], cfg: DictConfig | None, summary: Mapping[str, Any]) -> None:
+    """Log the run's flattened config with its final scores (hp/fid, hp/is, hp/kid, hp/best_fid,
+    hp/wall_s, hp/imgs_per_s; NaN when missing) to every TensorBoard logger, for the HParams tab.
+
+    `summary` is the metrics.json dict. Call it once, after training (also after a divergence,
+    so failed runs show up with status "diverged").
+    """
+    dirs = _tensorboard_dirs(loggers or [])
+    if not dirs:
+        return
+    hparams = flatten_hparams(cfg, summary)
+    metrics = final_metrics(summary)
+    step = int(summary.get("steps") or 0)
+    for log_dir in dirs:
+        write_hparams(log_dir, hparams, metrics, step=step)
