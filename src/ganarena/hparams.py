@@ -11,6 +11,7 @@ plugin reads the experiment definition from one arbitrary run, so the runs must 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -116,41 +117,63 @@ def group_name(hparams: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(keep.items()))
 
 
-def hparams_summaries(hparams: Mapping[str, Any], metrics: Mapping[str, float]) -> list:
-    """The three Summary protos of TensorBoard's hparams plugin (experiment, session start and
-    end), built with the plugin's own summary API."""
-    from tensorboard.plugins.hparams import api_pb2
-    from tensorboard.plugins.hparams import summary as hp_summary
-    from google.protobuf import struct_pb2
+def _plugin_summary(tag: str, **content: Any):
+    """A Summary holding hparams plugin data under `tag` (what the plugin's summary API writes)."""
+    from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+    from tensorboard.plugins.hparams import metadata, plugin_data_pb2
 
-    infos = []
+    data = plugin_data_pb2.HParamsPluginData(version=metadata.PLUGIN_DATA_VERSION, **content)
+    meta = SummaryMetadata(
+        plugin_data=SummaryMetadata.PluginData(
+            plugin_name=metadata.PLUGIN_NAME, content=data.SerializeToString()
+        )
+    )
+    return Summary(value=[Summary.Value(tag=tag, metadata=meta)])
+
+
+def hparams_summaries(hparams: Mapping[str, Any], metrics: Mapping[str, float]) -> list:
+    """The experiment, session-start and session-end Summary protos of TensorBoard's hparams
+    plugin (tensorboard.plugins.hparams.summary builds the same ones but needs TensorFlow)."""
+    from google.protobuf import struct_pb2
+    from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+
+    infos, values = [], {}
     for name, value in hparams.items():
         if isinstance(value, str):
+            values[name] = struct_pb2.Value(string_value=value)
             domain = DOMAINS.get(name)
+            discrete = (
+                struct_pb2.ListValue(values=[struct_pb2.Value(string_value=v) for v in domain])
+                if domain
+                else None
+            )
             infos.append(
                 api_pb2.HParamInfo(
-                    name=name,
-                    type=api_pb2.DATA_TYPE_STRING,
-                    domain_discrete=struct_pb2.ListValue(
-                        values=[struct_pb2.Value(string_value=v) for v in domain]
-                    )
-                    if domain
-                    else None,
+                    name=name, type=api_pb2.DATA_TYPE_STRING, domain_discrete=discrete
                 )
             )
         else:
+            values[name] = struct_pb2.Value(number_value=float(value))
             infos.append(api_pb2.HParamInfo(name=name, type=api_pb2.DATA_TYPE_FLOAT64))
-    metric_infos = [api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag)) for tag in metrics]
+    experiment = api_pb2.Experiment(
+        hparam_infos=infos,
+        metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=t)) for t in metrics],
+    )
     status = {
         "completed": api_pb2.STATUS_SUCCESS,
         "diverged": api_pb2.STATUS_FAILURE,
         "failed": api_pb2.STATUS_FAILURE,
-        "interrupted": api_pb2.STATUS_ABORTED,
+        "interrupted": api_pb2.STATUS_UNKNOWN,
     }.get(str(hparams.get("status")), api_pb2.STATUS_UNKNOWN)
+    now = time.time()
+    start = plugin_data_pb2.SessionStartInfo(
+        hparams=values, group_name=group_name(hparams), start_time_secs=now
+    )
+    end = plugin_data_pb2.SessionEndInfo(status=status, end_time_secs=now)
     return [
-        hp_summary.experiment_pb(infos, metric_infos, time_created_secs=0.0),
-        hp_summary.session_start_pb(dict(hparams), group_name=group_name(hparams)),
-        hp_summary.session_end_pb(status),
+        _plugin_summary(metadata.EXPERIMENT_TAG, experiment=experiment),
+        _plugin_summary(metadata.SESSION_START_INFO_TAG, session_start_info=start),
+        _plugin_summary(metadata.SESSION_END_INFO_TAG, session_end_info=end),
     ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import signal
 import time
 import warnings
 from pathlib import Path
@@ -18,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ganarena.callbacks.progress import GANProgressBar
 from ganarena.callbacks.samples import SampleGridCallback
+from ganarena.checkpoint_io import AtomicCheckpointIO
 from ganarena.cli import run_cli
 from ganarena.config import validate_train
 from ganarena.errors import DivergedError
@@ -27,6 +29,7 @@ log = logging.getLogger("ganarena")
 
 # Lightning warns that manual-optimization checkpoints hold post-step weights: that is what we want.
 warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -92,6 +95,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -
         logger=loggers or False,
         default_root_dir=str(run_dir),
         num_sanity_val_steps=0,
+        plugins=[AtomicCheckpointIO()],
     )
 
 
@@ -123,6 +127,9 @@ def train(cfg: DictConfig) -> float:
     module = build_module(cfg)
     module.config = OmegaConf.to_container(cfg, resolve=True)
     start_step = 0
+    if cfg.ckpt_path == "last":  # the newest checkpoint of this run folder (hydra.run.dir=RUN)
+        with open_dict(cfg):
+            cfg.ckpt_path = str(run_dir / "checkpoints" / "last.ckpt")
     if cfg.ckpt_path is not None:
         ckpt = read_checkpoint(cfg.ckpt_path)
         check_compatible(module, ckpt, cfg.ckpt_path)
@@ -145,6 +152,15 @@ def train(cfg: DictConfig) -> float:
     except DivergedError:
         summary["status"] = "diverged"
         raise
+    except (KeyboardInterrupt, SystemExit) as e:
+        # SIGINT / SIGTERM: Lightning stops at a batch boundary and raises SystemExit; keep the
+        # work done so far so `ckpt_path=last` resumes from here.
+        summary["status"] = "interrupted"
+        trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+        log.warning("interrupted at generator step %d; resume with hydra.run.dir=%s ckpt_path=last",
+                    module.g_step, run_dir)
+        code = e.code if isinstance(e, SystemExit) and e.code else 128 + signal.SIGTERM
+        raise SystemExit(code) from None
     finally:
         wall = time.perf_counter() - t0
         eval_cb = next((c for c in callbacks if hasattr(c, "history")), None)

@@ -1,0 +1,186 @@
+"""ganarena-eval: score a checkpoint or two image folders; ONE JSON object on stdout."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sys
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from ganarena.cli import run_cli
+from ganarena.errors import ConfigError, DataError
+from ganarena.metrics import build_backbone, build_evaluator
+from ganarena.metrics.evaluator import Evaluator, reference_stats
+
+log = logging.getLogger("ganarena")
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def load_image_folder(folder: str | Path, channels: int | None, key: str) -> torch.Tensor:
+    """All images under `folder` (recursively, sorted) as uint8 (N, C, H, W).
+
+    channels 1/3 converts every image to grayscale/RGB; None keeps grayscale when all images are.
+    """
+    from PIL import Image
+
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise DataError(f"{key}={folder} is not a folder. Pass {key}=<folder of images>.")
+    files = sorted(
+        p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+    )
+    if not files:
+        raise DataError(
+            f"No images in {key}={folder} (searched recursively for {', '.join(IMAGE_EXTENSIONS)}). "
+            f"Point {key} at a folder of generated/real images, e.g. PNGs written by ganarena-generate."
+        )
+    sizes: dict[tuple[int, int], list[Path]] = {}
+    modes = Counter()
+    for p in files:
+        try:
+            with Image.open(p) as im:
+                sizes.setdefault(im.size, []).append(p)
+                modes[im.mode] += 1
+        except OSError as e:
+            raise DataError(
+                f"{p} (in {key}) is not a readable image ({e}). Remove or replace it."
+            ) from None
+    if len(sizes) > 1:
+        desc = "; ".join(
+            f"{w}x{h}: {len(v)} files, e.g. {v[0].name}" for (w, h), v in sizes.items()
+        )
+        raise DataError(
+            f"The images in {key}={folder} have {len(sizes)} different sizes ({desc}). All images "
+            "of a set must have one size: resize them, or score each size separately."
+        )
+    if channels is None:
+        channels = 1 if set(modes) <= {"L", "1", "I", "I;16"} else 3
+    mode = "L" if channels == 1 else "RGB"
+    out = []
+    for p in files:
+        with Image.open(p) as im:
+            a = np.asarray(im.convert(mode), dtype=np.uint8)
+        out.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
+    log.info("%s: %d images of %dx%d, %s", key, len(files), *next(iter(sizes)), mode)
+    return torch.from_numpy(np.stack(out))
+
+
+def _overrides() -> list[str]:
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def _dataset_cfg(cfg: DictConfig, train_cfg: DictConfig) -> DictConfig:
+    """The checkpoint's dataset (plus any dataset.x=... overrides) unless dataset= was given."""
+    overrides = _overrides()
+    if any(o.startswith("dataset=") for o in overrides) or "dataset" not in train_cfg:
+        return cfg.dataset
+    ds = OmegaConf.create(OmegaConf.to_container(train_cfg.dataset, resolve=True))
+    ds.pop("resolved", None)  # recorded by ganarena-train, not a datamodule argument
+    dots = [o for o in overrides if o.startswith("dataset.")]
+    return OmegaConf.merge(ds, OmegaConf.from_dotlist([o[len("dataset.") :] for o in dots]))
+
+
+def _datamodule(ds_cfg: DictConfig):
+    dm = instantiate(ds_cfg)
+    dm.setup("fit")
+    return dm
+
+
+def _score_checkpoint(cfg: DictConfig) -> tuple[dict, Path]:
+    from ganarena.module import load_module
+
+    module, train_cfg = load_module(cfg.ckpt_path)
+    dm = _datamodule(_dataset_cfg(cfg, train_cfg))
+    evaluator = build_evaluator(cfg.eval, dm, cfg.eval.cache_dir)
+    if torch.cuda.is_available():
+        module = module.to("cuda")
+    scores = evaluator.score_module(module)
+    inputs = {
+        "ckpt_path": str(cfg.ckpt_path),
+        "step": int(getattr(module, "g_step", 0)),
+        "model": OmegaConf.select(train_cfg, "model.name"),
+        "loss": OmegaConf.select(train_cfg, "loss.name"),
+    }
+    return {"scores": scores, "eval": evaluator.settings, "inputs": inputs}, Path(
+        cfg.ckpt_path
+    ).parent
+
+
+def _score_folders(cfg: DictConfig) -> tuple[dict, Path]:
+    dm = _datamodule(cfg.dataset) if cfg.eval.backbone == "domain" else None
+    backbone = build_backbone(cfg.eval, dm, cfg.eval.cache_dir)
+    shape = backbone.input_shape
+    channels = shape[0] if shape is not None else None
+    real = load_image_folder(cfg.real, channels, "real")
+    fake = load_image_folder(cfg.fake, channels if channels else real.shape[1], "fake")
+    for key, x in (("real", real), ("fake", fake)):
+        if shape is not None and tuple(x.shape[1:]) != tuple(shape):
+            raise DataError(
+                f"The {key} images are {x.shape[-1]}x{x.shape[-2]} with {x.shape[1]} channel(s), but "
+                f"the domain classifier of dataset '{dm.resolved}' takes {shape[2]}x{shape[1]} with "
+                f"{shape[0]}: pass the dataset= these images belong to, or use eval.backbone=inception."
+            )
+    batch_size = int(cfg.eval.batch_size)
+    ref = reference_stats(backbone, real, str(cfg.real), batch_size, int(cfg.eval.seed))
+    info = (
+        {"dataset": dm.resolved, "dataset_fingerprint": dm.fingerprint()} if dm is not None else {}
+    )
+    evaluator = Evaluator(backbone, cfg.eval, ref, info)
+    scores = evaluator.score_images(fake)
+    inputs = {"real": str(cfg.real), "fake": str(cfg.fake)}
+    return {"scores": scores, "eval": evaluator.settings, "inputs": inputs}, Path(cfg.fake)
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Score `ckpt_path` or the `real`/`fake` folders; print and save the JSON result."""
+    if cfg.eval.backbone not in ("domain", "inception"):
+        raise ConfigError(
+            f"ganarena-eval needs a backbone, got eval.backbone={cfg.eval.backbone}. Use "
+            "eval=domain (offline, trained on the dataset's labels) or eval=inception."
+        )
+    folders = cfg.real is not None or cfg.fake is not None
+    if (cfg.ckpt_path is None) == (not folders) or (
+        folders and (cfg.real is None or cfg.fake is None)
+    ):
+        raise ConfigError(
+            "Pass either ckpt_path=<checkpoint> or both real=<folder> and fake=<folder>, e.g. "
+            "ganarena-eval ckpt_path=outputs/train/runs/<run>/checkpoints/last.ckpt."
+        )
+    # Anything printed by libraries goes to stderr: stdout carries only the JSON object.
+    with contextlib.redirect_stdout(sys.stderr):
+        result, out_dir = (
+            _score_checkpoint(cfg) if cfg.ckpt_path is not None else _score_folders(cfg)
+        )
+        stamp = datetime.now()
+        result["created"] = stamp.isoformat(timespec="seconds")
+        path = out_dir / f"eval_{stamp:%Y-%m-%d_%H-%M-%S-%f}.json"
+        result["file"] = str(path)
+        text = json.dumps(result, indent=2)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text + "\n")
+        tmp.replace(path)
+        log.info("scores written to %s", path)
+    print(text, flush=True)
+    return result
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+def main(cfg: DictConfig) -> float | None:
+    result = run_cli(evaluate, cfg, "ganarena-eval")
+    return result["scores"]["fid"] if isinstance(result, dict) else result
+
+
+if __name__ == "__main__":
+    main()
