@@ -91,6 +91,12 @@ class GANModule(L.LightningModule):
         return factory(params=net.parameters(), **kwargs)
 
     # -- training ------------------------------------------------------------------------------
+    def on_train_start(self) -> None:
+        # Every batch is one D step, so d_step says how far into the data order a resumed run is.
+        sampler = getattr(self.trainer.datamodule, "sampler", None)
+        if sampler is not None and self.trainer.world_size == 1:
+            sampler.seek(self.d_step)
+
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> int | None:
         if self.max_steps is not None and self.g_step >= self.max_steps:
             self.trainer.should_stop = True

@@ -117,6 +117,7 @@ def train(cfg: DictConfig) -> float:
 
     datamodule = instantiate(cfg.dataset)
     datamodule.batched_loader = cfg.speed.batched_loader
+    datamodule.shuffle_seed = cfg.seed if cfg.seed is not None else 0
     datamodule.setup("fit")
     with open_dict(cfg):
         cfg.dataset.resolved = datamodule.resolved

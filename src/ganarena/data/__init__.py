@@ -1,0 +1,28 @@
+"""Datamodules: whole datasets held in memory as float32 (N, C, H, W) in [-1, 1]."""
+
+from ganarena.data.base import ImageDataModule
+from ganarena.data.datasets import (
+    CIFAR10DataModule,
+    DigitsDataModule,
+    FashionMNISTDataModule,
+    IdxDataModule,
+    ImageFolderDataModule,
+    MNISTDataModule,
+    MNISTSampleDataModule,
+    TorchvisionDataModule,
+)
+from ganarena.data.idx import read_idx, read_idx_pair
+
+__all__ = [
+    "CIFAR10DataModule",
+    "DigitsDataModule",
+    "FashionMNISTDataModule",
+    "IdxDataModule",
+    "ImageDataModule",
+    "ImageFolderDataModule",
+    "MNISTDataModule",
+    "MNISTSampleDataModule",
+    "TorchvisionDataModule",
+    "read_idx",
+    "read_idx_pair",
+]

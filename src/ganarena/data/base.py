@@ -1,0 +1,252 @@
+"""In-memory image datamodule: subclasses load raw arrays, the base normalizes and serves them."""
+
+from __future__ import annotations
+
+import hashlib
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from ganarena.errors import ConfigError, DataError
+
+# ITU-R BT.601 luma weights, the same ones PIL uses for "RGB" -> "L".
+LUMA = (0.299, 0.587, 0.114)
+# Images converted per chunk so that peak memory stays near raw + output size.
+CHUNK = 4096
+
+
+def _check_int(name: str, value, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ConfigError(
+            f"dataset.{name} must be {kind}, got {value!r}. Fix it in the dataset config or override it, e.g. dataset.{name}=64."
+        )
+
+
+def subset_indices(n: int, limit: int | None, seed: int) -> Tensor:
+    """Sorted indices of a seeded random subset of `limit` out of `n` items (all when limit is None or >= n)."""
+    if limit is None or limit >= n:
+        return torch.arange(n)
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randperm(n, generator=gen)[:limit].sort().values
+
+
+# Datasets up to this size (float32 bytes) are copied to the GPU once for the whole run.
+DEVICE_RESIDENT_BYTES = 2 * 1024**3
+
+
+class ImageDataModule(L.LightningDataModule):
+    """Holds a whole image dataset in memory as float32 (N, C, H, W) in [-1, 1].
+
+    Subclasses implement `load()`; `setup()` converts to [-1, 1], applies `limit`, resizes to
+    `image_size` and converts to `channels`.
+    """
+
+    # Gather whole batches from the in-memory tensors (see train_dataloader); the per-item
+    # DataLoader is used when False or under DDP. Set from the `speed` config by train.py.
+    batched_loader: bool = True
+    # Seed of the shuffling order (train.py sets it from the run's seed).
+    shuffle_seed: int = 0
+    _sampler: ResumableBatchSampler | None = None
+
+    def __init__(
+        self,
+        name: str,
+        image_size: int,
+        channels: int,
+        batch_size: int,
+        num_workers: int = 0,
+        limit: int | None = None,
+        seed: int = 0,
+    ):
+        super().__init__()
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"dataset.name must be a non-empty string, got {name!r}.")
+        _check_int("image_size", image_size, 1)
+        _check_int("batch_size", batch_size, 1)
+        _check_int("num_workers", num_workers, 0)
+        _check_int("seed", seed, 0)
+        if limit is not None:
+            _check_int("limit", limit, 1)
+        if channels not in (1, 3) or isinstance(channels, bool):
+            raise ConfigError(
+                f"dataset.channels must be 1 (grayscale) or 3 (RGB), got {channels!r}."
+            )
+        self.name = name
+        self.image_size = image_size
+        self.channels = channels
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.limit = limit
+        self.seed = seed
+        self.resolved = name
+        self.images: Tensor | None = None
+        self.labels: Tensor | None = None
+        self.num_classes: int | None = None
+        self._reference: tuple[Tensor, Tensor | None, str] | None = None
+        self._fingerprint: str | None = None
+
+    def load(self) -> dict[str, tuple]:
+        """Return {"train": (images, labels), optionally "test": (...)} as raw arrays.
+
+        images: (N, H, W) or (N, C, H, W) with C in {1, 3}, uint8 in [0, 255] or float in [0, 1];
+        labels: int (N,) or None. May set `self.resolved` (e.g. after a fallback).
+        """
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.images is not None:
+            return
+        splits = self.load()
+        images, labels = splits["train"]
+        labels = None if labels is None else torch.as_tensor(np.asarray(labels)).long()
+        if labels is not None and self.num_classes is None:
+            # From the full set, so a small `limit` cannot shrink the class count.
+            self.num_classes = int(labels.max()) + 1
+        idx = subset_indices(len(images), self.limit, self.seed)
+        self.images = self._convert(images, idx)
+        self.labels = None if labels is None else labels[idx].clone()
+        if len(self.images) < self.batch_size:
+            raise DataError(
+                f"Dataset '{self.resolved}' has {len(self.images)} images, fewer than "
+                f"dataset.batch_size={self.batch_size}, so no full batch can be drawn. "
+                f"Lower dataset.batch_size (or raise dataset.limit / use more data)."
+            )
+        if "test" in splits:
+            test_images, test_labels = splits["test"]
+            test_labels = (
+                None if test_labels is None else torch.as_tensor(np.asarray(test_labels)).long()
+            )
+            self._reference = (
+                self._convert(test_images, torch.arange(len(test_images))),
+                test_labels,
+                "test",
+            )
+        else:
+            self._reference = (self.images, self.labels, "train")
+
+    def _convert(self, raw, idx: Tensor) -> Tensor:
+        raw = torch.as_tensor(np.asarray(raw)) if not isinstance(raw, Tensor) else raw
+        if raw.ndim == 3:
+            raw = raw.unsqueeze(1)
+        if raw.ndim != 4 or raw.shape[1] not in (1, 3):
+            raise DataError(
+                f"Dataset '{self.resolved}' gave images of shape {tuple(raw.shape)}; expected (N, H, W) or (N, C, H, W) with C = 1 or 3."
+            )
+        size = self.image_size
+        out = torch.empty(len(idx), self.channels, size, size, dtype=torch.float32)
+        for start in range(0, len(idx), CHUNK):
+            x = raw[idx[start : start + CHUNK]]
+            # uint8 0 -> -1 and 255 -> 1 exactly; floats are taken to lie in [0, 1].
+            x = x.float() / 127.5 - 1 if x.dtype == torch.uint8 else x.float() * 2 - 1
+            if x.shape[1] == 3 and self.channels == 1:
+                x = (x * torch.tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
+            if x.shape[-2:] != (size, size):
+                x = F.interpolate(
+                    x, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+                )
+                x = x.clamp(-1, 1)  # guard against float overshoot at the bounds
+            out[start : start + CHUNK] = x.expand(-1, self.channels, -1, -1)
+        return out
+
+    def _require_setup(self) -> None:
+        if self.images is None:
+            self.setup()
+
+    def reference(self) -> tuple[Tensor, Tensor | None, str]:
+        """(images, labels or None, split name): the real set for evaluation statistics."""
+        self._require_setup()
+        return self._reference
+
+    def fingerprint(self) -> str:
+        """sha256 hex digest of the training images and labels (a cache key)."""
+        self._require_setup()
+        if self._fingerprint is None:
+            h = hashlib.sha256(f"{tuple(self.images.shape)}".encode())
+            h.update(self.images.numpy().tobytes())
+            h.update(b"none" if self.labels is None else self.labels.numpy().tobytes())
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
+
+    def train_dataloader(self) -> DataLoader:
+        self._require_setup()
+        labels = (
+            self.labels
+            if self.labels is not None
+            else torch.full((len(self.images),), -1, dtype=torch.long)
+        )
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None and trainer.world_size > 1:
+            # Distributed: a plain shuffled loader, so Lightning can insert its DistributedSampler.
+            return DataLoader(
+                TensorDataset(self.images, labels),
+                batch_size=self.batch_size,
+                shuffle=True,
+                drop_last=True,
+                num_workers=self.num_workers,
+                persistent_workers=self.num_workers > 0,
+            )
+        # A private generator: DataLoader draws a base seed at every iter(), which must not
+        # shift the global RNG stream that the latents come from (or resumes would diverge).
+        workers = {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0,
+                   "generator": torch.Generator().manual_seed(self.shuffle_seed)}
+        if not self.batched_loader:  # per-item fetch and collate, same batches
+            return DataLoader(TensorDataset(self.images, labels), batch_sampler=self.sampler, **workers)
+        images = self.images
+        if self.num_workers == 0 and trainer is not None:
+            device = trainer.strategy.root_device
+            if device.type != "cpu" and images.numel() * 4 <= DEVICE_RESIDENT_BYTES:
+                # Small datasets live on the accelerator: no per-step host-to-device copies.
+                images, labels = images.to(device), labels.to(device)
+        # One gather per batch (the sampler yields whole index lists) instead of collating
+        # batch_size single items: same batches, a fraction of the per-step overhead.
+        return DataLoader(_Indexed(images, labels), sampler=self.sampler, batch_size=None, **workers)
+
+    @property
+    def sampler(self) -> ResumableBatchSampler:
+        if self._sampler is None:
+            self._sampler = ResumableBatchSampler(len(self.images), self.batch_size, self.shuffle_seed)
+        return self._sampler
+
+
+class ResumableBatchSampler:
+    """Shuffled batches of indices, epoch by epoch, from (seed, epoch) alone, so the data order
+    is a function of how many batches were consumed: `seek(n)` puts a resumed run exactly where
+    the interrupted one stopped."""
+
+    def __init__(self, n: int, batch_size: int, seed: int = 0) -> None:
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.epoch, self.position = 0, 0
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size
+
+    def __iter__(self):
+        perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        batches = perm[: len(self) * self.batch_size].view(len(self), self.batch_size)
+        while self.position < len(self):
+            self.position += 1
+            yield batches[self.position - 1].tolist()
+        self.epoch, self.position = self.epoch + 1, 0
+
+    def seek(self, consumed: int) -> None:
+        """Continue after `consumed` batches (counted from the start of training)."""
+        self.epoch, self.position = divmod(consumed, len(self))
+
+
+class _Indexed(Dataset):
+    """Tensors indexed by a whole batch of indices at once."""
+
+    def __init__(self, *tensors: Tensor) -> None:
+        self.tensors = tensors
+
+    def __len__(self) -> int:
+        return len(self.tensors[0])
+
+    def __getitem__(self, idx: list[int]) -> tuple[Tensor, ...]:
+        index = torch.as_tensor(idx, device=self.tensors[0].device)
+        return tuple(t[index] for t in self.tensors)
