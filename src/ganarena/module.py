@@ -58,6 +58,7 @@ class GANModule(L.LightningModule):
         self.d_kwargs = {"real_label": 1.0 - label_smoothing} if label_smoothing else {}
         self.max_steps = max_steps
         self.fused_optimizers = fused_optimizers
+        self.seed = seed
         self.log_every_n_steps = log_every_n_steps
         self.latent_dim = generator.latent_dim
         self.ema: AveragedModel | None = None
@@ -96,6 +97,9 @@ class GANModule(L.LightningModule):
         sampler = getattr(self.trainer.datamodule, "sampler", None)
         if sampler is not None and self.trainer.world_size == 1:
             sampler.seek(self.d_step)
+        if self.trainer.world_size > 1:
+            # Every rank was seeded alike; distinct latents per rank, or all ranks draw the same z.
+            torch.manual_seed(self.seed + 1_000_003 * self.global_rank + self.g_step)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> int | None:
         if self.max_steps is not None and self.g_step >= self.max_steps:

@@ -169,16 +169,19 @@ def train(cfg: DictConfig) -> float:
         summary.update(
             steps=module.g_step,
             wall_s=round(wall, 3),
-            imgs_per_s=round(module.real_images_seen / max(wall - eval_s, 1e-9), 1),
+            # Every rank sees its own batch: the run's throughput is world_size times one rank's.
+            imgs_per_s=round(trainer.world_size * module.real_images_seen / max(wall - eval_s, 1e-9), 1),
             resumed_from=cfg.ckpt_path,
             start_step=start_step,
         )
         if eval_cb is not None:
             summary.update(final=eval_cb.final, best=eval_cb.best)
-        write_json(metrics_path, summary)
+        if trainer.is_global_zero:
+            write_json(metrics_path, summary)
     if summary["status"] == "completed":
         trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
-    log.info("run folder: %s", run_dir)
+    if trainer.is_global_zero:
+        log.info("run folder: %s", run_dir)
     final = summary.get("final") or {}
     value = final.get(str(cfg.optimized_metric).split("/")[-1])
     return float(value) if value is not None and math.isfinite(value) else math.inf
