@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from ganarena.errors import ConfigError
+from ganarena.errors import ConfigError, GanarenaError
 from ganarena.losses import LOSSES
 
 
@@ -54,7 +56,8 @@ def validate_train(cfg: DictConfig) -> None:
     _number(cfg, "callbacks.checkpoint.every_n_steps", integer=True)
     _number(cfg, "callbacks.checkpoint.keep", integer=True, low_ok=True)
     _number(cfg, "callbacks.samples.every_n_steps", integer=True)
-    _number(cfg, "callbacks.samples.n", integer=True)
+    _number(cfg, "callbacks.samples.n", integer=True, high=1025)  # one grid, not a dataset
+    _number(cfg, "model.latent_dim", integer=True, high=100_001)
     for opt in ("optimizer_g", "optimizer_d"):
         _number(cfg, f"loss.{opt}.lr")
     seed = _get(cfg, "seed")
@@ -76,3 +79,36 @@ def validate_train(cfg: DictConfig) -> None:
             "A gradient penalty (loss.gp_weight > 0) is per-sample and invalid with batch norm in "
             "the critic (Gulrajani et al. 2017, sec. 4). Set loss.d_norm=layer or loss.d_norm=none."
         )
+
+
+def build(node: Any, **kwargs: Any) -> Any:
+    """hydra.utils.instantiate, with failures reported as one-paragraph ConfigErrors.
+
+    Hydra wraps constructor errors in InstantiationException; ours are unwrapped, anything else
+    (e.g. torch refusing an optimizer argument) is named with the config node it came from.
+    """
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as e:
+        cause = e.__cause__ or e
+        if isinstance(cause, GanarenaError):
+            raise cause from None
+        target = node.get("_target_", "?") if hasattr(node, "get") else "?"
+        raise ConfigError(
+            f"Could not build {target} from the config: {type(cause).__name__}: "
+            f"{str(cause).splitlines()[0] if str(cause) else ''}. Fix the value on the command line "
+            "(see `--cfg job` for the resolved config)."
+        ) from None
+
+
+def check_optimizer(factory: Any, key: str) -> None:
+    """Build the optimizer partial once on a dummy parameter so bad arguments fail up front."""
+    import torch
+
+    try:
+        factory(params=[torch.nn.Parameter(torch.zeros(1))])
+    except (ValueError, TypeError, RuntimeError) as e:
+        raise ConfigError(
+            f"{key} is not a valid optimizer setting: {type(e).__name__}: {e}. Fix it on the "
+            f"command line, e.g. {key}.lr=0.0002 {key}.betas=[0.5,0.999]."
+        ) from None

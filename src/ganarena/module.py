@@ -11,7 +11,6 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -179,7 +178,7 @@ class GANModule(L.LightningModule):
         sums = torch.stack([self._sums[k] for k in keys]).tolist()
         counts = {k: (self._n_logged if k == "train/g_loss" else self._n_logged * self.n_critic)
                   for k in keys}
-        means = {k: s / max(counts[k], 1) for k, s in zip(keys, sums)}
+        means = {k: s / max(counts[k], 1) for k, s in zip(keys, sums, strict=True)}
         self._sums, self._n_logged = {}, 0
         bad = [k for k, v in means.items() if not math.isfinite(v)]
         if bad:
@@ -283,13 +282,18 @@ def _accepts_fused(factory) -> bool:
 
 def build_module(cfg: DictConfig) -> GANModule:
     """Instantiate G, D and the GANModule from a resolved train config."""
+    from ganarena.config import build, check_optimizer
+
     loss = cfg.loss
+    optimizer_g, optimizer_d = build(loss.optimizer_g), build(loss.optimizer_d)
+    check_optimizer(optimizer_g, "loss.optimizer_g")
+    check_optimizer(optimizer_d, "loss.optimizer_d")
     return GANModule(
-        generator=instantiate(cfg.model.generator),
-        discriminator=instantiate(cfg.model.discriminator),
+        generator=build(cfg.model.generator),
+        discriminator=build(cfg.model.discriminator),
         loss=loss.name,
-        optimizer_g=instantiate(loss.optimizer_g),
-        optimizer_d=instantiate(loss.optimizer_d),
+        optimizer_g=optimizer_g,
+        optimizer_d=optimizer_d,
         n_critic=loss.n_critic,
         clip_value=loss.clip_value,
         gp_weight=loss.gp_weight,

@@ -13,7 +13,6 @@ from typing import Any
 
 import hydra
 import lightning as L
-from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -21,7 +20,7 @@ from ganarena.callbacks.progress import GANProgressBar
 from ganarena.callbacks.samples import SampleGridCallback
 from ganarena.checkpoint_io import AtomicCheckpointIO
 from ganarena.cli import run_cli
-from ganarena.config import validate_train
+from ganarena.config import build, validate_train
 from ganarena.errors import DivergedError
 from ganarena.module import build_module, check_compatible, read_checkpoint
 
@@ -81,13 +80,13 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, evaluator: Any) -> list[L.Ca
         from ganarena.callbacks.evaluation import EvaluationCallback
 
         callbacks.append(EvaluationCallback(evaluator, cfg.eval.every_n_steps))
-    callbacks += [instantiate(c) for c in (cb.get("extra") or {}).values()]
+    callbacks += [build(c) for c in (cb.get("extra") or {}).values()]
     return callbacks
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> L.Trainer:
-    loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values()]
-    return instantiate(
+    loggers = [build(lg) for lg in (cfg.get("logger") or {}).values()]
+    return build(
         cfg.trainer,
         max_steps=-1,  # ganarena stops on generator steps itself (GANModule.max_steps)
         max_epochs=-1,
@@ -115,7 +114,7 @@ def train(cfg: DictConfig) -> float:
     if cfg.seed is not None:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    datamodule = instantiate(cfg.dataset)
+    datamodule = build(cfg.dataset)
     datamodule.batched_loader = cfg.speed.batched_loader
     datamodule.shuffle_seed = cfg.seed if cfg.seed is not None else 0
     datamodule.setup("fit")
