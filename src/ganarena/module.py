@@ -331,6 +331,31 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
+def newest_checkpoint(ckpt_dir: str | Path) -> Path:
+    """The checkpoint with the most generator steps in a run's checkpoints/ folder.
+
+    `last.ckpt` is normally it, but a kill between writing `step_N.ckpt` and refreshing
+    `last.ckpt` can leave the numbered file newer.
+    """
+    ckpt_dir = Path(ckpt_dir)
+    candidates: list[tuple[int, Path]] = []
+    for path in ckpt_dir.glob("step_*.ckpt"):
+        try:
+            candidates.append((int(path.stem.split("_")[1]), path))
+        except (IndexError, ValueError):
+            continue
+    last = ckpt_dir / "last.ckpt"
+    if last.is_file():
+        candidates.append((int(read_checkpoint(last)["ganarena"]["g_step"]), last))
+    if not candidates:
+        raise CheckpointError(
+            f"Checkpoint not found: no last.ckpt or step_*.ckpt in '{ckpt_dir}'. ckpt_path=last "
+            "resumes the run folder given by hydra.run.dir=<run folder>; check that folder, or "
+            "drop ckpt_path to start a fresh run."
+        )
+    return max(candidates, key=lambda c: (c[0], c[1].name == "last.ckpt"))[1]
+
+
 def check_compatible(module: GANModule, ckpt: dict[str, Any], path: str | Path) -> None:
     """Raise CheckpointError when the checkpoint's weights do not fit `module`."""
     own = module.state_dict()

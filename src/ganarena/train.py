@@ -22,7 +22,7 @@ from ganarena.checkpoint_io import AtomicCheckpointIO
 from ganarena.cli import run_cli
 from ganarena.config import build, validate_train
 from ganarena.errors import DivergedError
-from ganarena.module import build_module, check_compatible, read_checkpoint
+from ganarena.module import build_module, check_compatible, newest_checkpoint, read_checkpoint
 
 log = logging.getLogger("ganarena")
 
@@ -129,7 +129,7 @@ def train(cfg: DictConfig) -> float:
     start_step = 0
     if cfg.ckpt_path == "last":  # the newest checkpoint of this run folder (hydra.run.dir=RUN)
         with open_dict(cfg):
-            cfg.ckpt_path = str(run_dir / "checkpoints" / "last.ckpt")
+            cfg.ckpt_path = str(newest_checkpoint(run_dir / "checkpoints"))
     if cfg.ckpt_path is not None:
         ckpt = read_checkpoint(cfg.ckpt_path)
         check_compatible(module, ckpt, cfg.ckpt_path)
