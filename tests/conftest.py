@@ -44,7 +44,10 @@ def compose_train(out_dir: Path, overrides: list[str] = ()) -> DictConfig:
 
 def run_cli(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run a console script as a user would (through `python -m`), capturing output."""
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "GANARENA_CACHE": str(cwd / "cache")}
+    # One torch thread per process: on 2 busy cores, spinning OpenMP threads of several
+    # processes slow each other down many times over.
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "GANARENA_CACHE": str(cwd / "cache"),
+           "OMP_NUM_THREADS": "1"}
     return subprocess.run(
         [sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from ganarena.cli import EXIT_USER_ERROR
@@ -153,11 +154,11 @@ def _load_overrides(path: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     try:
-        items = OmegaConf.load(path)
-    except Exception:  # noqa: BLE001 - overrides only improve a hint; a bad file is ignored
+        items = yaml.safe_load(path.read_text())  # plain strings: no interpolation resolving
+    except (OSError, yaml.YAMLError):  # overrides only improve a hint; a bad file is ignored
         return {}
     out = {}
-    for item in items if isinstance(items, ListConfig) else []:
+    for item in items if isinstance(items, list) else []:
         key, sep, value = str(item).partition("=")
         if sep:
             out[key.lstrip("+~")] = value
@@ -215,7 +216,11 @@ def find_runs(sweeps: Sequence[Path]) -> list[Run]:
         jobs = _job_dirs(sweep)
         if not jobs:
             hydra_file = next(
-                (f for f in ("multirun.yaml", "optimization_results.yaml") if (sweep / f).is_file()),
+                (
+                    f
+                    for f in ("multirun.yaml", "optimization_results.yaml")
+                    if (sweep / f).is_file()
+                ),
                 None,
             )
             what = (
@@ -418,7 +423,9 @@ def eval_settings(runs: Sequence[Run], allow_mixed: bool) -> tuple[dict, dict]:
 
 
 def _names(names: Sequence[str], limit: int = 6) -> str:
-    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+    return ", ".join(names[:limit]) + (
+        f" and {len(names) - limit} more" if len(names) > limit else ""
+    )
 
 
 # -- output ---------------------------------------------------------------------------------------
@@ -436,11 +443,21 @@ def fmt(x: float) -> str:
 def _cell(mean: float, std: float) -> str:
     if not math.isfinite(mean):
         return "–"
-    return f"{fmt(mean)} ± {fmt(std)}" if math.isfinite(std) else fmt(mean)
+    if not math.isfinite(std):
+        return fmt(mean)
+    shown = fmt(mean)
+    decimals = len(shown.split(".")[1]) if "." in shown and "e" not in shown else 0
+    # A std of 1 or more gets the mean's decimals ("3404 ± 654"); a small one keeps 3 digits.
+    return f"{shown} ± {std:.{decimals}f}" if abs(std) >= 1 else f"{shown} ± {fmt(std)}"
 
 
 def _setting(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
+    if isinstance(value, str):
+        is_hash = len(value) >= 32 and all(c in "0123456789abcdef" for c in value)
+        return value[:12] if is_hash else value  # sha256 / fingerprints: a prefix identifies them
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return json.dumps(value)
 
 
 def render_markdown(
@@ -470,21 +487,25 @@ def render_markdown(
     if shared:
         lines.append(
             "- Eval settings shared by all scored runs: "
-            + ", ".join(f"{k}={_setting(v)}" for k, v in shared.items())
+            + ", ".join(f"{k}={_setting(v)}" for k, v in shared.items() if _comparable(k))
             + "."
         )
     else:
-        lines.append("- No run was scored (evaluation disabled, eval=none?): only counts and speed.")
+        lines.append(
+            "- No run was scored (evaluation disabled, eval=none?): only counts and speed."
+        )
     for k, by_value in differing.items():
         lines.append(
             f"- **Mixed eval setting** {k}: "
             + "; ".join(f"{json.loads(v)!r} (jobs {_names(n)})" for v, n in by_value.items())
             + " — scores are not strictly comparable (--allow-mixed-eval)."
         )
-    for h in hints:
+    if hints:
+        names = ", ".join(f"`{h}`" for h in hints)
         lines.append(
-            f"- Note: runs grouped together differ in the swept setting `{h}`; add it to "
-            f"--group-by ({','.join([*keys, h])}) to separate them."
+            f"- Note: runs grouped together differ in the swept setting{'s' if len(hints) > 1 else ''} "
+            f"{names}; add {'them' if len(hints) > 1 else 'it'} to --group-by "
+            f"({','.join([*keys, *hints])}) to separate them."
         )
     header = [*keys]
     for m in metrics:
@@ -510,7 +531,9 @@ def render_markdown(
         lines += ["", "Runs that did not complete (not in the means):", ""]
         for r in bad:
             what = ", ".join(f"{k}={_label_value(r.value(k))}" for k in (*keys, "seed"))
-            lines.append(f"- job {r.name} ({what}): {r.status}" + (f" — {r.note}" if r.note else ""))
+            lines.append(
+                f"- job {r.name} ({what}): {r.status}" + (f" — {r.note}" if r.note else "")
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -551,7 +574,7 @@ def plot_curves(path: Path, variants: Sequence[Variant], metric: str) -> None:
     fig = _new_figure(8, 5)
     ax = fig.add_subplot()
     plotted = 0
-    for v, name in zip(variants, _short_labels(variants)):
+    for v, name in zip(variants, _short_labels(variants), strict=True):
         by_step: dict[int, list[float]] = defaultdict(list)
         for r in v.completed:
             for step, value in r.curves.get(metric, []):
@@ -561,13 +584,18 @@ def plot_curves(path: Path, variants: Sequence[Variant], metric: str) -> None:
             continue
         steps = sorted(by_step)
         mean = [statistics.fmean(by_step[s]) for s in steps]
-        line = ax.plot(steps, mean, marker="o", markersize=3, label=f"{name} (n={len(v.completed)})")
+        line = ax.plot(
+            steps, mean, marker="o", markersize=3, label=f"{name} (n={len(v.completed)})"
+        )
         ax.fill_between(
             steps, [min(by_step[s]) for s in steps], [max(by_step[s]) for s in steps],
             color=line[0].get_color(), alpha=0.2, linewidth=0,
         )  # fmt: skip
         plotted += 1
     if plotted:
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("generator step")
         ax.set_ylabel(label)
         ax.set_title(f"{label} during training: mean over seeds, min–max band")
@@ -591,9 +619,11 @@ def plot_box(path: Path, variants: Sequence[Variant], metric: str) -> None:
     for i, v in enumerate(variants):
         vals = [r.final(metric) for r in v.completed]
         vals = [x for x in vals if math.isfinite(x)]
-        bad = v.n_diverged + v.n_failed
+        bad = [
+            f"{n} {what}" for n, what in ((v.n_diverged, "diverged"), (v.n_failed, "failed")) if n
+        ]
         if bad:
-            names[i] += f"  ({v.n_diverged} div., {v.n_failed} failed)"
+            names[i] += f"  ({', '.join(bad)})"
         if vals:
             data.append(vals)
             positions.append(i)
@@ -605,7 +635,7 @@ def plot_box(path: Path, variants: Sequence[Variant], metric: str) -> None:
         )
         ax.boxplot(data, positions=positions, widths=0.6, showfliers=False, **horizontal)
         jitter = np.random.default_rng(0)
-        for vals, pos in zip(data, positions):
+        for vals, pos in zip(data, positions, strict=True):
             ys = pos + jitter.uniform(-0.15, 0.15, len(vals))
             ax.scatter(vals, ys, s=14, alpha=0.8, zorder=3)
         ax.set_yticks(range(len(variants)), names, fontsize="small")

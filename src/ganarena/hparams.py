@@ -177,8 +177,9 @@ def hparams_summaries(hparams: Mapping[str, Any], metrics: Mapping[str, float]) 
     ]
 
 
-def write_hparams(log_dir: str | Path, hparams: Mapping[str, Any], metrics: Mapping[str, float],
-                  step: int = 0) -> None:
+def write_hparams(
+    log_dir: str | Path, hparams: Mapping[str, Any], metrics: Mapping[str, float], step: int = 0
+) -> None:
     """Write hparams plugin data and the hp/* scalars into a TensorBoard run folder."""
     from torch.utils.tensorboard import SummaryWriter
 

@@ -22,6 +22,7 @@ from ganarena.checkpoint_io import AtomicCheckpointIO
 from ganarena.cli import run_cli
 from ganarena.config import build, validate_train
 from ganarena.errors import DivergedError
+from ganarena.hparams import log_hparams
 from ganarena.module import build_module, check_compatible, newest_checkpoint, read_checkpoint
 
 log = logging.getLogger("ganarena")
@@ -177,6 +178,7 @@ def train(cfg: DictConfig) -> float:
             summary.update(final=eval_cb.final, best=eval_cb.best)
         if trainer.is_global_zero:
             write_json(metrics_path, summary)
+            log_hparams(trainer.loggers, cfg, summary)
     if summary["status"] == "completed":
         trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
     if trainer.is_global_zero:

@@ -1,0 +1,297 @@
+"""Real sweeps on the CPU: a multirun grid compared by ganarena-compare, an Optuna search, and the
+launcher configs (joblib for local parallel jobs, SLURM built without submitting).
+
+The two sweeps are real ganarena-train subprocesses (experiment=smoke: 256 bundled MNIST digits,
+2 generator steps, evaluation on 64 images); they share one work folder, so the domain classifier
+is trained once.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from hydra import compose, initialize_config_module
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+
+def run_cli(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    """conftest.run_cli with one OpenMP thread per process: on shared, busy cores torch's
+    spin-waiting threads make these tiny jobs several times slower (measured: 80 s vs 13 s)."""
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "GANARENA_CACHE": str(cwd / "cache"),
+           "OMP_NUM_THREADS": "1"}  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
+
+
+GRID = ["model=mlp,dcgan", "loss=nonsaturating,hinge", "seed=1,2"]
+# One grid point (dcgan, hinge, seed 2) gets a learning rate that turns D's weights into inf.
+FAIL_ONE = [
+    "loss.optimizer_d.lr='${oc.select:lr_d_at.${model.name}_${loss.name}_${seed},0.0002}'",
+    "+lr_d_at={dcgan_hinge_2:1e30}",
+]
+FAILING = ("dcgan", "hinge", 2)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("sweeps")
+
+
+@pytest.fixture(scope="module")
+def grid(workdir) -> Path:
+    """2 models x 2 losses x 2 seeds of experiment=smoke, one of them forced to diverge."""
+    sweep = workdir / "grid"
+    proc = run_cli(
+        ["ganarena.train", "-m", "experiment=smoke", *GRID, *FAIL_ONE, f"hydra.sweep.dir={sweep}"],
+        cwd=workdir, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return sweep
+
+
+def jobs(sweep: Path) -> list[Path]:
+    return sorted(
+        (p for p in sweep.iterdir() if (p / ".hydra").is_dir()), key=lambda p: int(p.name)
+    )
+
+
+def metrics(job: Path) -> dict:
+    return json.loads((job / "metrics.json").read_text())
+
+
+def key(m: dict) -> tuple:
+    c = m["config"]
+    return c["model"], c["loss"], c["seed"]
+
+
+@pytest.mark.slow
+def test_multirun_writes_a_run_folder_per_job_and_survives_a_divergence(grid):
+    assert (grid / "multirun.yaml").is_file()
+    folders = jobs(grid)
+    assert [p.name for p in folders] == [str(i) for i in range(8)]
+    runs = {key(metrics(p)): (p, metrics(p)) for p in folders}
+    assert set(runs) == {(m, lo, s) for m in ("mlp", "dcgan") for lo in ("nonsaturating", "hinge")
+                         for s in (1, 2)}  # fmt: skip
+    for k, (job, m) in runs.items():
+        if k == FAILING:
+            assert m["status"] == "diverged" and m["config"]["lr_d"] == 1e30
+            assert m["final"] is None
+            continue
+        # The other seven finished despite the divergence, each fully evaluated.
+        assert m["status"] == "completed", (k, m["status"])
+        assert m["steps"] == 2 and math.isfinite(m["final"]["fid"])
+        assert m["eval"]["n_fake"] == 64 and m["best"]["step"] in (1, 2)
+        assert (job / "checkpoints" / "last.ckpt").is_file()
+        acc = EventAccumulator(str(job / "tensorboard"), size_guidance={"scalars": 0})
+        acc.Reload()
+        assert [e.step for e in acc.Scalars("val/fid")] == [1, 2]  # a curve, not a point
+
+
+def read_table(path):
+    with open(path, newline="") as f:
+        return {(r["model"], r["loss"]): r for r in csv.DictReader(f)}
+
+
+@pytest.mark.slow
+def test_compare_tabulates_the_sweep(grid, workdir):
+    out = workdir / "comparison"
+    proc = run_cli(["ganarena.compare", str(grid), "--out", str(out)], cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    markdown = (out / "comparison.md").read_text()
+    assert proc.stdout == markdown
+
+    # Recompute every variant's numbers from the jobs' metrics.json.
+    by_variant: dict[tuple, list[dict]] = {}
+    for job in jobs(grid):
+        m = metrics(job)
+        by_variant.setdefault(key(m)[:2], []).append(m)
+    table = read_table(out / "comparison.csv")
+    assert set(table) == set(by_variant)
+    for variant, runs in by_variant.items():
+        row = table[variant]
+        done = [m for m in runs if m["status"] == "completed"]
+        assert row["seeds"] == str(len(done))
+        assert row["diverged"] == str(sum(m["status"] == "diverged" for m in runs))
+        assert row["failed"] == "0"
+        for name in ("fid", "is", "kid"):
+            final = np.array([m["final"][name] for m in done])
+            assert float(row[f"final_{name}_mean"]) == pytest.approx(final.mean(), rel=1e-9)
+            if len(done) > 1:
+                assert float(row[f"final_{name}_std"]) == pytest.approx(
+                    final.std(ddof=1), rel=1e-9, abs=1e-15
+                )
+            else:
+                assert row[f"final_{name}_std"] == ""  # one run: no spread to report
+        best = np.array([m["best"]["fid"] for m in done])
+        assert float(row["best_fid_mean"]) == pytest.approx(best.mean(), rel=1e-9)
+        wall = np.mean([m["wall_s"] for m in done])
+        assert float(row["wall_s_mean"]) == pytest.approx(wall, rel=1e-9)
+    assert table[FAILING[:2]]["seeds"] == "1" and table[FAILING[:2]]["diverged"] == "1"
+
+    # The markdown table: sorted by mean final FID, the diverged job listed under it.
+    rows = [ln.strip("|").split("|") for ln in markdown.splitlines() if ln.startswith("| ")]
+    header, body = [c.strip() for c in rows[0]], [[c.strip() for c in r] for r in rows[1:]]
+    order = [(r[0], r[1]) for r in body]
+    means = [float(table[v]["final_fid_mean"]) for v in order]
+    assert means == sorted(means)
+    for r in body:
+        expected = float(table[(r[0], r[1])]["final_fid_mean"])
+        shown = float(r[header.index("final FID")].split(" ± ")[0])
+        assert shown == pytest.approx(expected, rel=6e-3)
+    assert "sample standard deviation (ddof=1)" in markdown
+    assert "n_fake=64" in markdown and "backbone=domain-" in markdown
+    failing_job = next(j.name for j in jobs(grid) if key(metrics(j)) == FAILING)
+    assert (
+        f"- job {failing_job} (model=dcgan, loss=hinge, dataset=mnist_sample, seed=2): diverged"
+        in markdown
+    )
+
+    for name in ("fid_curves.png", "fid_box.png"):
+        with Image.open(out / name) as im:
+            im.verify()
+        with Image.open(out / name) as im:
+            assert im.format == "PNG" and im.size[0] >= 600 and im.size[1] >= 200
+
+
+@pytest.mark.slow
+def test_hparams_tab_compares_the_sweep(grid):
+    from tests.test_hparams import session_groups, value
+
+    experiment, groups = session_groups(grid)
+    tags = {m.name.tag for m in experiment.metric_infos}
+    assert {"hp/fid", "hp/is", "hp/kid"} <= tags, "train() must call ganarena.hparams.log_hparams"
+    variants = {(value(g.hparams["model"]), value(g.hparams["loss"])): g for g in groups}
+    # 4 variants; the diverged seed has other hyperparameters (its lr_d), so a group of its own.
+    assert len(groups) == 5 and len(variants) == 4
+    for g in groups:
+        fids = {m.name.tag: m.value for m in g.metric_values}
+        if value(g.hparams["lr_d"]) == 1e30:
+            assert [s.status for s in g.sessions] == [2] and math.isnan(fids["hp/fid"])
+        else:
+            assert math.isfinite(fids["hp/fid"])
+
+
+@pytest.mark.slow
+def test_optuna_search_reports_a_best_value(workdir):
+    sweep = workdir / "optuna"
+    # hparams_search=optuna sets hydra.mode=MULTIRUN: no -m needed.
+    proc = run_cli(
+        ["ganarena.train", "experiment=smoke", "hparams_search=optuna", "hydra.sweeper.n_trials=3",
+         f"hydra.sweep.dir={sweep}"],
+        cwd=workdir, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    trials = [metrics(j) for j in jobs(sweep)]
+    assert len(trials) == 3 and all(t["status"] == "completed" for t in trials)
+    assert result["name"] == "optuna"
+    assert result["best_value"] == pytest.approx(min(t["final"]["fid"] for t in trials))
+    params = result["best_params"]
+    assert set(params) == {"loss.optimizer_g.lr", "loss.optimizer_d.lr", "loss.optimizer_g.betas.0",
+                           "loss.optimizer_g.betas.1", "loss.n_critic"}  # fmt: skip
+    assert 1e-5 <= params["loss.optimizer_g.lr"] <= 1e-3
+    assert params["loss.n_critic"] in (1, 2, 5)
+    best_job = next(j for j in jobs(sweep) if metrics(j)["final"]["fid"] == result["best_value"])
+    best = metrics(best_job)
+    assert best["config"]["lr_g"] == pytest.approx(params["loss.optimizer_g.lr"])
+    assert best["config"]["n_critic"] == params["loss.n_critic"]
+    saved = yaml.safe_load((best_job / ".hydra" / "config.yaml").read_text())
+    betas = saved["loss"]["optimizer_g"]["betas"]
+    assert betas[0] == pytest.approx(params["loss.optimizer_g.betas.0"])
+    assert saved["loss"]["optimizer_d"]["betas"] == "${loss.optimizer_g.betas}"  # D follows G
+
+
+# -- presets and launchers ---------------------------------------------------------------------------
+def compose_hydra(overrides):
+    with initialize_config_module("ganarena.conf", version_base="1.3"):
+        return compose("train", overrides=overrides, return_hydra_config=True)
+
+
+def sweep_jobs(cfg) -> list[list[str]]:
+    """The jobs Hydra's basic sweeper makes of the config's hydra.sweeper.params."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()]
+    overrides = OverridesParser.create().parse_overrides(params)
+    return [
+        list(combo)
+        for combo in itertools.product(
+            *[[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] for o in overrides]
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("preset", "n_jobs", "fixed"),
+    [("loss_zoo", 36, {"dataset.name": "mnist", "trainer.max_steps": 2000}),
+     ("seed_study", 10, {"trainer.max_steps": 2000})],
+)  # fmt: skip
+def test_presets_define_their_grids(preset, n_jobs, fixed):
+    cfg = compose_hydra(["eval=none", f"experiment={preset}"])
+    jobs_ = sweep_jobs(cfg)
+    assert len(jobs_) == n_jobs and len({tuple(j) for j in jobs_}) == n_jobs
+    for key_, value_ in fixed.items():
+        assert OmegaConf.select(cfg, key_) == value_
+    if preset == "loss_zoo":
+        losses = {o.split("=")[1] for j in jobs_ for o in j if o.startswith("loss=")}
+        assert losses == {"minimax", "nonsaturating", "lsgan", "wgan", "wgan_gp", "hinge"}
+    # Every grid point composes (a typo in a preset would only surface mid-sweep otherwise).
+    for job in jobs_[:: max(1, n_jobs // 6)]:
+        compose_hydra(["eval=none", f"experiment={preset}", *job])
+
+
+def test_parallel_launcher_is_the_joblib_plugin_with_defaults():
+    cfg = compose_hydra(["hydra/launcher=parallel", "hydra.launcher.n_jobs=3"])
+    launcher = instantiate(cfg.hydra.launcher)
+    assert type(launcher).__name__ == "JoblibLauncher"
+    assert launcher.joblib == {**launcher.joblib, "n_jobs": 3, "prefer": "processes"}
+
+
+def test_slurm_launcher_builds_the_submitit_job_without_submitting(tmp_path, monkeypatch):
+    import submitit
+    from submitit.slurm.slurm import SlurmExecutor
+
+    cfg = compose_hydra([
+        "hydra/launcher=slurm", "accelerator=ddp", "trainer.devices=4", "+trainer.num_nodes=2",
+        "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=90",
+        "hydra.launcher.setup=[source .venv/bin/activate]", f"hydra.sweep.dir={tmp_path}",
+    ])  # fmt: skip
+    # Pretend to be on a cluster (submitit looks for srun) and capture the job array instead of
+    # calling sbatch: the plugin's own launch() builds the executor and its parameters.
+    monkeypatch.setattr(SlurmExecutor, "affinity", classmethod(lambda cls: 2))
+    captured = {}
+
+    def fake_map_array(self, fn, *iterables):
+        captured["executor"], captured["jobs"] = self, list(zip(*iterables, strict=True))
+        return [type("Job", (), {"results": lambda _: ["not run"]})() for _ in captured["jobs"]]
+
+    monkeypatch.setattr(submitit.AutoExecutor, "map_array", fake_map_array)
+    launcher = instantiate(cfg.hydra.launcher)
+    launcher.setup(hydra_context=None, task_function=lambda c: None, config=cfg)
+    assert launcher.launch([["seed=1"], ["seed=2"]], initial_job_idx=0) == ["not run"] * 2
+
+    executor = captured["executor"]._executor
+    assert [job[0] for job in captured["jobs"]] == [["seed=1"], ["seed=2"]]
+    p = executor.parameters
+    assert (p["partition"], p["time"], p["nodes"]) == ("gpu", 90, 2)
+    assert p["gpus_per_node"] == 4 and p["ntasks_per_node"] == 4  # one task per GPU (DDP)
+    script = executor._make_submission_file_text("python -m ganarena.train", "uid")
+    for line in ("#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=4",
+                 "#SBATCH --ntasks-per-node=4", "#SBATCH --nodes=2", "#SBATCH --time=90",
+                 "#SBATCH --cpus-per-task=8", "source .venv/bin/activate"):  # fmt: skip
+        assert line in script, line
