@@ -87,6 +87,7 @@ def build(node: Any, **kwargs: Any) -> Any:
     Hydra wraps constructor errors in InstantiationException; ours are unwrapped, anything else
     (e.g. torch refusing an optimizer argument) is named with the config node it came from.
     """
+    kwargs.setdefault("_convert_", "all")  # plain lists/dicts: torch and friends expect them
     try:
         return instantiate(node, **kwargs)
     except InstantiationException as e:
@@ -107,7 +108,7 @@ def check_optimizer(factory: Any, key: str) -> None:
 
     try:
         factory(params=[torch.nn.Parameter(torch.zeros(1))])
-    except (ValueError, TypeError, RuntimeError) as e:
+    except Exception as e:  # noqa: BLE001 - any failure to build it means the settings are bad
         raise ConfigError(
             f"{key} is not a valid optimizer setting: {type(e).__name__}: {e}. Fix it on the "
             f"command line, e.g. {key}.lr=0.0002 {key}.betas=[0.5,0.999]."
