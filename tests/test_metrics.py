@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,10 @@ from ganarena.metrics.evaluator import Evaluator, mode_scores, reference_stats
 
 MNIST = Path(__file__).resolve().parents[1].parent / "shared/datasets/mnist-test"
 needs_mnist = pytest.mark.skipif(not MNIST.is_dir(), reason=f"{MNIST} not present")
+# Small-n warnings are expected here; tests that check them use pytest.warns.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Scoring only:UserWarning", "ignore:eval.kid_subset_size:UserWarning"
+)
 
 
 @pytest.fixture(scope="session")
@@ -56,9 +59,10 @@ def evaluator(mnist, cache_dir):
 
 @pytest.fixture(scope="module")
 def halves(mnist, evaluator):
-    """Evaluator whose reference is the first 5,000 test digits, and the last 5,000."""
+    """Evaluator whose reference is the first 5,000 test digits, the last 5,000, and their scores."""
     x = mnist.images
-    return evaluator.with_reference(x[:5000], "first5k"), x[5000:]
+    ev = evaluator.with_reference(x[:5000], "first5k")
+    return ev, x[5000:], ev.score_images(x[5000:])
 
 
 # -- exact arithmetic -------------------------------------------------------------------------
@@ -106,9 +110,11 @@ def test_mode_scores():
 def random_evaluator():
     torch.manual_seed(0)
     model = DomainClassifier(1, 10, width=8, features=16)
-    backbone = DomainBackbone(model, (1, 28, 28), "domain-test-cnn", {"classifier_sha256": "0" * 64})
+    backbone = DomainBackbone(
+        model, (1, 28, 28), "domain-test-cnn", {"classifier_sha256": "0" * 64}
+    )
     real = torch.rand(300, 1, 28, 28) * 2 - 1
-    ref = reference_stats(backbone, real, "test", 100, 0)
+    ref = reference_stats(backbone, real, "test", 100)
     cfg = {"n_samples": 200, "batch_size": 64, "kid_subset_size": 100, "seed": 0}
     return Evaluator(backbone, cfg, ref)
 
@@ -171,7 +177,9 @@ def mnist_like_unlabelled():
 @needs_mnist
 def test_classifier_accuracy(evaluator):
     s = evaluator.settings
-    print(f"classifier accuracy {s['classifier_accuracy']:.4f}, trained in {s['classifier_train_s']} s")
+    print(
+        f"classifier accuracy {s['classifier_accuracy']:.4f}, trained in {s['classifier_train_s']} s"
+    )
     assert s["classifier_accuracy"] >= 0.985
     assert s["classifier_n_heldout"] == 1000
     assert len(s["classifier_sha256"]) == 64
@@ -180,20 +188,26 @@ def test_classifier_accuracy(evaluator):
 
 @needs_mnist
 def test_fid_real_halves_noise_blur_uniform(halves):
-    ev, rest = halves
-    base = ev.score_images(rest)
+    ev, rest, base = halves
+    # The degradation ladders use 2,000 of the last digits (against the first 5,000), each step
+    # compared with the undegraded 2,000 so that all points share the same sample size.
+    x = rest[:2000]
     g = torch.Generator().manual_seed(1)
+    clean = ev.score_images(x)["fid"]
     noise = [
-        ev.score_images((rest + s * torch.randn(rest.shape, generator=g)).clamp(-1, 1))["fid"]
+        ev.score_images((x + s * torch.randn(x.shape, generator=g)).clamp(-1, 1))["fid"]
         for s in (0.1, 0.2, 0.4)
     ]
-    blur = [ev.score_images(TF.gaussian_blur(rest, 7, s))["fid"] for s in (0.5, 1.0, 2.0)]
-    uniform = ev.score_images(torch.rand(rest.shape, generator=g) * 2 - 1)["fid"]
-    print(f"FID first/last 5k {base['fid']:.3f}; noise {noise}; blur {blur}; uniform {uniform:.1f}")
+    blur = [ev.score_images(TF.gaussian_blur(x, 7, s))["fid"] for s in (0.5, 1.0, 2.0)]
+    uniform = ev.score_images(torch.rand(x.shape, generator=g) * 2 - 1)["fid"]
+    print(
+        f"FID first/last 5k {base['fid']:.3f}; 2k: clean {clean:.3f}, noise {noise}, "
+        f"blur {blur}, uniform {uniform:.1f}"
+    )
     assert 0 < base["fid"] < 20
-    assert base["fid"] < noise[0] < noise[1] < noise[2]
-    assert base["fid"] < blur[0] < blur[1] < blur[2]
-    assert uniform > 100 * base["fid"]
+    assert clean < noise[0] < noise[1] < noise[2]
+    assert clean < blur[0] < blur[1] < blur[2]
+    assert uniform > 100 * max(clean, base["fid"])
     assert base["modes_covered"] == 10 and base["class_kl"] < 0.01
 
 
@@ -201,15 +215,20 @@ def test_fid_real_halves_noise_blur_uniform(halves):
 def test_kid_of_random_halves_is_zero_within_2_std(mnist, evaluator):
     perm = torch.randperm(len(mnist.images), generator=torch.Generator().manual_seed(0))
     a, b = mnist.images[perm[:5000]], mnist.images[perm[5000:]]
-    scores = evaluator.with_reference(a, "half").score_images(b)
-    print(f"KID random halves {scores['kid']:.4g} +- {scores['kid_std']:.4g}, FID {scores['fid']:.3f}")
+    cfg = {"n_samples": 5000, "fid_infinity": True}
+    scores = evaluator.with_reference(a, "half", cfg).score_images(b)
+    print(
+        f"KID random halves {scores['kid']:.4g} +- {scores['kid_std']:.4g}, "
+        f"FID {scores['fid']:.3f}, FID-infinity {scores['fid_inf']:.3f}"
+    )
     assert abs(scores["kid"]) < 2 * scores["kid_std"]
+    # Same distribution: extrapolating away the finite-sample bias brings FID closer to 0.
+    assert abs(scores["fid_inf"]) < scores["fid"]
 
 
 @needs_mnist
 def test_inception_score_real_and_collapsed(halves):
-    ev, rest = halves
-    real = ev.score_images(rest)
+    ev, rest, real = halves
     one = ev.score_images(rest[:1].expand(2000, -1, -1, -1))
     print(f"IS real {real['is']:.3f} +- {real['is_std']:.3f}; IS one digit {one['is']:.4f}")
     assert real["is"] > 9.0
@@ -219,7 +238,7 @@ def test_inception_score_real_and_collapsed(halves):
 
 @needs_mnist
 def test_same_images_score_identically(evaluator, mnist):
-    x = mnist.images[:3000]
+    x = mnist.images[:1000]
     assert evaluator.score_images(x) == evaluator.score_images(x)
 
 
@@ -228,16 +247,14 @@ def test_caches_are_reused(evaluator, mnist, cache_dir):
     s = evaluator.settings
     files = [Path(s["classifier_file"]), Path(s["reference_file"])]
     mtimes = [f.stat().st_mtime_ns for f in files]
-    t0 = time.perf_counter()
     again = build_evaluator({"backbone": "domain", "n_samples": 5000}, mnist, str(cache_dir))
-    assert time.perf_counter() - t0 < 10  # no retraining
     assert again.reference_cached
     assert [f.stat().st_mtime_ns for f in files] == mtimes
     volatile = ("n_fake", "kid_subset_size")  # describe the last scoring
     assert {k: v for k, v in again.settings.items() if k not in volatile} == {
         k: v for k, v in s.items() if k not in volatile
     }
-    x = mnist.images[:2000]
+    x = mnist.images[:1000]
     assert again.score_images(x) == evaluator.score_images(x)
     # Another n_real is another reference file; the classifier is shared.
     sub = build_evaluator({"backbone": "domain", "n_real": 2000}, mnist, str(cache_dir))

@@ -6,7 +6,6 @@ import contextlib
 import json
 import logging
 import sys
-from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,18 +20,16 @@ from omegaconf import DictConfig, OmegaConf
 from ganarena.cli import run_cli
 from ganarena.errors import ConfigError, DataError
 from ganarena.metrics import build_backbone, build_evaluator
-from ganarena.metrics.evaluator import Evaluator, reference_stats
+from ganarena.metrics.evaluator import Evaluator, default_device, reference_stats
 
 log = logging.getLogger("ganarena")
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
-def load_image_folder(folder: str | Path, channels: int | None, key: str) -> torch.Tensor:
-    """All images under `folder` (recursively, sorted) as uint8 (N, C, H, W).
-
-    channels 1/3 converts every image to grayscale/RGB; None keeps grayscale when all images are.
-    """
+def list_image_folder(folder: str | Path, key: str) -> tuple[list[Path], set[str]]:
+    """The image files under `folder` (recursively, sorted) and their PIL modes; raises DataError
+    for a missing or empty folder, unreadable files or mixed image sizes (headers only: fast)."""
     from PIL import Image
 
     root = Path(folder).expanduser()
@@ -47,12 +44,12 @@ def load_image_folder(folder: str | Path, channels: int | None, key: str) -> tor
             f"Point {key} at a folder of generated/real images, e.g. PNGs written by ganarena-generate."
         )
     sizes: dict[tuple[int, int], list[Path]] = {}
-    modes = Counter()
+    modes: set[str] = set()
     for p in files:
         try:
             with Image.open(p) as im:
                 sizes.setdefault(im.size, []).append(p)
-                modes[im.mode] += 1
+                modes.add(im.mode)
         except OSError as e:
             raise DataError(
                 f"{p} (in {key}) is not a readable image ({e}). Remove or replace it."
@@ -65,15 +62,26 @@ def load_image_folder(folder: str | Path, channels: int | None, key: str) -> tor
             f"The images in {key}={folder} have {len(sizes)} different sizes ({desc}). All images "
             "of a set must have one size: resize them, or score each size separately."
         )
+    return files, modes
+
+
+def load_image_folder(folder: str | Path, channels: int | None, key: str) -> torch.Tensor:
+    """All images under `folder` (recursively, sorted) as uint8 (N, C, H, W).
+
+    channels 1/3 converts every image to grayscale/RGB; None keeps grayscale when all images are.
+    """
+    from PIL import Image
+
+    files, modes = list_image_folder(folder, key)
     if channels is None:
-        channels = 1 if set(modes) <= {"L", "1", "I", "I;16"} else 3
+        channels = 1 if modes <= {"L", "1", "I", "I;16"} else 3
     mode = "L" if channels == 1 else "RGB"
     out = []
     for p in files:
         with Image.open(p) as im:
             a = np.asarray(im.convert(mode), dtype=np.uint8)
         out.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
-    log.info("%s: %d images of %dx%d, %s", key, len(files), *next(iter(sizes)), mode)
+    log.info("%s: %d images of %dx%d, %s", key, len(files), out[0].shape[2], out[0].shape[1], mode)
     return torch.from_numpy(np.stack(out))
 
 
@@ -119,6 +127,8 @@ def _score_checkpoint(cfg: DictConfig) -> tuple[dict, Path]:
 
 
 def _score_folders(cfg: DictConfig) -> tuple[dict, Path]:
+    for key in ("real", "fake"):  # bad folders fail before any slow backbone setup
+        list_image_folder(cfg[key], key)
     dm = _datamodule(cfg.dataset) if cfg.eval.backbone == "domain" else None
     backbone = build_backbone(cfg.eval, dm, cfg.eval.cache_dir)
     shape = backbone.input_shape
@@ -133,11 +143,11 @@ def _score_folders(cfg: DictConfig) -> tuple[dict, Path]:
                 f"{shape[0]}: pass the dataset= these images belong to, or use eval.backbone=inception."
             )
     batch_size = int(cfg.eval.batch_size)
-    ref = reference_stats(backbone, real, str(cfg.real), batch_size, int(cfg.eval.seed))
+    ref = reference_stats(backbone, real, str(cfg.real), batch_size, device=default_device())
     info = (
         {"dataset": dm.resolved, "dataset_fingerprint": dm.fingerprint()} if dm is not None else {}
     )
-    evaluator = Evaluator(backbone, cfg.eval, ref, info)
+    evaluator = Evaluator(backbone, cfg.eval, ref, info).to(default_device())
     scores = evaluator.score_images(fake)
     inputs = {"real": str(cfg.real), "fake": str(cfg.fake)}
     return {"scores": scores, "eval": evaluator.settings, "inputs": inputs}, Path(cfg.fake)
@@ -168,10 +178,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         path = out_dir / f"eval_{stamp:%Y-%m-%d_%H-%M-%S-%f}.json"
         result["file"] = str(path)
         text = json.dumps(result, indent=2)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text + "\n")
-        tmp.replace(path)
-        log.info("scores written to %s", path)
+        try:
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text(text + "\n")
+            tmp.replace(path)
+            log.info("scores written to %s", path)
+        except OSError as e:  # e.g. a read-only folder: stdout still carries the result
+            log.warning("could not write %s (%s)", path, e)
     print(text, flush=True)
     return result
 

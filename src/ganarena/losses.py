@@ -6,8 +6,9 @@ Every discriminator returns raw logits (B,); each loss decides what to do with t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+
 
 import torch
 import torch.nn.functional as F

@@ -13,7 +13,7 @@ from ganarena.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-LOGGED = ("fid", "is", "is_std", "kid", "kid_std", "modes_covered", "class_kl")
+LOGGED = ("fid", "fid_inf", "is", "is_std", "kid", "kid_std", "modes_covered", "class_kl")
 
 
 class EvaluationCallback(L.Callback):

@@ -13,12 +13,14 @@ import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn as nn
 from torch import Tensor
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
+from torchmetrics.utilities.data import dim_zero_cat
 
 from ganarena.errors import ConfigError, DataError, DivergedError
 from ganarena.metrics.backbones import atomic_save, build_backbone
@@ -27,7 +29,11 @@ log = logging.getLogger(__name__)
 
 KID_SUBSETS = 100
 KID_MAX_REAL = 10000  # real features kept for KID (a seeded subset): bounds cache size and memory
+# Seeds the real subsets (eval.n_real, KID_MAX_REAL): they define the reference, which is cached
+# independently of eval.seed.
+REFERENCE_SEED = 0
 IS_SPLITS = 10
+FID_INF_POINTS = 15  # sample sizes for FID-infinity, from n/5 to n
 REFERENCE_VERSION = 1
 
 
@@ -84,18 +90,17 @@ class Evaluator:
         self.batch_size = int(eval_cfg.get("batch_size", 500))
         self.kid_subset_size = int(eval_cfg.get("kid_subset_size", 1000))
         self.mode_threshold = float(eval_cfg.get("mode_threshold", 0.5))
-        if self.batch_size < 1 or self.kid_subset_size < 2:
+        self.fid_infinity = bool(eval_cfg.get("fid_infinity", False))
+        if self.n_samples < 2 or self.batch_size < 1 or self.kid_subset_size < 2:
             raise ConfigError(
-                f"eval.batch_size must be >= 1 and eval.kid_subset_size >= 2 (got "
-                f"{self.batch_size}, {self.kid_subset_size}). Fix the override, e.g. eval.batch_size=500."
+                f"eval.n_samples must be >= 2 (FID needs two samples; 10000 gives reportable "
+                f"scores), eval.batch_size >= 1 and eval.kid_subset_size >= 2; got {self.n_samples}, "
+                f"{self.batch_size}, {self.kid_subset_size}. Fix the override, e.g. eval.n_samples=10000."
             )
         self.device = torch.device("cpu")
         self.reference_cached = False  # set by build_evaluator when the stats came from the cache
         dim = backbone.feature_dim
-        self._fid = fid_metric(dim)
-        self._fid.real_features_sum = reference["fid_sum"].clone()
-        self._fid.real_features_cov_sum = reference["fid_cov_sum"].clone()
-        self._fid.real_features_num_samples = torch.tensor(reference["n"])
+        self._fid = self._real_fid()
         self._kid = _quiet(
             KernelInceptionDistance,
             feature=FeaturesIn(dim),
@@ -120,9 +125,31 @@ class Evaluator:
             "kid_subsets": KID_SUBSETS,
             "is_splits": IS_SPLITS,
             **({"mode_threshold": self.mode_threshold} if self.modes else {}),
+            **({"fid_infinity_points": FID_INF_POINTS} if self.fid_infinity else {}),
             **(info or {}),
             **backbone.info,
         }
+
+    def _real_fid(self) -> FrechetInceptionDistance:
+        """A FID metric holding the reference statistics (kept across reset())."""
+        fid = fid_metric(self.backbone.feature_dim)
+        fid.real_features_sum = self.reference["fid_sum"].clone()
+        fid.real_features_cov_sum = self.reference["fid_cov_sum"].clone()
+        fid.real_features_num_samples = torch.tensor(self.reference["n"])
+        return fid
+
+    def _fid_infinity(self, fake: Tensor) -> float:
+        """FID-infinity (Chong & Forsyth 2020): FID of seeded random subsets at FID_INF_POINTS
+        sizes from n/5 to n, fitted linearly in 1/N and extrapolated to 1/N = 0."""
+        n = len(fake)
+        sizes = np.unique(np.linspace(max(2, n // 5), n, FID_INF_POINTS).astype(int))
+        gen = torch.Generator().manual_seed(self.seed)
+        fids = []
+        for size in sizes:
+            fid = self._real_fid()
+            fid.update(fake[torch.randperm(n, generator=gen)[:size]].double(), real=False)
+            fids.append(float(fid.compute()))
+        return float(np.polyfit(1.0 / sizes, fids, 1)[1])
 
     @property
     def settings(self) -> dict:
@@ -139,18 +166,18 @@ class Evaluator:
         cfg = eval_cfg or {
             "n_samples": self.n_samples, "seed": self.seed, "batch_size": self.batch_size,
             "kid_subset_size": self.kid_subset_size, "mode_threshold": self.mode_threshold,
+            "fid_infinity": self.fid_infinity,
         }  # fmt: skip
         keep = {k: v for k, v in self._settings.items() if k in ("dataset", "dataset_fingerprint")}
-        ref = reference_stats(
-            self.backbone, images, split, self.batch_size, self.seed, device=self.device
-        )
+        ref = reference_stats(self.backbone, images, split, self.batch_size, device=self.device)
         return Evaluator(self.backbone, cfg, ref, keep).to(self.device)
 
     @torch.no_grad()
     def features(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """(features, logits) of images in [-1, 1] (or uint8), as float32 on the CPU."""
         x = to_uint8(images).to(self.device)
-        f, logits = self.backbone(x)
+        with torch.autocast(self.device.type, enabled=False):  # same numbers inside mixed precision
+            f, logits = self.backbone(x)
         return f.float().cpu(), logits.float().cpu()
 
     def score_images(self, fake: Tensor) -> dict:
@@ -220,6 +247,8 @@ class Evaluator:
             "kid": float(kid),
             "kid_std": float(kid_std),
         }
+        if self.fid_infinity and n >= 10:
+            scores["fid_inf"] = self._fid_infinity(dim_zero_cat(self._kid.fake_features))
         if self.modes:
             scores.update(mode_scores(hist / n, self.reference["class_hist"], self.mode_threshold))
         self._settings.update(n_fake=n, kid_subset_size=subset)
@@ -238,7 +267,7 @@ def mode_scores(p_fake: Tensor, p_real: Tensor, threshold: float) -> dict:
 
 @torch.no_grad()
 def reference_stats(
-    backbone: nn.Module, images: Tensor, split: str, batch_size: int, seed: int, device=None
+    backbone: nn.Module, images: Tensor, split: str, batch_size: int, device=None
 ) -> dict:
     """FID sums/covariance (float64), a seeded subset of features for KID, and the class histogram."""
     if len(images) < 2:
@@ -250,7 +279,7 @@ def reference_stats(
     dim = backbone.feature_dim
     fid = fid_metric(dim)
     keep = torch.zeros(len(images), dtype=torch.bool)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(REFERENCE_SEED)
     keep[torch.randperm(len(images), generator=gen)[:KID_MAX_REAL]] = True
     kid_feats, hist = [], None
     for i in range(0, len(images), batch_size):
@@ -284,10 +313,15 @@ def _load_reference(path: Path, dim: int) -> dict | None:
         return None
 
 
-def build_evaluator(eval_cfg, datamodule, cache_dir: str) -> Evaluator | None:
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def build_evaluator(eval_cfg, datamodule, cache_dir: str, device=None) -> Evaluator | None:
     """The Evaluator for `eval_cfg.backbone` on `datamodule.reference()`, or None for backbone=none.
 
-    The domain classifier and the reference statistics are cached under `cache_dir`.
+    The domain classifier and the reference statistics are cached under `cache_dir`. The backbone
+    runs on `device` (default: the GPU when there is one); score_module moves it to the module's.
     """
     if eval_cfg.get("backbone", "none") == "none":
         return None
@@ -299,13 +333,12 @@ def build_evaluator(eval_cfg, datamodule, cache_dir: str) -> Evaluator | None:
         datamodule.setup("fit")
     backbone = build_backbone(eval_cfg, datamodule, cache_dir)
     images, _, split = datamodule.reference()
-    seed = int(eval_cfg.get("seed", 0))
     n_real = eval_cfg.get("n_real")
     tag = "all"
     if n_real is not None and int(n_real) < len(images):
-        gen = torch.Generator().manual_seed(seed)
+        gen = torch.Generator().manual_seed(REFERENCE_SEED)
         images = images[torch.randperm(len(images), generator=gen)[: int(n_real)].sort().values]
-        tag = f"{int(n_real)}-s{seed}"
+        tag = str(int(n_real))
     elif n_real is not None and int(n_real) > len(images):
         log.warning(
             "eval.n_real=%s exceeds the %d reference images; using all of them", n_real, len(images)
@@ -321,7 +354,8 @@ def build_evaluator(eval_cfg, datamodule, cache_dir: str) -> Evaluator | None:
     cached = ref is not None
     if ref is None:
         log.info("computing reference statistics of '%s' (%s, %d images)", name, split, len(images))
-        ref = reference_stats(backbone, images, split, int(eval_cfg.get("batch_size", 500)), seed)
+        bs = int(eval_cfg.get("batch_size", 500))
+        ref = reference_stats(backbone, images, split, bs, device=device or default_device())
         atomic_save(ref, path)
     ev = Evaluator(
         backbone,
@@ -330,4 +364,4 @@ def build_evaluator(eval_cfg, datamodule, cache_dir: str) -> Evaluator | None:
         {"dataset": name, "dataset_fingerprint": fp, "reference_file": str(path)},
     )
     ev.reference_cached = cached
-    return ev
+    return ev.to(device or default_device())

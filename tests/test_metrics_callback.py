@@ -1,0 +1,138 @@
+"""EvaluationCallback with a tiny stand-in GAN module (generator steps counted in `g_step`)."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+import torch.nn as nn
+from lightning.pytorch.loggers import Logger
+from torch.utils.data import DataLoader, TensorDataset
+
+from ganarena.callbacks.evaluation import EvaluationCallback
+from ganarena.metrics.backbones import DomainBackbone, DomainClassifier
+from ganarena.metrics.evaluator import Evaluator, reference_stats
+
+
+class TinyGAN(L.LightningModule):
+    """Manual optimization, one generator step per batch; `sample` as GANModule.sample."""
+
+    def __init__(self):
+        super().__init__()
+        self.automatic_optimization = False
+        self.generator = nn.Sequential(nn.Linear(4, 28 * 28), nn.Tanh())
+        self.g_step = 0
+
+    def training_step(self, batch, batch_idx):
+        opt = self.optimizers()
+        loss = self.generator(torch.randn(8, 4, device=self.device)).mean()
+        opt.zero_grad()
+        self.manual_backward(loss)
+        opt.step()
+        self.g_step += 1
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.5)
+
+    def train_dataloader(self):
+        return DataLoader(TensorDataset(torch.zeros(64, 1)), batch_size=8)
+
+    @torch.no_grad()
+    def sample(self, n, generator=None, batch_size=500):
+        z = torch.randn(n, 4, generator=generator).to(self.device)
+        return self.generator(z).view(n, 1, 28, 28).cpu()
+
+
+class MemoryLogger(Logger):
+    def __init__(self):
+        super().__init__()
+        self.logged: list[tuple[int, dict]] = []
+
+    @property
+    def name(self):
+        return "memory"
+
+    @property
+    def version(self):
+        return 0
+
+    def log_metrics(self, metrics, step=None):
+        self.logged.append((step, dict(metrics)))
+
+    def log_hyperparams(self, *args, **kwargs):
+        pass
+
+
+@pytest.fixture(scope="module")
+def evaluator():
+    torch.manual_seed(0)
+    backbone = DomainBackbone(
+        DomainClassifier(1, 10, width=8, features=16),
+        (1, 28, 28),
+        "domain-test-cnn",
+        {"classifier_sha256": "0" * 64},
+    )
+    ref = reference_stats(backbone, torch.rand(200, 1, 28, 28) * 2 - 1, "test", 100)
+    return Evaluator(backbone, {"n_samples": 100, "batch_size": 50, "kid_subset_size": 50}, ref)
+
+
+def fit(callback, max_steps):
+    logger = MemoryLogger()
+    trainer = L.Trainer(
+        max_steps=max_steps,
+        callbacks=[callback],
+        logger=logger,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        log_every_n_steps=1,
+    )
+    module = TinyGAN()
+    trainer.fit(module)
+    return trainer, module, logger
+
+
+@pytest.mark.filterwarnings("ignore:Scoring only")
+def test_periodic_and_final_evaluation(evaluator, tmp_path):
+    cb = EvaluationCallback(evaluator, every_n_steps=2)
+    trainer, module, logger = fit(cb, max_steps=5)
+    assert module.g_step == 5
+    assert [h["step"] for h in cb.history] == [2, 4, 5]
+    assert cb.final == {k: v for k, v in cb.history[-1].items() if k != "step"}
+    best = min(cb.history, key=lambda h: h["fid"])
+    assert cb.best == {"fid": best["fid"], "step": best["step"]}
+    val = [(step, m) for step, m in logger.logged if "val/fid" in m]
+    assert [step for step, _ in val] == [2, 4, 5]
+    assert set(val[0][1]) == {
+        "val/fid",
+        "val/is",
+        "val/is_std",
+        "val/kid",
+        "val/kid_std",
+        "val/modes_covered",
+        "val/class_kl",
+    }
+    assert cb.seconds > 0
+
+    # The state travels in checkpoints, so a resumed run keeps history and best.
+    trainer.save_checkpoint(tmp_path / "last.ckpt")
+    ckpt = torch.load(tmp_path / "last.ckpt", weights_only=False)
+    state = next(v for k, v in ckpt["callbacks"].items() if "EvaluationCallback" in k)
+    resumed = EvaluationCallback(evaluator, every_n_steps=2)
+    resumed.load_state_dict(state)
+    assert resumed.history == cb.history and resumed.best == cb.best and resumed.final == cb.final
+
+
+@pytest.mark.filterwarnings("ignore:Scoring only")
+def test_final_step_not_scored_twice(evaluator):
+    cb = EvaluationCallback(evaluator, every_n_steps=2)
+    fit(cb, max_steps=4)
+    assert [h["step"] for h in cb.history] == [2, 4]
+    assert cb.final["fid"] == cb.history[-1]["fid"]
+
+
+def test_same_module_scores_identically(evaluator):
+    module = TinyGAN()
+    with pytest.warns(UserWarning, match="Scoring only"):
+        assert evaluator.score_module(module) == evaluator.score_module(module)
