@@ -67,22 +67,45 @@ def write_mnist_raw(root: Path, x: np.ndarray, y: np.ndarray) -> None:
 def baseline_nets(model: str) -> tuple[nn.Module, nn.Module]:
     """The networks as the tutorials write them (D ends in a Sigmoid for nn.BCELoss)."""
     if model == "mlp":
-        g = nn.Sequential(nn.Linear(100, 256), nn.ReLU(), nn.Linear(256, 512), nn.ReLU(),
-                          nn.Linear(512, 784), nn.Tanh())
-        d = nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.LeakyReLU(0.2), nn.Linear(512, 256),
-                          nn.LeakyReLU(0.2), nn.Linear(256, 1), nn.Sigmoid())
+        g = nn.Sequential(
+            nn.Linear(100, 256),
+            nn.ReLU(),
+            nn.Linear(256, 512),
+            nn.ReLU(),
+            nn.Linear(512, 784),
+            nn.Tanh(),
+        )
+        d = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(784, 512),
+            nn.LeakyReLU(0.2),
+            nn.Linear(512, 256),
+            nn.LeakyReLU(0.2),
+            nn.Linear(256, 1),
+            nn.Sigmoid(),
+        )
         return g, d
     # The PyTorch DCGAN example, sized for 28 px (7 -> 14 -> 28), width 64.
     g = nn.Sequential(
         nn.Unflatten(1, (100, 1, 1)),
-        nn.ConvTranspose2d(100, 128, 7, 1, 0, bias=False), nn.BatchNorm2d(128), nn.ReLU(True),
-        nn.ConvTranspose2d(128, 64, 4, 2, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(True),
-        nn.ConvTranspose2d(64, 1, 4, 2, 1, bias=False), nn.Tanh(),
+        nn.ConvTranspose2d(100, 128, 7, 1, 0, bias=False),
+        nn.BatchNorm2d(128),
+        nn.ReLU(True),
+        nn.ConvTranspose2d(128, 64, 4, 2, 1, bias=False),
+        nn.BatchNorm2d(64),
+        nn.ReLU(True),
+        nn.ConvTranspose2d(64, 1, 4, 2, 1, bias=False),
+        nn.Tanh(),
     )
     d = nn.Sequential(
-        nn.Conv2d(1, 64, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True),
-        nn.Conv2d(64, 128, 4, 2, 1, bias=False), nn.BatchNorm2d(128), nn.LeakyReLU(0.2, inplace=True),
-        nn.Conv2d(128, 1, 7, 1, 0, bias=False), nn.Flatten(), nn.Sigmoid(),
+        nn.Conv2d(1, 64, 4, 2, 1, bias=False),
+        nn.LeakyReLU(0.2, inplace=True),
+        nn.Conv2d(64, 128, 4, 2, 1, bias=False),
+        nn.BatchNorm2d(128),
+        nn.LeakyReLU(0.2, inplace=True),
+        nn.Conv2d(128, 1, 7, 1, 0, bias=False),
+        nn.Flatten(),
+        nn.Sigmoid(),
     )
     return g, d
 
@@ -109,7 +132,9 @@ def run_baseline(args, root: Path) -> float:
             b = real.size(0)
             ones, zeros = torch.ones(b, 1, device=device), torch.zeros(b, 1, device=device)
             fake = g(torch.randn(b, 100, device=device))
-            d_loss = criterion(d(real).view(b, 1), ones) + criterion(d(fake.detach()).view(b, 1), zeros)
+            d_loss = criterion(d(real).view(b, 1), ones) + criterion(
+                d(fake.detach()).view(b, 1), zeros
+            )
             opt_d.zero_grad()
             d_loss.backward()
             opt_d.step()
@@ -149,13 +174,22 @@ def ganarena_config(args, root: Path, out: Path, extra: list[str] = ()):
 
     accel = "cpu" if args.device == "cpu" else "gpu"
     overrides = [
-        f"model={args.model}", "loss=nonsaturating", f"accelerator={accel}", "eval=none",
-        "dataset=mnist", f"dataset.root={root}", "dataset.download=false", "dataset.fallback=null",
-        f"dataset.batch_size={args.batch}", f"trainer.max_steps={args.warmup + args.steps}",
-        "trainer.enable_progress_bar=false", f"paths.output_dir={out}",
+        f"model={args.model}",
+        "loss=nonsaturating",
+        f"accelerator={accel}",
+        "eval=none",
+        "dataset=mnist",
+        f"dataset.root={root}",
+        "dataset.download=false",
+        "dataset.fallback=null",
+        f"dataset.batch_size={args.batch}",
+        f"trainer.max_steps={args.warmup + args.steps}",
+        "trainer.enable_progress_bar=false",
+        f"paths.output_dir={out}",
         # Checkpoints and grids at their default interval would be part of a real run too, but
         # they are I/O, not training speed: keep them out of the timed window.
-        f"callbacks.checkpoint.every_n_steps={10**9}", f"callbacks.samples.every_n_steps={10**9}",
+        f"callbacks.checkpoint.every_n_steps={10**9}",
+        f"callbacks.samples.every_n_steps={10**9}",
         *extra,
     ]
     with initialize_config_module("ganarena.conf", version_base="1.3"):
@@ -199,27 +233,53 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     torch.manual_seed(0)
     x, y, source = load_uint8_digits()
-    common = {"model": args.model, "batch": args.batch, "device": args.device, "steps": args.steps,
-              "warmup": args.warmup, "data": source, "threads": torch.get_num_threads(),
-              "torch": torch.__version__}
+    common = {
+        "model": args.model,
+        "batch": args.batch,
+        "device": args.device,
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "data": source,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
     results: dict[str, list[float]] = {"baseline": [], "ganarena": []}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "data"
         write_mnist_raw(root, x, y)
         for r in range(args.repeats):
             for name in ("baseline", "ganarena"):
-                rate = (run_baseline(args, root) if name == "baseline"
-                        else run_ganarena(args, root, Path(tmp) / f"run{r}"))
+                rate = (
+                    run_baseline(args, root)
+                    if name == "baseline"
+                    else run_ganarena(args, root, Path(tmp) / f"run{r}")
+                )
                 results[name].append(rate)
-                print(json.dumps({"kind": "train", "impl": name, "repeat": r,
-                                  "imgs_per_s": round(rate, 1), **common}), flush=True)
+                print(
+                    json.dumps(
+                        {
+                            "kind": "train",
+                            "impl": name,
+                            "repeat": r,
+                            "imgs_per_s": round(rate, 1),
+                            **common,
+                        }
+                    ),
+                    flush=True,
+                )
     ratios = [g / b for g, b in zip(results["ganarena"], results["baseline"])]
-    print(json.dumps({
-        "kind": "summary", **common,
-        "baseline_imgs_per_s_median": round(statistics.median(results["baseline"]), 1),
-        "ganarena_imgs_per_s_median": round(statistics.median(results["ganarena"]), 1),
-        "ratio_median": round(statistics.median(ratios), 3),
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                "kind": "summary",
+                **common,
+                "baseline_imgs_per_s_median": round(statistics.median(results["baseline"]), 1),
+                "ganarena_imgs_per_s_median": round(statistics.median(results["ganarena"]), 1),
+                "ratio_median": round(statistics.median(ratios), 3),
+            }
+        ),
+        flush=True,
+    )
     return 0
 
 

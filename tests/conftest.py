@@ -38,7 +38,13 @@ def compose_train(out_dir: Path, overrides: list[str] = ()) -> DictConfig:
     """The train config as the CLI would compose it, writing into `out_dir`."""
     with initialize_config_module("ganarena.conf", version_base="1.3"):
         return compose(
-            "train", overrides=[*FAST, f"paths.output_dir={out_dir}", f"paths.cache_dir={out_dir.parent / 'cache'}", *overrides]
+            "train",
+            overrides=[
+                *FAST,
+                f"paths.output_dir={out_dir}",
+                f"paths.cache_dir={out_dir.parent / 'cache'}",
+                *overrides,
+            ],
         )
 
 
@@ -46,8 +52,17 @@ def run_cli(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.Comple
     """Run a console script as a user would (through `python -m`), capturing output."""
     # One torch thread per process: on 2 busy cores, spinning OpenMP threads of several
     # processes slow each other down many times over.
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "GANARENA_CACHE": str(cwd / "cache"),
-           "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "HYDRA_FULL_ERROR": "0",
+        "GANARENA_CACHE": str(cwd / "cache"),
+        "OMP_NUM_THREADS": "1",
+    }
     return subprocess.run(
-        [sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )

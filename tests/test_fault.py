@@ -19,11 +19,26 @@ from tests.conftest import compose_train
 
 def test_sigterm_writes_interrupted_status_and_a_resumable_checkpoint(tmp_path):
     run = tmp_path / "run"
-    args = [sys.executable, "-m", "ganarena.train", "dataset=mnist_sample", "dataset.limit=512",
-            "eval=none", "trainer.max_steps=100000", "trainer.log_every_n_steps=1",
-            "trainer.enable_progress_bar=false", f"hydra.run.dir={run}"]
-    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "GANARENA_CACHE": str(tmp_path / "cache")})
+    args = [
+        sys.executable,
+        "-m",
+        "ganarena.train",
+        "dataset=mnist_sample",
+        "dataset.limit=512",
+        "eval=none",
+        "trainer.max_steps=100000",
+        "trainer.log_every_n_steps=1",
+        "trainer.enable_progress_bar=false",
+        f"hydra.run.dir={run}",
+    ]
+    proc = subprocess.Popen(
+        args,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "GANARENA_CACHE": str(tmp_path / "cache")},
+    )
     deadline = time.time() + 120
     while not list((run / "tensorboard").glob("events.*")) and time.time() < deadline:
         time.sleep(0.5)
@@ -38,8 +53,11 @@ def test_sigterm_writes_interrupted_status_and_a_resumable_checkpoint(tmp_path):
     assert stopped_at == metrics["steps"]
 
     # Resume in the same folder with ckpt_path=last: metrics.json is updated in place.
-    train(compose_train(run, ["dataset.limit=512", "ckpt_path=last",
-                              f"trainer.max_steps={stopped_at + 3}"]))
+    train(
+        compose_train(
+            run, ["dataset.limit=512", "ckpt_path=last", f"trainer.max_steps={stopped_at + 3}"]
+        )
+    )
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["status"] == "completed"
     assert metrics["steps"] == stopped_at + 3 and metrics["start_step"] == stopped_at
@@ -101,15 +119,32 @@ def test_resume_reproduces_an_uninterrupted_run_exactly(tmp_path):
 def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path):
     """SIGKILL mid-run loses only the steps since the last periodic checkpoint; resuming from it
     (deterministic mode) ends with exactly the weights of a run that was never killed."""
-    common = ["dataset=mnist_sample", "dataset.limit=256", "dataset.batch_size=32", "eval=none",
-              "seed=5", "trainer.deterministic=true", "callbacks.checkpoint.every_n_steps=2",
-              "callbacks.checkpoint.keep=2"]
+    common = [
+        "dataset=mnist_sample",
+        "dataset.limit=256",
+        "dataset.batch_size=32",
+        "eval=none",
+        "seed=5",
+        "trainer.deterministic=true",
+        "callbacks.checkpoint.every_n_steps=2",
+        "callbacks.checkpoint.keep=2",
+    ]
     killed = tmp_path / "killed"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ganarena.train", *common, "trainer.max_steps=100000",
-         "trainer.enable_progress_bar=false", f"hydra.run.dir={killed}"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "GANARENA_CACHE": str(tmp_path / "cache")})
+        [
+            sys.executable,
+            "-m",
+            "ganarena.train",
+            *common,
+            "trainer.max_steps=100000",
+            "trainer.enable_progress_bar=false",
+            f"hydra.run.dir={killed}",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "GANARENA_CACHE": str(tmp_path / "cache")},
+    )
     deadline = time.time() + 120
     while not (killed / "checkpoints" / "step_000006.ckpt").exists() and time.time() < deadline:
         time.sleep(0.05)

@@ -19,7 +19,9 @@ from ganarena.module import build_module
 
 ODD = st.sampled_from(["abc", "", "null", "true", "1e999", "-inf", "nan", "[1,2]", "{a: 1}"])
 INTS = st.one_of(st.integers(-3, 300), st.sampled_from([0, -1, 10**9]), ODD)
-FLOATS = st.one_of(st.floats(-10, 10), st.sampled_from([0.0, 1e-12, math.nan, math.inf, -math.inf]), ODD)
+FLOATS = st.one_of(
+    st.floats(-10, 10), st.sampled_from([0.0, 1e-12, math.nan, math.inf, -math.inf]), ODD
+)
 
 NUMERIC = {
     "dataset.batch_size": INTS,
@@ -31,7 +33,9 @@ NUMERIC = {
     "loss.label_smoothing": FLOATS,
     "loss.optimizer_g.lr": FLOATS,
     "loss.optimizer_d.lr": FLOATS,
-    "loss.optimizer_d.betas": st.sampled_from(["[0.5,0.999]", "[1.5,0.9]", "[-0.1,0.9]", "[0.5]", "abc"]),
+    "loss.optimizer_d.betas": st.sampled_from(
+        ["[0.5,0.999]", "[1.5,0.9]", "[-0.1,0.9]", "[0.5]", "abc"]
+    ),
     "model.ema_decay": st.one_of(FLOATS, st.just("null")),
     "model.latent_dim": INTS,
     "seed": st.one_of(INTS, st.just("null")),
@@ -45,7 +49,9 @@ NUMERIC = {
 }
 ENUMS = {
     "model": st.sampled_from(["mlp", "dcgan", "foo"]),
-    "loss": st.sampled_from(["minimax", "nonsaturating", "lsgan", "wgan", "wgan_gp", "hinge", "bar"]),
+    "loss": st.sampled_from(
+        ["minimax", "nonsaturating", "lsgan", "wgan", "wgan_gp", "hinge", "bar"]
+    ),
     "loss.d_norm": st.sampled_from(["batch", "layer", "none", "group", 3]),
 }
 
@@ -71,13 +77,16 @@ def hydra_ctx():
         yield
 
 
-@settings(max_examples=220, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=220, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(ov=overrides())
 def test_train_config_fields_give_a_valid_setup_or_a_clear_error(hydra_ctx, tmp_path_factory, ov):
     out = tmp_path_factory.getbasetemp() / "fuzz"
     try:
-        cfg = compose("train", overrides=["dataset=mnist_sample", "eval=none",
-                                          f"paths.output_dir={out}", *ov])
+        cfg = compose(
+            "train", overrides=["dataset=mnist_sample", "eval=none", f"paths.output_dir={out}", *ov]
+        )
     except (HydraException, OmegaConfBaseException):
         return  # Hydra's own message (unknown option, parse error): clear, and nothing ran
     try:

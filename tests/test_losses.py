@@ -30,8 +30,14 @@ def bce_d(real, fake, real_label=1.0):
 
 
 EXPECTED = {
-    "minimax": (bce_d(REAL.tolist(), FAKE.tolist()), mean(math.log(1 - sig(f)) for f in FAKE.tolist())),
-    "nonsaturating": (bce_d(REAL.tolist(), FAKE.tolist()), mean(-math.log(sig(f)) for f in FAKE.tolist())),
+    "minimax": (
+        bce_d(REAL.tolist(), FAKE.tolist()),
+        mean(math.log(1 - sig(f)) for f in FAKE.tolist()),
+    ),
+    "nonsaturating": (
+        bce_d(REAL.tolist(), FAKE.tolist()),
+        mean(-math.log(sig(f)) for f in FAKE.tolist()),
+    ),
     # LSGAN a=0, b=1, c=1: 0.5*mean((2-1)^2, (-1-1)^2) + 0.5*mean(0.5^2, 3^2)
     "lsgan": (0.5 * (1 + 4) / 2 + 0.5 * (0.25 + 9) / 2, 0.5 * ((0.5 - 1) ** 2 + (-3 - 1) ** 2) / 2),
     # WGAN: E[D(fake)] - E[D(real)] = -1.25 - 0.5
@@ -122,7 +128,9 @@ def test_gradient_penalty_matches_finite_differences():
 
 def test_gradient_penalty_pushes_gradient_norm_toward_one():
     torch.manual_seed(0)
-    d = nn.Sequential(nn.Flatten(), nn.Linear(16, 32), nn.LeakyReLU(0.2), nn.Linear(32, 1), nn.Flatten(0))
+    d = nn.Sequential(
+        nn.Flatten(), nn.Linear(16, 32), nn.LeakyReLU(0.2), nn.Linear(32, 1), nn.Flatten(0)
+    )
     with torch.no_grad():
         for p in d.parameters():
             p.mul_(5.0)  # start with gradient norms far above 1

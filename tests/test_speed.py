@@ -22,13 +22,21 @@ def logged_losses(run_dir) -> dict[str, list[float]]:
 
 @pytest.mark.parametrize("model", ["mlp", "dcgan"])
 def test_optimisations_leave_the_first_50_steps_unchanged(tmp_path, model):
-    base = [f"model={model}", "trainer.max_steps=50", "dataset.limit=640", "seed=7",
-            "callbacks.checkpoint.every_n_steps=50", "callbacks.samples.every_n_steps=50"]
+    base = [
+        f"model={model}",
+        "trainer.max_steps=50",
+        "dataset.limit=640",
+        "seed=7",
+        "callbacks.checkpoint.every_n_steps=50",
+        "callbacks.samples.every_n_steps=50",
+    ]
     if model == "dcgan":  # keep the conv model quick on CPU
         base += ["model.width=8", "trainer.max_steps=25"]
     fast, plain = tmp_path / "fast", tmp_path / "plain"
     train(compose_train(fast, base))
-    train(compose_train(plain, [*base, "speed.fused_optimizers=false", "speed.batched_loader=false"]))
+    train(
+        compose_train(plain, [*base, "speed.fused_optimizers=false", "speed.batched_loader=false"])
+    )
     a, b = logged_losses(fast), logged_losses(plain)
     for tag in a:
         assert len(a[tag]) == len(b[tag]) == (50 if model == "mlp" else 25)
@@ -36,8 +44,13 @@ def test_optimisations_leave_the_first_50_steps_unchanged(tmp_path, model):
 
 
 def test_benchmark_quick_emits_json(tmp_path):
-    res = subprocess.run([sys.executable, str(REPO / "scripts" / "benchmark.py"), "--quick"],
-                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    res = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "benchmark.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     lines = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
     kinds = [line["kind"] for line in lines]
@@ -45,4 +58,5 @@ def test_benchmark_quick_emits_json(tmp_path):
     summary = lines[-1]
     assert summary["baseline_imgs_per_s_median"] > 0 and summary["ganarena_imgs_per_s_median"] > 0
     assert summary["ratio_median"] == pytest.approx(
-        summary["ganarena_imgs_per_s_median"] / summary["baseline_imgs_per_s_median"], rel=1e-2)
+        summary["ganarena_imgs_per_s_median"] / summary["baseline_imgs_per_s_median"], rel=1e-2
+    )

@@ -50,7 +50,10 @@ def test_every_model_and_loss_trains_end_to_end(tmp_path, model, loss):
     for tag in ("train/d_loss", "train/g_loss", "train/d_real", "train/d_fake"):
         assert scalar_steps(acc, tag) == [1, 2, 3], tag
     assert "samples" in acc.Tags()["images"]
-    assert sorted(p.name for p in (run / "samples").glob("*.png")) == ["step_000002.png", "step_000003.png"]
+    assert sorted(p.name for p in (run / "samples").glob("*.png")) == [
+        "step_000002.png",
+        "step_000003.png",
+    ]
     if loss == "wgan_gp":
         assert scalar_steps(acc, "train/gradient_penalty") == [1, 2, 3]
     if loss in ("wgan", "wgan_gp", "hinge", "lsgan"):
@@ -105,7 +108,11 @@ def test_ema_generator_is_kept_and_used_for_samples(tmp_path):
 
 def test_dcgan_sizes_itself_from_the_dataset(tmp_path):
     run = tmp_path / "run"
-    train(compose_train(run, ["model=dcgan", "dataset.image_size=32", "dataset.channels=3",
-                              "trainer.max_steps=2"]))
+    train(
+        compose_train(
+            run,
+            ["model=dcgan", "dataset.image_size=32", "dataset.channels=3", "trainer.max_steps=2"],
+        )
+    )
     module, _ = load_module(run / "checkpoints" / "last.ckpt")
     assert module.sample_fixed().shape == (64, 3, 32, 32)

@@ -17,8 +17,16 @@ def _get(cfg: DictConfig, key: str) -> Any:
     return OmegaConf.select(cfg, key, throw_on_missing=False)
 
 
-def _number(cfg: DictConfig, key: str, *, integer: bool = False, low: float = 0.0,
-            low_ok: bool = False, high: float | None = None, nullable: bool = False) -> None:
+def _number(
+    cfg: DictConfig,
+    key: str,
+    *,
+    integer: bool = False,
+    low: float = 0.0,
+    low_ok: bool = False,
+    high: float | None = None,
+    nullable: bool = False,
+) -> None:
     value = _get(cfg, key)
     if value is None and nullable:
         return
@@ -62,7 +70,9 @@ def validate_train(cfg: DictConfig) -> None:
         _number(cfg, f"loss.{opt}.lr")
     seed = _get(cfg, "seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise ConfigError(f"seed must be a non-negative integer or null, got {seed!r}. Fix it on the command line, e.g. seed=1.")
+        raise ConfigError(
+            f"seed must be a non-negative integer or null, got {seed!r}. Fix it on the command line, e.g. seed=1."
+        )
     name = _get(cfg, "loss.name")
     if name not in LOSSES:
         raise ConfigError(
@@ -74,7 +84,11 @@ def validate_train(cfg: DictConfig) -> None:
             f"loss.label_smoothing applies to the cross-entropy losses (minimax, nonsaturating), "
             f"not to loss={name}. Set loss.label_smoothing=0 or pick a BCE loss."
         )
-    if _get(cfg, "loss.gp_weight") and _get(cfg, "loss.d_norm") == "batch" and _get(cfg, "model.name") != "mlp":
+    if (
+        _get(cfg, "loss.gp_weight")
+        and _get(cfg, "loss.d_norm") == "batch"
+        and _get(cfg, "model.name") != "mlp"
+    ):
         raise ConfigError(
             "A gradient penalty (loss.gp_weight > 0) is per-sample and invalid with batch norm in "
             "the critic (Gulrajani et al. 2017, sec. 4). Set loss.d_norm=layer or loss.d_norm=none."

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn

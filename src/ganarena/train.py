@@ -141,10 +141,16 @@ def train(cfg: DictConfig) -> float:
     callbacks = build_callbacks(cfg, run_dir, evaluator)
     trainer = build_trainer(cfg, run_dir, callbacks)
 
-    summary: dict[str, Any] = {"status": "failed", "steps": 0, "wall_s": None, "imgs_per_s": None,
-                               "final": None, "best": None,
-                               "eval": evaluator.settings if evaluator is not None else None,
-                               "config": run_summary(cfg)}
+    summary: dict[str, Any] = {
+        "status": "failed",
+        "steps": 0,
+        "wall_s": None,
+        "imgs_per_s": None,
+        "final": None,
+        "best": None,
+        "eval": evaluator.settings if evaluator is not None else None,
+        "config": run_summary(cfg),
+    }
     metrics_path = run_dir / "metrics.json"
     t0 = time.perf_counter()
     try:
@@ -158,8 +164,11 @@ def train(cfg: DictConfig) -> float:
         # work done so far so `ckpt_path=last` resumes from here.
         summary["status"] = "interrupted"
         trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
-        log.warning("interrupted at generator step %d; resume with hydra.run.dir=%s ckpt_path=last",
-                    module.g_step, run_dir)
+        log.warning(
+            "interrupted at generator step %d; resume with hydra.run.dir=%s ckpt_path=last",
+            module.g_step,
+            run_dir,
+        )
         code = e.code if isinstance(e, SystemExit) and e.code else 128 + signal.SIGTERM
         raise SystemExit(code) from None
     finally:
@@ -170,7 +179,9 @@ def train(cfg: DictConfig) -> float:
             steps=module.g_step,
             wall_s=round(wall, 3),
             # Every rank sees its own batch: the run's throughput is world_size times one rank's.
-            imgs_per_s=round(trainer.world_size * module.real_images_seen / max(wall - eval_s, 1e-9), 1),
+            imgs_per_s=round(
+                trainer.world_size * module.real_images_seen / max(wall - eval_s, 1e-9), 1
+            ),
             resumed_from=cfg.ckpt_path,
             start_step=start_step,
         )

@@ -13,9 +13,16 @@ class GANProgressBar(TQDMProgressBar):
 
     def init_train_tqdm(self) -> Tqdm:
         # stderr, like the logs: stdout stays free for machine-readable output.
-        return Tqdm(desc="train (generator steps)", position=2 * self.process_position,
-                    disable=self.is_disabled, leave=True, dynamic_ncols=True, file=sys.stderr,
-                    smoothing=0, bar_format=self.BAR_FORMAT)
+        return Tqdm(
+            desc="train (generator steps)",
+            position=2 * self.process_position,
+            disable=self.is_disabled,
+            leave=True,
+            dynamic_ncols=True,
+            file=sys.stderr,
+            smoothing=0,
+            bar_format=self.BAR_FORMAT,
+        )
 
     def on_train_start(self, trainer, pl_module) -> None:
         self.train_progress_bar = self.init_train_tqdm()

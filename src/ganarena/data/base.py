@@ -192,10 +192,15 @@ class ImageDataModule(L.LightningDataModule):
             )
         # A private generator: DataLoader draws a base seed at every iter(), which must not
         # shift the global RNG stream that the latents come from (or resumes would diverge).
-        workers = {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0,
-                   "generator": torch.Generator().manual_seed(self.shuffle_seed)}
+        workers = {
+            "num_workers": self.num_workers,
+            "persistent_workers": self.num_workers > 0,
+            "generator": torch.Generator().manual_seed(self.shuffle_seed),
+        }
         if not self.batched_loader:  # per-item fetch and collate, same batches
-            return DataLoader(TensorDataset(self.images, labels), batch_sampler=self.sampler, **workers)
+            return DataLoader(
+                TensorDataset(self.images, labels), batch_sampler=self.sampler, **workers
+            )
         images = self.images
         if self.num_workers == 0 and trainer is not None:
             device = trainer.strategy.root_device
@@ -204,12 +209,16 @@ class ImageDataModule(L.LightningDataModule):
                 images, labels = images.to(device), labels.to(device)
         # One gather per batch (the sampler yields whole index lists) instead of collating
         # batch_size single items: same batches, a fraction of the per-step overhead.
-        return DataLoader(_Indexed(images, labels), sampler=self.sampler, batch_size=None, **workers)
+        return DataLoader(
+            _Indexed(images, labels), sampler=self.sampler, batch_size=None, **workers
+        )
 
     @property
     def sampler(self) -> ResumableBatchSampler:
         if self._sampler is None:
-            self._sampler = ResumableBatchSampler(len(self.images), self.batch_size, self.shuffle_seed)
+            self._sampler = ResumableBatchSampler(
+                len(self.images), self.batch_size, self.shuffle_seed
+            )
         return self._sampler
 
 
@@ -226,7 +235,9 @@ class ResumableBatchSampler:
         return self.n // self.batch_size
 
     def __iter__(self):
-        perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        perm = torch.randperm(
+            self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch)
+        )
         batches = perm[: len(self) * self.batch_size].view(len(self), self.batch_size)
         while self.position < len(self):
             self.position += 1
