@@ -212,6 +212,85 @@ def run_ganarena(args, root: Path, out: Path, extra: list[str] = ()) -> float:
     return args.steps * args.batch / (timer.t1 - timer.t0)
 
 
+# ---------------------------------------------------------------- evaluation and memory
+def eval_throughput(args, root: Path, out: Path, n: int) -> dict:
+    """Generated images scored per second by the FID/IS/KID pipeline (domain backbone), with the
+    classifier and the reference statistics already cached (a warm-up pass builds them)."""
+    from ganarena.config import build
+    from ganarena.metrics import build_evaluator
+    from ganarena.module import build_module
+
+    cfg = ganarena_config(
+        args, root, out, ["eval=domain", f"eval.n_samples={n}", f"eval.cache_dir={out / 'cache'}"]
+    )
+    dm = build(cfg.dataset)
+    dm.setup("fit")
+    evaluator = build_evaluator(cfg.eval, dm, cfg.eval.cache_dir)
+    module = build_module(cfg)  # an untrained G: the pipeline's cost does not depend on quality
+    evaluator.score_module(module)
+    t0 = time.perf_counter()
+    scores = evaluator.score_module(module)
+    dt = time.perf_counter() - t0
+    return {
+        "kind": "eval",
+        "backbone": "domain",
+        "n_fake": n,
+        "seconds": round(dt, 2),
+        "imgs_per_s": round(n / dt, 1),
+        "fid": round(scores["fid"], 3),
+    }
+
+
+def peak_rss_mb(code: str) -> float:
+    """Peak resident memory of a fresh Python process running `code`."""
+    import resource
+    import subprocess
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=REPO,
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(max(after, before) / 1024, 1)  # ru_maxrss is in KiB on Linux
+
+
+def memory(args, root: Path, out: Path) -> list[dict]:
+    """Peak RSS of a training run, and of scoring N=5k vs 20k fakes (streamed statistics keep the
+    second close to the first). Each in its own process, so the peaks do not mix."""
+    train = (
+        f"import sys; sys.argv=['ganarena-train', 'dataset=mnist', 'dataset.root={root}', "
+        "'dataset.download=false', 'dataset.fallback=null', 'eval=none', "
+        f"'trainer.max_steps={args.steps}', 'trainer.enable_progress_bar=false', "
+        f"'hydra.run.dir={out / 'mem_train'}']; from ganarena.train import main; main()"
+    )
+    rows = [
+        {
+            "kind": "memory",
+            "what": f"training run ({args.model}, {args.steps} steps)",
+            "peak_rss_mb": peak_rss_mb(train),
+        }
+    ]
+    for n in (5000, 20000):
+        code = (
+            "import sys; sys.path.insert(0, 'scripts'); import argparse; from pathlib import Path; "
+            f"import benchmark as b; a = argparse.Namespace(model={args.model!r}, "
+            f"batch={args.batch}, device='cpu', steps=1, warmup=0); "
+            f"b.eval_throughput(a, Path({str(root)!r}), Path({str(out / 'mem_eval')!r}), {n})"
+        )
+        rows.append(
+            {
+                "kind": "memory",
+                "what": f"scoring {n} fakes (domain FID+IS+KID)",
+                "peak_rss_mb": peak_rss_mb(code),
+            }
+        )
+    return rows
+
+
 # ---------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -222,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=None)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="a few steps, 1 repeat (smoke test)")
+    p.add_argument("--no-eval", action="store_true", help="skip the evaluation and memory rows")
     args = p.parse_args(argv)
     args.batch = args.batch or (128 if args.model == "mlp" else 64)
     if args.quick:
@@ -267,7 +347,12 @@ def main(argv: list[str] | None = None) -> int:
                     ),
                     flush=True,
                 )
-    ratios = [g / b for g, b in zip(results["ganarena"], results["baseline"])]
+        if not (args.quick or args.no_eval):
+            row = eval_throughput(args, root, Path(tmp) / "eval", 10000)
+            print(json.dumps({**row, **common}), flush=True)
+            for row in memory(args, root, Path(tmp)):
+                print(json.dumps({**row, **common}), flush=True)
+    ratios = [g / b for g, b in zip(results["ganarena"], results["baseline"], strict=True)]
     print(
         json.dumps(
             {

@@ -7,6 +7,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from torch import nn
+from torch.nn.utils import parametrize
 
 import ganarena
 from ganarena.errors import ConfigError
@@ -224,3 +225,206 @@ def test_hydra_instantiate_literal_config():
     )
     g = hydra.utils.instantiate(cfg)
     assert linear_shapes(g) == [(100, 256), (256, 512), (512, 784)]
+
+
+# -- conditional models, projection head, spectral norm -----------------------------------------
+BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+UNCONDITIONAL_KEYS = {
+    "mlp": (
+        ["net.0.weight", "net.0.bias", "net.2.weight", "net.2.bias", "net.4.weight", "net.4.bias"],
+        ["net.1.weight", "net.1.bias", "net.3.weight", "net.3.bias", "net.5.weight", "net.5.bias"],
+    ),
+    "dcgan": (
+        ["net.0.weight"]
+        + [f"net.1.{k}" for k in BN_KEYS]
+        + ["net.3.weight"]
+        + [f"net.4.{k}" for k in BN_KEYS]
+        + ["net.6.weight", "net.6.bias"],
+        ["net.0.weight", "net.0.bias", "net.2.weight"]
+        + [f"net.3.{k}" for k in BN_KEYS]
+        + ["net.5.weight", "net.5.bias"],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PAIRS))
+def test_unconditional_state_dict_keys_unchanged(name):
+    # Checkpoints written before conditioning existed must still load.
+    g_cls, d_cls = PAIRS[name]
+    g_keys, d_keys = UNCONDITIONAL_KEYS[name]
+    assert list(g_cls().state_dict()) == g_keys
+    assert list(d_cls().state_dict()) == d_keys
+    assert g_cls().num_classes is None and d_cls().num_classes is None
+
+
+@pytest.mark.parametrize(("size", "channels"), [(28, 1), (32, 3)])
+@pytest.mark.parametrize("name", sorted(PAIRS))
+def test_conditional_shapes_and_label_effect(name, size, channels):
+    torch.manual_seed(0)
+    g_cls, d_cls = PAIRS[name]
+    g = g_cls(image_size=size, channels=channels, num_classes=10)
+    d = d_cls(image_size=size, channels=channels, num_classes=10)
+    assert g.num_classes == d.num_classes == 10
+    z, y = torch.randn(4, 100), torch.tensor([0, 3, 9, 3])
+    x = g(z, y)
+    assert x.shape == (4, channels, size, size)
+    assert x.min() >= -1 and x.max() <= 1
+    assert d(x, y).shape == (4,)
+    g.eval()
+    same_z = z[:1].expand(2, -1)
+    a, b = g(same_z, torch.tensor([1, 2]))
+    assert not torch.allclose(a, b)  # the label changes the image
+    d.eval()
+    x1 = x[:1].expand(2, -1, -1, -1)
+    l1, l2 = d(x1, torch.tensor([1, 2]))
+    assert l1 != l2  # and the logit
+
+
+@pytest.mark.parametrize("name", sorted(PAIRS))
+def test_conditional_gradients_reach_embeddings(name):
+    torch.manual_seed(0)
+    g_cls, d_cls = PAIRS[name]
+    g, d = g_cls(num_classes=10), d_cls(num_classes=10)
+    y = torch.arange(4)
+    d(g(torch.randn(4, 100), y), y).mean().backward()
+    for net in (g, d):
+        for pname, p in net.named_parameters():
+            assert p.grad is not None and torch.isfinite(p.grad).all(), pname
+    emb = [m for m in g.modules() if isinstance(m, nn.Embedding)]
+    assert emb and all(m.weight.grad[:4].abs().sum() > 0 for m in emb)
+    assert all(m.weight.grad[4:].abs().sum() == 0 for m in emb)  # unused classes untouched
+
+
+@pytest.mark.parametrize("name", sorted(PAIRS))
+def test_labels_required_and_checked(name):
+    g_cls, d_cls = PAIRS[name]
+    g, d = g_cls(num_classes=10), d_cls(num_classes=10)
+    z, x = torch.randn(2, 100), torch.randn(2, 1, 28, 28)
+    with pytest.raises(ValueError, match="conditional"):
+        g(z)
+    with pytest.raises(ValueError, match="conditional"):
+        d(x)
+    with pytest.raises(ValueError, match="int64"):
+        g(z, torch.tensor([1.0, 2.0]))
+    with pytest.raises(ValueError, match="shape"):
+        d(x, torch.tensor([1, 2, 3]))
+    with pytest.raises(ValueError, match=r"\[0, 9\]"):
+        g(z, torch.tensor([0, 10]))
+    with pytest.raises(ValueError, match="unconditional"):
+        g_cls()(z, torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="unconditional"):
+        d_cls()(x, torch.tensor([0, 1]))
+
+
+@pytest.mark.parametrize("bad", [1, 0, -3, 2.5, True, "10"])
+def test_bad_num_classes(bad):
+    for cls in (MLPGenerator, MLPDiscriminator, DCGANGenerator, DCGANDiscriminator):
+        with pytest.raises(ConfigError, match="num_classes"):
+            cls(num_classes=bad)
+
+
+def test_mlp_conditional_concatenates_embedding():
+    g = MLPGenerator(num_classes=10)
+    assert g.embed.weight.shape == (10, 10)  # embed_dim defaults to num_classes
+    assert linear_shapes(g)[0] == (110, 256)
+    d = MLPDiscriminator(num_classes=10, embed_dim=16)
+    assert d.embed.weight.shape == (10, 16)
+    assert linear_shapes(d)[0] == (784 + 16, 512)
+    # D's first layer sees [flatten(x), embed(y)]: W [x; e] + b = W_x x + W_e e + b.
+    x, y = torch.randn(3, 1, 28, 28), torch.tensor([2, 5, 7])
+    w, b = d.net[1].weight, d.net[1].bias
+    pre = x.flatten(1) @ w[:, :784].T + d.embed.weight[y] @ w[:, 784:].T + b
+    assert torch.allclose(d(x, y), d.net[2:](pre).view(3), atol=1e-5)
+
+
+def test_dcgan_generator_concatenates_embedding():
+    g = DCGANGenerator(image_size=32, num_classes=10, embed_dim=16)
+    assert g.embed.weight.shape == (10, 16)
+    assert g.net[0].in_channels == 100 + 16
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in g.modules()) == 3  # as unconditional
+    g.eval()
+    z, y = torch.randn(2, 100), torch.tensor([4, 7])
+    h = torch.cat([z, g.embed(y)], dim=1)[:, :, None, None]
+    assert torch.equal(g(z, y), g.net(h))
+    assert DCGANGenerator(num_classes=10).embed.weight.shape == (10, 10)  # default embed_dim
+
+
+@pytest.mark.parametrize("norm", ["batch", "layer", "none"])
+def test_projection_head_equals_inner_product(norm):
+    torch.manual_seed(0)
+    d = DCGANDiscriminator(image_size=28, num_classes=10, norm=norm).eval()
+    x, y = torch.randn(5, 1, 28, 28), torch.tensor([0, 1, 2, 9, 1])
+    h = d.features(x)
+    assert h.shape == (5, 128, 7, 7)
+    psi = d.net[-1](h).view(5)
+    pooled = h.sum(dim=(2, 3))
+    expected = psi + torch.stack([torch.dot(d.embed.weight[c], pooled[i]) for i, c in enumerate(y)])
+    assert torch.allclose(d(x, y), expected, atol=1e-5)
+    # psi alone is the unconditional discriminator's computation on the same weights
+    with torch.no_grad():
+        d.embed.weight.zero_()
+    assert torch.allclose(d(x, y), psi, atol=1e-6)
+
+
+def top_singular_value(w: torch.Tensor, iters: int = 200) -> float:
+    """Largest singular value by float64 power iteration (torch.linalg's first call loads its
+    solver library, and a dense SVD is slow on shared CPUs)."""
+    w = w.double()
+    v = torch.randn(w.shape[1], dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    for _ in range(iters):
+        u = nn.functional.normalize(w @ v, dim=0)
+        v = nn.functional.normalize(w.T @ u, dim=0)
+    return float(u @ w @ v)
+
+
+@pytest.mark.parametrize("name", sorted(PAIRS))
+@pytest.mark.parametrize("conditional", [False, True])
+def test_spectral_norm_unit_top_singular_value(name, conditional):
+    torch.manual_seed(0)
+    _, d_cls = PAIRS[name]
+    n_classes = 10 if conditional else None
+    d = d_cls(spectral_norm=True, norm="none", num_classes=n_classes)
+    plain = d_cls(norm="none", num_classes=n_classes)
+    layers = (nn.Conv2d, nn.Linear) + ((nn.Embedding,) if name == "dcgan" else ())
+    expected = sum(isinstance(m, layers) for m in plain.modules())
+    normed = [m for m in d.modules() if parametrize.is_parametrized(m, "weight")]
+    assert len(normed) == expected  # every conv/linear (+ the projection embedding)
+    x = torch.randn(4, 1, 28, 28)
+    y = torch.arange(4) if conditional else None
+    for _ in range(20):  # one power iteration per training forward
+        d(x) if y is None else d(x, y)
+    for m in normed:
+        sigma = top_singular_value(m.weight.detach().flatten(1))
+        assert sigma == pytest.approx(1.0, abs=0.02)
+    # R1/GP need double backward through the parametrization
+    xr = x.clone().requires_grad_(True)
+    out = d(xr) if y is None else d(xr, y)
+    (grad,) = torch.autograd.grad(out.sum(), xr, create_graph=True)
+    grad.pow(2).sum().backward()
+
+
+def test_spectral_norm_off_keeps_plain_weights():
+    for cls in (MLPDiscriminator, DCGANDiscriminator):
+        assert not any(parametrize.is_parametrized(m) for m in cls().modules())
+
+
+@pytest.mark.parametrize("name", sorted(PAIRS))
+def test_hydra_instantiate_conditional_spectral(name):
+    model_cfg = OmegaConf.load(CONF / f"{name}.yaml")
+    assert model_cfg.conditional is False and model_cfg.num_classes is None
+    assert model_cfg.spectral_norm is False
+    root = OmegaConf.create(
+        {
+            "model": model_cfg,
+            "dataset": {"image_size": 28, "channels": 1},
+            "loss": {"d_norm": "none"},
+        }
+    )
+    root.model.num_classes = 10  # what ganarena-train sets from the datamodule when conditional
+    root.model.spectral_norm = True
+    g = hydra.utils.instantiate(root.model.generator)
+    d = hydra.utils.instantiate(root.model.discriminator)
+    assert g.num_classes == d.num_classes == 10
+    assert any(parametrize.is_parametrized(m) for m in d.modules())
+    y = torch.tensor([3, 4])
+    assert d(g(torch.randn(2, 100), y), y).shape == (2,)

@@ -1,10 +1,22 @@
-"""DCGAN (Radford, Metz & Chintala 2015, arXiv:1511.06434) for even image sizes >= 8."""
+"""DCGAN (Radford, Metz & Chintala 2015, arXiv:1511.06434) for even image sizes >= 8.
+
+Conditional variant (with `num_classes`): the generator takes a learned label embedding concatenated
+to z, the discriminator a projection head (Miyato & Koyama 2018, arXiv:1802.05637).
+"""
+
+from itertools import islice
 
 import torch
 from torch import nn
 
 from ganarena.errors import ConfigError
-from ganarena.models.mlp import check_norm, check_positive_int
+from ganarena.models.mlp import (
+    apply_spectral_norm,
+    check_labels,
+    check_norm,
+    check_num_classes,
+    check_positive_int,
+)
 
 _NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.LayerNorm)
 
@@ -48,20 +60,40 @@ def _d_norm(norm: str, channels: int) -> nn.Module:
 
 
 class DCGANGenerator(nn.Module):
-    """z (B, latent_dim) -> ConvT to s0 x s0 -> n_up ConvT(4, 2, 1) doublings -> Tanh image."""
+    """z (B, latent_dim) -> ConvT to s0 x s0 -> n_up ConvT(4, 2, 1) doublings -> Tanh image.
+
+    With `num_classes`, a learned embedding of y (`embed_dim`, default num_classes) is
+    concatenated to z. Conditional batch norm (per-class gains and biases, as in Miyato & Koyama
+    2018) was measured too and learned the classes far more slowly: on the MNIST test split, width
+    32, 1,000 steps, a held-out classifier recognised the intended class in 11% of samples with
+    conditional BN, 32% with both, 43% with the concatenation kept here. Its gains start at 1 and
+    move at the learning rate, so the label barely acts early on; the embedding acts from step 0.
+    """
 
     def __init__(
-        self, latent_dim: int = 100, image_size: int = 28, channels: int = 1, width: int = 64
+        self,
+        latent_dim: int = 100,
+        image_size: int = 28,
+        channels: int = 1,
+        width: int = 64,
+        num_classes: int | None = None,
+        embed_dim: int | None = None,
     ):
         super().__init__()
         self.latent_dim = check_positive_int("latent_dim", latent_dim)
         self.image_size = check_positive_int("image_size", image_size)
         self.channels = check_positive_int("channels", channels)
+        self.num_classes = check_num_classes(num_classes)
         width = check_positive_int("width", width)
         s0, n_up = dcgan_layout(image_size)
+        fan_in = self.latent_dim
+        if self.num_classes is not None:
+            embed_dim = self.num_classes if embed_dim is None else embed_dim
+            self.embed = nn.Embedding(self.num_classes, check_positive_int("embed_dim", embed_dim))
+            fan_in += embed_dim
         ch = width * 2 ** (n_up - 1)
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(latent_dim, ch, s0, 1, 0, bias=False),
+            nn.ConvTranspose2d(fan_in, ch, s0, 1, 0, bias=False),
             nn.BatchNorm2d(ch),
             nn.ReLU(),
         ]
@@ -76,14 +108,21 @@ class DCGANGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
         init_weights(self)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z.view(z.shape[0], self.latent_dim, 1, 1))
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        y = check_labels("DCGANGenerator", self.num_classes, y, z.shape[0])
+        if y is not None:
+            z = torch.cat([z.view(z.shape[0], self.latent_dim), self.embed(y).to(z.dtype)], dim=1)
+        return self.net(z.view(z.shape[0], -1, 1, 1))
 
 
 class DCGANDiscriminator(nn.Module):
     """image -> n_up Conv(4, 2, 1) halvings with LeakyReLU -> Conv(k=s0) to 1x1 -> logits (B,).
 
     `norm` ("batch", "layer" = GroupNorm(1, C), "none") applies to every halving but the first.
+    With `num_classes`, a projection head (Miyato & Koyama 2018) adds <embed(y), h> to the logit,
+    h being the penultimate feature map summed over space (their global sum pooling); the final
+    conv plays psi, the unconditional term. `spectral_norm` normalises every conv (and the
+    projection embedding).
     """
 
     def __init__(
@@ -93,10 +132,13 @@ class DCGANDiscriminator(nn.Module):
         width: int = 64,
         norm: str | None = "batch",
         negative_slope: float = 0.2,
+        num_classes: int | None = None,
+        spectral_norm: bool = False,
     ):
         super().__init__()
         self.image_size = check_positive_int("image_size", image_size)
         self.channels = check_positive_int("channels", channels)
+        self.num_classes = check_num_classes(num_classes)
         width = check_positive_int("width", width)
         norm = check_norm(norm)
         s0, n_up = dcgan_layout(image_size)
@@ -115,6 +157,23 @@ class DCGANDiscriminator(nn.Module):
         layers.append(nn.Conv2d(ch, 1, s0, 1, 0))
         self.net = nn.Sequential(*layers)
         init_weights(self)
+        if self.num_classes is not None:
+            self.embed = nn.Embedding(self.num_classes, ch)
+            nn.init.xavier_uniform_(self.embed.weight)  # as in Miyato's reference code
+        if spectral_norm:  # after init: the parametrization wraps the initialised weights
+            apply_spectral_norm(self)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).view(x.shape[0])
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The penultimate feature map (B, C, s0, s0): everything but the final conv."""
+        for m in islice(self.net, len(self.net) - 1):
+            x = m(x)
+        return x
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        y = check_labels("DCGANDiscriminator", self.num_classes, y, x.shape[0])
+        if y is None:
+            return self.net(x).view(x.shape[0])
+        h = self.features(x)
+        out = self.net[-1](h).view(x.shape[0])
+        pooled = h.sum(dim=(2, 3))
+        return out + (self.embed(y).to(pooled.dtype) * pooled).sum(dim=1)
