@@ -162,3 +162,33 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path):
     a = read_checkpoint(straight / "checkpoints" / "last.ckpt")["state_dict"]
     b = read_checkpoint(killed / "checkpoints" / "last.ckpt")["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_ddp_cpu_two_processes_train_and_write_once(tmp_path):
+    """accelerator=ddp_cpu: 2 gloo processes train in lockstep; rank 0 alone writes the outputs."""
+    run = tmp_path / "run"
+    args = [
+        sys.executable,
+        "-m",
+        "ganarena.train",
+        "accelerator=ddp_cpu",
+        "trainer.devices=2",
+        "dataset=mnist_sample",
+        "dataset.limit=512",
+        "eval=none",
+        "trainer.max_steps=4",
+        "trainer.log_every_n_steps=1",
+        "trainer.enable_progress_bar=false",
+        f"hydra.run.dir={run}",
+    ]
+    env = {**os.environ, "GANARENA_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["steps"] == 4
+    assert res.stderr.count("run folder:") == 1  # logged by rank 0 only
+    from tests.test_train import events, scalar_steps
+
+    assert scalar_steps(events(run), "train/g_loss") == [1, 2, 3, 4]  # one event per step
+    ckpt = read_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert ckpt["ganarena"]["g_step"] == 4
