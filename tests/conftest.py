@@ -20,6 +20,13 @@ needs_mnist = pytest.mark.skipif(
     not MNIST_IMAGES.is_file(), reason=f"real MNIST test split not found at {MNIST_TEST}"
 )
 
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    """One cache for the session: the domain classifier is trained once for all test modules."""
+    return tmp_path_factory.getbasetemp() / "ganarena-cache"
+
+
 # Small, fast settings for end-to-end runs: a 256-image subset, a few steps, eval off.
 FAST = [
     "dataset=mnist_sample",

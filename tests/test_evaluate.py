@@ -15,23 +15,16 @@ from ganarena.errors import ConfigError, DataError
 from ganarena.evaluate import evaluate, load_image_folder
 from ganarena.metrics import build_evaluator, to_uint8
 
-from .conftest import run_cli
+from .conftest import MNIST_IMAGES as IMAGES
+from .conftest import MNIST_LABELS as LABELS
+from .conftest import MNIST_TEST as MNIST
+from .conftest import needs_mnist, run_cli
 
-MNIST = Path(__file__).resolve().parents[1].parent / "shared/datasets/mnist-test"
-IMAGES = MNIST / "t10k-images-idx3-ubyte.gz"
-LABELS = MNIST / "t10k-labels-idx1-ubyte.gz"
 IDX = ["dataset=idx", f"dataset.images={IMAGES}", f"dataset.labels={LABELS}"]
-needs_mnist = pytest.mark.skipif(not MNIST.is_dir(), reason=f"{MNIST} not present")
 # Small-n warnings are expected here; tests that check them use pytest.warns.
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Scoring only:UserWarning", "ignore:eval.kid_subset_size:UserWarning"
 )
-
-
-@pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory) -> Path:
-    # The same folder test_metrics.py uses: the domain classifier is trained once per session.
-    return tmp_path_factory.getbasetemp() / "ganarena-cache"
 
 
 @pytest.fixture(scope="module")

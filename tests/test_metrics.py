@@ -15,19 +15,13 @@ from ganarena.errors import ConfigError, DataError, DivergedError
 from ganarena.metrics import build_evaluator, frechet_distance, to_uint8
 from ganarena.metrics.backbones import DomainBackbone, DomainClassifier
 from ganarena.metrics.evaluator import Evaluator, mode_scores, reference_stats
+from tests.conftest import MNIST_TEST as MNIST
+from tests.conftest import needs_mnist
 
-MNIST = Path(__file__).resolve().parents[1].parent / "shared/datasets/mnist-test"
-needs_mnist = pytest.mark.skipif(not MNIST.is_dir(), reason=f"{MNIST} not present")
 # Small-n warnings are expected here; tests that check them use pytest.warns.
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Scoring only:UserWarning", "ignore:eval.kid_subset_size:UserWarning"
 )
-
-
-@pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory) -> Path:
-    # Same folder for every test module: the domain classifier is trained once per session.
-    return tmp_path_factory.getbasetemp() / "ganarena-cache"
 
 
 def mnist_datamodule():
