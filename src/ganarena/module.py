@@ -219,30 +219,31 @@ class GANModule(L.LightningModule):
         return self.ema.module if self.ema is not None else self.generator
 
     @torch.no_grad()
+    def _generate(self, z: Tensor) -> Tensor:
+        """G(z) from the (EMA) generator in eval mode, on the CPU; the mode is restored after."""
+        g = self.sampler
+        was_training = g.training
+        g.eval()
+        try:
+            return g(z.to(self.device)).float().cpu()
+        finally:
+            g.train(was_training)
+
     def sample(
         self, n: int, generator: torch.Generator | None = None, batch_size: int = 500
     ) -> Tensor:
-        """n samples in [-1, 1] from the (EMA) generator in eval mode; latents drawn on the CPU
-        from `generator` so results do not depend on the device."""
-        g = self.sampler
-        was_training = g.training
-        g.eval()
-        out = []
-        for start in range(0, n, batch_size):
-            m = min(batch_size, n - start)
-            z = torch.randn(m, self.latent_dim, generator=generator).to(self.device)
-            out.append(g(z).float().cpu())
-        g.train(was_training)
+        """n samples in [-1, 1]; latents drawn on the CPU from `generator` so results do not
+        depend on the device."""
+        out = [
+            self._generate(
+                torch.randn(min(batch_size, n - start), self.latent_dim, generator=generator)
+            )
+            for start in range(0, n, batch_size)
+        ]
         return torch.cat(out) if out else torch.empty(0)
 
-    @torch.no_grad()
     def sample_fixed(self) -> Tensor:
-        g = self.sampler
-        was_training = g.training
-        g.eval()
-        out = g(self.fixed_z).float().cpu()
-        g.train(was_training)
-        return out
+        return self._generate(self.fixed_z)
 
     # -- checkpoint state ----------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
