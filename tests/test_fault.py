@@ -9,9 +9,11 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from ganarena.checkpoint_io import AtomicCheckpointIO
+from ganarena.config import build
 from ganarena.module import newest_checkpoint, read_checkpoint
 from ganarena.train import train
 from tests.conftest import compose_train
@@ -165,7 +167,8 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path):
 
 
 def test_ddp_cpu_two_processes_train_and_write_once(tmp_path):
-    """accelerator=ddp_cpu: 2 gloo processes train in lockstep; rank 0 alone writes the outputs."""
+    """accelerator=ddp_cpu: 2 gloo processes train in lockstep; rank 0 alone writes the outputs;
+    the final FID is computed over both ranks' samples and equals a single-process evaluation."""
     run = tmp_path / "run"
     args = [
         sys.executable,
@@ -175,7 +178,11 @@ def test_ddp_cpu_two_processes_train_and_write_once(tmp_path):
         "trainer.devices=2",
         "dataset=mnist_sample",
         "dataset.limit=512",
-        "eval=none",
+        "eval.n_samples=1000",  # 4 batches of 250: ranks 0 and 1 make two each
+        "eval.batch_size=250",
+        "eval.kid_subset_size=500",
+        "eval.every_n_steps=0",
+        "eval.classifier.epochs=1",
         "trainer.max_steps=4",
         "trainer.log_every_n_steps=1",
         "trainer.enable_progress_bar=false",
@@ -192,3 +199,99 @@ def test_ddp_cpu_two_processes_train_and_write_once(tmp_path):
     assert scalar_steps(events(run), "train/g_loss") == [1, 2, 3, 4]  # one event per step
     ckpt = read_checkpoint(run / "checkpoints" / "last.ckpt")
     assert ckpt["ganarena"]["g_step"] == 4
+    assert scalar_steps(events(run), "val/fid") == [4]  # logged once
+    # One process, the same checkpoint and settings: the same samples, so the same scores.
+    from ganarena.metrics import build_evaluator
+    from ganarena.module import load_module
+
+    module, cfg = load_module(run / "checkpoints" / "last.ckpt")
+    cfg.dataset.pop("resolved")  # recorded by ganarena-train, not a datamodule argument
+    dm = build(cfg.dataset)
+    ev = build_evaluator(cfg.eval, dm, str(tmp_path / "cache"), device="cpu")
+    assert ev.reference_cached  # the classifier and statistics the DDP run made
+    single = ev.score_module(module)
+    final = metrics["final"]
+    for key in ("fid", "kid", "is", "modes_covered"):
+        assert final[key] == pytest.approx(single[key], rel=1e-6, abs=1e-9), key
+
+
+# A SLURM job as submitit runs it, without SLURM: submitit's own SignalHandler holds SIGUSR2 (its
+# preemption/timeout signal) with a job whose checkpoint() requeues the same call, as the Hydra
+# launcher's does; "scontrol requeue" is replaced by a note of what the run folder held then.
+SUBMITIT_JOB = """
+import json, pathlib, signal, sys
+from submitit.core.job_environment import SignalHandler
+from submitit.core.utils import DelayedSubmission, JobPaths
+
+note, run = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+
+class Job:  # stands for BaseSubmititLauncher: checkpoint() resubmits the same arguments
+    def __call__(self):
+        pass
+
+    def checkpoint(self):
+        return DelayedSubmission(self)
+
+class Env:
+    global_rank = 0
+
+    def _requeue(self, countdown):
+        metrics = json.loads((run / "metrics.json").read_text())
+        ckpt = (run / "checkpoints" / "last.ckpt").is_file()
+        note.write_text(json.dumps({"status": metrics["status"], "ckpt": ckpt, "left": countdown}))
+
+delayed = DelayedSubmission(Job())
+delayed.set_timeout(60, 3)
+paths = JobPaths(note.parent / "submitit", job_id="1")
+paths.folder.mkdir(parents=True, exist_ok=True)
+signal.signal(signal.SIGUSR2, SignalHandler(Env(), paths, delayed).checkpoint_and_try_requeue)
+sys.argv = ["ganarena-train", *sys.argv[3:]]
+from ganarena.train import main
+main()
+"""
+
+
+def test_requeued_job_resumes_with_ckpt_path_auto(tmp_path):
+    """Preemption/timeout under submitit: SIGUSR2 stops training at a batch, last.ckpt and
+    `status: interrupted` are written, and only then submitit's handler requeues the job. The
+    requeue runs the very same command: ckpt_path=auto resumes it (and started it fresh)."""
+    run, note = tmp_path / "run", tmp_path / "requeued.json"
+    args = [
+        sys.executable, "-c", SUBMITIT_JOB, str(note), str(run),
+        "dataset=mnist_sample", "dataset.limit=256", "dataset.batch_size=32", "eval=none",
+        "logger=none", "trainer.max_steps=40", "trainer.enable_progress_bar=false",
+        "callbacks.checkpoint.every_n_steps=2", "callbacks.checkpoint.keep=1",
+        "ckpt_path=auto", f"hydra.run.dir={run}",
+    ]  # fmt: skip
+    env = {**os.environ, "GANARENA_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run / "checkpoints" / "step_000002.ckpt").exists() and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGUSR2)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0, err[-2000:]
+    first = json.loads((run / "metrics.json").read_text())
+    assert first["status"] == "interrupted", err[-2000:]
+    assert first["start_step"] == 0 and first["resumed_from"] is None  # auto: a fresh start
+    stopped_at = first["steps"]
+    assert 2 <= stopped_at < 40
+    assert read_checkpoint(run / "checkpoints" / "last.ckpt")["ganarena"]["g_step"] == stopped_at
+    # submitit requeued the job after the checkpoint was written, without using up a timeout.
+    assert json.loads(note.read_text()) == {"status": "interrupted", "ckpt": True, "left": 3}
+
+    # The requeued job: the same overrides again (in-process here, to save a start-up).
+    train(compose_train(run, [*args[args.index("logger=none") :]]))
+    second = json.loads((run / "metrics.json").read_text())
+    assert second["status"] == "completed" and second["steps"] == 40
+    assert second["start_step"] == stopped_at
+    assert second["resumed_from"] == str(run / "checkpoints" / "last.ckpt")
+
+
+def test_ckpt_path_auto_in_an_empty_run_folder_starts_fresh(tmp_path):
+    run = tmp_path / "fresh"
+    (run / "checkpoints").mkdir(parents=True)  # a folder without checkpoints: nothing to resume
+    train(compose_train(run, ["ckpt_path=auto", "trainer.max_steps=2"]))
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["start_step"] == 0
+    assert metrics["resumed_from"] is None

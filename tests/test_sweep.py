@@ -295,3 +295,12 @@ def test_slurm_launcher_builds_the_submitit_job_without_submitting(tmp_path, mon
                  "#SBATCH --ntasks-per-node=4", "#SBATCH --nodes=2", "#SBATCH --time=90",
                  "#SBATCH --cpus-per-task=8", "source .venv/bin/activate"):  # fmt: skip
         assert line in script, line
+
+    # Preemption / time limit: SLURM signals USR2 (submitit's) 120 s ahead; submitit then calls the
+    # launcher's checkpoint(), which resubmits the same job (overrides, job number), so the
+    # requeued job runs in the same folder and resumes with ckpt_path=auto; 3 timeouts at most.
+    assert "#SBATCH --signal=USR2@120" in script
+    assert executor.max_num_timeout == 3
+    requeue = launcher.checkpoint(*captured["jobs"][1])
+    assert isinstance(requeue, submitit.helpers.DelayedSubmission)
+    assert requeue.function is launcher and requeue.args == captured["jobs"][1]

@@ -44,7 +44,7 @@ log = logging.getLogger("ganarena.compare")
 PROG = "ganarena-compare"
 DEFAULT_GROUP_BY = ("model", "loss", "dataset")
 METRICS = ("fid", "is", "kid")  # always tabulated; --metric adds another final/* key
-HIGHER_IS_BETTER = {"is", "modes_covered"}
+HIGHER_IS_BETTER = {"is", "modes_covered", "high_quality", "class_acc"}
 LABELS = {"fid": "FID", "is": "IS", "kid": "KID"}
 # metrics.json `config` keys and where the same value lives in .hydra/config.yaml (used when a
 # job left no metrics.json, and to name the config path a swept override changes).
@@ -60,6 +60,9 @@ SUMMARY_KEYS = {
     "lr_g": "loss.optimizer_g.lr",
     "lr_d": "loss.optimizer_d.lr",
     "ema_decay": "model.ema_decay",
+    "conditional": "model.conditional",
+    "augment": "augment.name",
+    "r1_gamma": "r1.gamma",
 }
 STATUSES = ("completed", "diverged", "failed", "interrupted")
 MISSING_NOTE = "no metrics.json (the job crashed, was killed, or is still running)"
@@ -696,7 +699,18 @@ def compare(
         sweeps, runs, variants, rows, keys, metric, metrics, shared, differing, hints
     )
     out_dir = Path(out) if out is not None else sweeps[0]
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CompareError(
+            f"--out {out_dir} is a file, not a folder. Pass a folder for the comparison files "
+            "(it is created if missing), or drop --out to write them into the sweep folder."
+        )
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CompareError(
+            f"Cannot create the output folder --out {out_dir} ({e.strerror or e}). Pass a "
+            "writable folder, or drop --out to write into the sweep folder."
+        ) from None
     files = [
         out_dir / "comparison.md",
         out_dir / "comparison.csv",

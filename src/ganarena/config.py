@@ -68,6 +68,11 @@ def validate_train(cfg: DictConfig) -> None:
     _number(cfg, "model.latent_dim", integer=True, high=100_001)
     for opt in ("optimizer_g", "optimizer_d"):
         _number(cfg, f"loss.{opt}.lr")
+    _number(cfg, "r1.gamma", low_ok=True)
+    _number(cfg, "r1.interval", integer=True)
+    _check_conditional(cfg)
+    if _get(cfg, "eval.backbone") not in (None, "none"):
+        validate_eval(cfg)
     seed = _get(cfg, "seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ConfigError(
@@ -84,15 +89,52 @@ def validate_train(cfg: DictConfig) -> None:
             f"loss.label_smoothing applies to the cross-entropy losses (minimax, nonsaturating), "
             f"not to loss={name}. Set loss.label_smoothing=0 or pick a BCE loss."
         )
-    if (
-        _get(cfg, "loss.gp_weight")
-        and _get(cfg, "loss.d_norm") == "batch"
-        and _get(cfg, "model.name") != "mlp"
-    ):
+    batch_norm_d = _get(cfg, "loss.d_norm") == "batch" and _get(cfg, "model.name") != "mlp"
+    if _get(cfg, "loss.gp_weight") and batch_norm_d:
         raise ConfigError(
             "A gradient penalty (loss.gp_weight > 0) is per-sample and invalid with batch norm in "
             "the critic (Gulrajani et al. 2017, sec. 4). Set loss.d_norm=layer or loss.d_norm=none."
         )
+    if _get(cfg, "r1.gamma") and batch_norm_d:
+        raise ConfigError(
+            "The R1 penalty (r1.gamma > 0) is a per-sample gradient penalty and invalid with batch "
+            "norm in the discriminator, which mixes the samples of a batch. Set loss.d_norm=none "
+            "(or layer), or r1.gamma=0."
+        )
+
+
+def _check_conditional(cfg: DictConfig) -> None:
+    for key in ("model.conditional", "model.spectral_norm"):
+        value = _get(cfg, key)
+        if not isinstance(value, bool):
+            raise ConfigError(
+                f"{key} must be true or false, got {value!r}. Fix it on the command line, "
+                f"e.g. {key}=true."
+            )
+    cond = _get(cfg, "model.conditional")
+    classes = _get(cfg, "model.num_classes")
+    if classes is not None and not cond:
+        raise ConfigError(
+            f"model.num_classes={classes!r} is set but model.conditional=false: the class count "
+            "only matters for a conditional model and is read from the dataset. Drop "
+            "model.num_classes, or add model.conditional=true."
+        )
+
+
+def validate_eval(cfg: DictConfig) -> None:
+    """Types and ranges of the eval.* settings (ConfigError naming the first bad one), before
+    anything slow runs."""
+    _number(cfg, "eval.n_samples", integer=True, low=2, low_ok=True)
+    _number(cfg, "eval.batch_size", integer=True, low=1, low_ok=True)
+    _number(cfg, "eval.kid_subset_size", integer=True, low=2, low_ok=True)
+    _number(cfg, "eval.seed", integer=True, low_ok=True)
+    _number(cfg, "eval.n_real", integer=True, low=1, low_ok=True, nullable=True)
+    _number(cfg, "eval.every_n_steps", integer=True, low_ok=True)
+    _number(cfg, "eval.mode_threshold", low_ok=True)
+    for key in ("fid_infinity", "per_class_fid", "allow_download"):
+        value = cfg.eval.get(key, False)
+        if not isinstance(value, bool):
+            raise ConfigError(f"eval.{key} must be true or false, got {value!r}.")
 
 
 def build(node: Any, **kwargs: Any) -> Any:

@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ganarena.cli import run_cli
+from ganarena.config import validate_eval
 from ganarena.errors import ConfigError, DataError
 from ganarena.metrics import build_backbone, build_evaluator
 from ganarena.metrics.evaluator import Evaluator, default_device, reference_stats
@@ -160,6 +161,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             f"ganarena-eval needs a backbone, got eval.backbone={cfg.eval.backbone}. Use "
             "eval=domain (offline, trained on the dataset's labels) or eval=inception."
         )
+    validate_eval(cfg)
     folders = cfg.real is not None or cfg.fake is not None
     if (cfg.ckpt_path is None) == (not folders) or (
         folders and (cfg.real is None or cfg.fake is None)

@@ -12,7 +12,6 @@ stdout, one per line; logs go to stderr.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import re
@@ -118,20 +117,8 @@ def sample_images(
     A conditional model draws `labels`, or without them the classes module.sample picks
     (0, 1, ..., C-1, 0, ...), so a folder matches ganarena-eval's samples for the same seed.
     """
-    takes_labels = "labels" in inspect.signature(module.sample).parameters
-    if num_classes_of(module) is None or takes_labels:
-        kwargs = {} if labels is None else {"labels": labels}
-        return module.sample(n, generator=generator, batch_size=batch_size, **kwargs)
-    if labels is None:
-        labels = balanced_labels(n, num_classes_of(module))
-    # Same latent stream as GANModule.sample, for a module whose sample() takes no labels yet.
-    z = torch.cat(
-        [
-            torch.randn(min(batch_size, n - s), module.latent_dim, generator=generator)
-            for s in range(0, n, batch_size)
-        ]
-    )
-    return run_generator(module, z, labels, batch_size)
+    kwargs = {} if labels is None else {"labels": labels}
+    return module.sample(n, generator=generator, batch_size=batch_size, **kwargs)
 
 
 def interpolation_images(
@@ -156,11 +143,6 @@ def interpolation_images(
 def grid_labels(n: int, nrow: int, num_classes: int) -> Tensor:
     """One class per grid row (row r shows class r mod num_classes)."""
     return (torch.arange(n) // nrow) % num_classes
-
-
-def balanced_labels(n: int, num_classes: int) -> Tensor:
-    """Classes 0, 1, ..., C-1, 0, 1, ...: a class-balanced set for FID tools."""
-    return torch.arange(n) % num_classes
 
 
 def to_uint8(images: Tensor) -> Tensor:
@@ -280,7 +262,11 @@ def write_folder(module: Any, cfg: DictConfig, label: int | None) -> list[Path]:
             "refusing to delete them even with overwrite=true. Pass another out=."
         )
     n, batch_size = _int(cfg, "n", 1), _int(cfg, "batch_size", 1)
-    labels = None if label is None else torch.full((n,), label)
+    classes = num_classes_of(module)
+    if label is not None:
+        labels = torch.full((n,), label)
+    else:  # 0, 1, ..., C-1, 0, ... over the whole folder, as ganarena-eval asks for them
+        labels = None if classes is None else torch.arange(n) % classes
     width = max(6, len(str(n - 1)))
     # Written into a hidden sibling and renamed at the end: a folder is either complete or absent.
     tmp = out.with_name(f".{out.name}.partial")
@@ -345,10 +331,20 @@ def generate(cfg: DictConfig) -> list[Path]:
             "format=folder (out= names the strip, e.g. out=interp.png)."
         )
     _int(cfg, "seed", 0)
+    for key, low in (("n", 1), ("nrow", 1), ("batch_size", 1), ("steps", 2), ("frame_ms", 1)):
+        _int(cfg, key, low)  # all checked before the checkpoint is loaded
     device = str(cfg.get("device", "cpu"))
-    if device.startswith("cuda") and not torch.cuda.is_available():
+    kind, _, index = device.partition(":")
+    if kind not in ("cpu", "cuda") or (index and not index.isdigit()) or (kind == "cpu" and index):
+        raise ConfigError(f"device must be cpu or cuda (or cuda:N), got {device!r}.")
+    if kind == "cuda" and not torch.cuda.is_available():
         raise ConfigError(
             f"device={device} was asked for but CUDA is not available; use device=cpu."
+        )
+    if kind == "cuda" and index and int(index) >= torch.cuda.device_count():
+        raise ConfigError(
+            f"device={device}: there are only {torch.cuda.device_count()} CUDA device(s); "
+            "use device=cuda (the first) or another index."
         )
     module, _ = load_module(cfg.ckpt_path)
     module = module.to(device)

@@ -17,10 +17,16 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ganarena.errors import CheckpointError, DivergedError
 from ganarena.losses import LOSSES, clip_weights, gradient_penalty
+from ganarena.penalties import r1_penalty
 
 
 class GANModule(L.LightningModule):
     """Alternates `n_critic` discriminator steps (one real batch each) with one generator step.
+
+    A conditional generator (one with `num_classes`) gets each real batch's labels for its fakes,
+    and D sees (image, label) pairs. `augment` (ganarena.augment) transforms D's inputs: the real
+    images only (`applies_to == "real"`) or real and fake alike in both steps ("both",
+    DiffAugment). `r1_gamma` adds the R1 penalty on real data every `r1_interval` D steps.
 
     `g_step` counts generator steps; it, not Lightning's `global_step` (which counts every
     optimizer step, Lightning #17958), drives `max_steps`, logging x-axes and intervals.
@@ -43,6 +49,10 @@ class GANModule(L.LightningModule):
         n_fixed: int = 64,
         seed: int = 0,
         fused_optimizers: bool = True,
+        augment: Callable[[Tensor], Tensor] | None = None,
+        r1_gamma: float = 0.0,
+        r1_interval: int = 16,
+        grid_nrow: int = 8,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -60,6 +70,9 @@ class GANModule(L.LightningModule):
         self.seed = seed
         self.log_every_n_steps = log_every_n_steps
         self.latent_dim = generator.latent_dim
+        self.num_classes: int | None = getattr(generator, "num_classes", None)
+        self.augment = augment
+        self.r1_gamma, self.r1_interval = r1_gamma, r1_interval
         self.ema: AveragedModel | None = None
         if ema_decay is not None:
             self.ema = AveragedModel(
@@ -69,11 +82,14 @@ class GANModule(L.LightningModule):
         # Fixed latent batch: sample grids stay comparable across steps, runs and resumes.
         z = torch.randn(n_fixed, self.latent_dim, generator=torch.Generator().manual_seed(seed))
         self.register_buffer("fixed_z", z)
+        if self.num_classes is not None:  # one grid row per class: row r shows class r mod C
+            self.register_buffer("fixed_y", (torch.arange(n_fixed) // grid_nrow) % self.num_classes)
         self.config: dict | None = None  # the resolved train config, saved in checkpoints
         self.g_step = 0
         self.d_step = 0
         self.real_images_seen = 0
         self._sums: dict[str, Tensor] = {}
+        self._sparse: dict[str, tuple[Tensor, int]] = {}
         self._n_logged = 0
 
     def configure_optimizers(self):
@@ -111,7 +127,8 @@ class GANModule(L.LightningModule):
         return None
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        x, _ = batch
+        x, y = batch
+        y = y if self.num_classes is not None else None  # fakes get the real batch's labels
         opt_g, opt_d = self.optimizers()
         n = x.shape[0]
 
@@ -120,19 +137,26 @@ class GANModule(L.LightningModule):
         g_now = (self.d_step + 1) % self.n_critic == 0
         z = torch.randn(n, self.latent_dim, device=self.device)
         with torch.set_grad_enabled(g_now):
-            fake = self.generator(z)
+            fake = self._g(z, y)
 
         # Discriminator / critic step on this real batch.
         self.toggle_optimizer(opt_d)
-        real_logits = self.discriminator(x)
-        fake_logits = self.discriminator(fake.detach())
+        real_in, fake_in = self._augment(x, real=True), self._augment(fake.detach(), real=False)
+        real_logits = self._d(real_in, y)
+        fake_logits = self._d(fake_in, y)
         d_loss = self.loss.d(real_logits, fake_logits, **self.d_kwargs)
         stats = {"train/d_loss": d_loss.detach()}
         if self.gp_weight:
-            gp = gradient_penalty(self.discriminator, x, fake.detach())
+            gp = gradient_penalty(lambda t: self._d(t, y), real_in, fake_in)
             d_loss = d_loss + self.gp_weight * gp
             stats["train/d_loss"] = d_loss.detach()
             stats["train/gradient_penalty"] = gp.detach()
+        if self.r1_gamma and self.d_step % self.r1_interval == 0:
+            # Lazy R1 (Karras et al. 2020): every r1_interval-th D step, weighted by the interval
+            # so the penalty's overall strength matches gamma/2 applied at every step.
+            r1 = r1_penalty(self._d, real_in, y)
+            d_loss = d_loss + 0.5 * self.r1_gamma * self.r1_interval * r1
+            self._accumulate_sparse("train/r1", r1.detach())
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d_loss)
         opt_d.step()
@@ -153,7 +177,7 @@ class GANModule(L.LightningModule):
 
         # Generator step against the freshly updated discriminator.
         self.toggle_optimizer(opt_g)
-        g_loss = self.loss.g(self.discriminator(fake))
+        g_loss = self.loss.g(self._d(self._augment(fake, real=False), y))
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(g_loss)
         opt_g.step()
@@ -168,6 +192,23 @@ class GANModule(L.LightningModule):
             self._flush_logs()
         if self.max_steps is not None and self.g_step >= self.max_steps:
             self.trainer.should_stop = True
+
+    def _g(self, z: Tensor, y: Tensor | None) -> Tensor:
+        return self.generator(z) if y is None else self.generator(z, y)
+
+    def _d(self, x: Tensor, y: Tensor | None) -> Tensor:
+        return self.discriminator(x) if y is None else self.discriminator(x, y)
+
+    def _augment(self, x: Tensor, real: bool) -> Tensor:
+        aug = self.augment
+        if aug is None or (not real and getattr(aug, "applies_to", "both") != "both"):
+            return x
+        return aug(x)
+
+    def _accumulate_sparse(self, key: str, value: Tensor) -> None:
+        # Logged every r1_interval D steps: kept as (sum, count) and averaged over its own count.
+        s, c = self._sparse.get(key, (0.0, 0))
+        self._sparse[key] = (value.float() + s, c + 1)
 
     def _accumulate(self, stats: dict[str, Tensor]) -> None:
         # Sums stay on the device; one host sync per logging interval, not per step.
@@ -185,7 +226,11 @@ class GANModule(L.LightningModule):
             for k in keys
         }
         means = {k: s / max(counts[k], 1) for k, s in zip(keys, sums, strict=True)}
-        self._sums, self._n_logged = {}, 0
+        if self._sparse:
+            sparse = torch.stack([v for v, _ in self._sparse.values()]).tolist()
+            for (k, (_, c)), v in zip(self._sparse.items(), sparse, strict=True):
+                means[k] = v / c
+        self._sums, self._sparse, self._n_logged = {}, {}, 0
         bad = [k for k, v in means.items() if not math.isfinite(v)]
         if bad:
             raise DivergedError(
@@ -219,31 +264,40 @@ class GANModule(L.LightningModule):
         return self.ema.module if self.ema is not None else self.generator
 
     @torch.no_grad()
-    def _generate(self, z: Tensor) -> Tensor:
-        """G(z) from the (EMA) generator in eval mode, on the CPU; the mode is restored after."""
+    def _generate(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        """G(z[, y]) from the (EMA) generator in eval mode, on the CPU; the mode is restored after."""
         g = self.sampler
         was_training = g.training
         g.eval()
         try:
-            return g(z.to(self.device)).float().cpu()
+            out = g(z.to(self.device)) if y is None else g(z.to(self.device), y.to(self.device))
+            return out.float().cpu()
         finally:
             g.train(was_training)
 
     def sample(
-        self, n: int, generator: torch.Generator | None = None, batch_size: int = 500
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        batch_size: int = 500,
+        labels: Tensor | None = None,
     ) -> Tensor:
         """n samples in [-1, 1]; latents drawn on the CPU from `generator` so results do not
-        depend on the device."""
-        out = [
-            self._generate(
-                torch.randn(min(batch_size, n - start), self.latent_dim, generator=generator)
-            )
-            for start in range(0, n, batch_size)
-        ]
+        depend on the device. A conditional model draws class `labels` (n,), by default the
+        class-balanced 0, 1, ..., C-1, 0, 1, ...; an unconditional one refuses labels."""
+        if self.num_classes is None and labels is not None:
+            raise ValueError("This generator is unconditional: sample() takes no labels.")
+        if self.num_classes is not None and labels is None:
+            labels = torch.arange(n) % self.num_classes
+        out = []
+        for start in range(0, n, batch_size):
+            b = min(batch_size, n - start)
+            z = torch.randn(b, self.latent_dim, generator=generator)
+            out.append(self._generate(z, None if labels is None else labels[start : start + b]))
         return torch.cat(out) if out else torch.empty(0)
 
     def sample_fixed(self) -> Tensor:
-        return self._generate(self.fixed_z)
+        return self._generate(self.fixed_z, getattr(self, "fixed_y", None))
 
     # -- checkpoint state ----------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -300,12 +354,18 @@ def _accepts_fused(factory) -> bool:
 
 def build_module(cfg: DictConfig) -> GANModule:
     """Instantiate G, D and the GANModule from a resolved train config."""
+    from ganarena.augment import build_augment
     from ganarena.config import build, check_optimizer
 
     loss = cfg.loss
     optimizer_g, optimizer_d = build(loss.optimizer_g), build(loss.optimizer_d)
     check_optimizer(optimizer_g, "loss.optimizer_g")
     check_optimizer(optimizer_d, "loss.optimizer_d")
+    r1 = cfg.get("r1") or {}
+    nrow, n_fixed = cfg.callbacks.samples.nrow, cfg.callbacks.samples.n
+    classes = cfg.model.get("num_classes") if cfg.model.get("conditional") else None
+    if classes:  # one grid row per class, nrow samples each
+        n_fixed = classes * nrow
     return GANModule(
         generator=build(cfg.model.generator),
         discriminator=build(cfg.model.discriminator),
@@ -319,9 +379,13 @@ def build_module(cfg: DictConfig) -> GANModule:
         ema_decay=cfg.model.ema_decay,
         max_steps=cfg.trainer.max_steps,
         log_every_n_steps=cfg.trainer.log_every_n_steps,
-        n_fixed=cfg.callbacks.samples.n,
+        n_fixed=n_fixed,
         seed=cfg.seed if cfg.seed is not None else 0,
         fused_optimizers=cfg.speed.fused_optimizers,
+        augment=build_augment(cfg.get("augment")),
+        r1_gamma=float(r1.get("gamma", 0.0)),
+        r1_interval=int(r1.get("interval", 16)),
+        grid_nrow=nrow,
     )
 
 

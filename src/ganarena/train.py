@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import signal
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -21,7 +23,7 @@ from ganarena.callbacks.samples import SampleGridCallback
 from ganarena.checkpoint_io import AtomicCheckpointIO
 from ganarena.cli import run_cli
 from ganarena.config import build, validate_train
-from ganarena.errors import DivergedError
+from ganarena.errors import ConfigError, DivergedError
 from ganarena.hparams import log_hparams
 from ganarena.module import build_module, check_compatible, newest_checkpoint, read_checkpoint
 
@@ -54,7 +56,28 @@ def run_summary(cfg: DictConfig) -> dict[str, Any]:
         "lr_g": loss.optimizer_g.lr,
         "lr_d": loss.optimizer_d.lr,
         "ema_decay": cfg.model.ema_decay,
+        "conditional": bool(cfg.model.get("conditional", False)),
+        "augment": (cfg.get("augment") or {}).get("name", "none"),
+        "r1_gamma": (cfg.get("r1") or {}).get("gamma", 0.0),
     }
+
+
+def conditional_classes(cfg: DictConfig, datamodule: Any) -> int:
+    """The class count a conditional model takes from its dataset (refused without labels)."""
+    classes = getattr(datamodule, "num_classes", None)
+    if classes is None or getattr(datamodule, "labels", None) is None:
+        raise ConfigError(
+            f"model.conditional=true needs class labels, but dataset '{datamodule.resolved}' has "
+            "none. Use a labelled dataset (e.g. dataset=mnist, or dataset=idx with dataset.labels="
+            "<labels file>), or train unconditionally with model.conditional=false."
+        )
+    given = cfg.model.get("num_classes")
+    if given is not None and int(given) != int(classes):
+        raise ConfigError(
+            f"model.num_classes={given} does not match the {classes} classes of dataset "
+            f"'{datamodule.resolved}'. Drop model.num_classes: ganarena-train reads it from the data."
+        )
+    return int(classes)
 
 
 def build_callbacks(cfg: DictConfig, run_dir: Path, evaluator: Any) -> list[L.Callback]:
@@ -107,6 +130,59 @@ def build_evaluator(cfg: DictConfig, datamodule: Any) -> Any:
     return build(cfg.eval, datamodule, cfg.paths.cache_dir)
 
 
+def has_checkpoint(ckpt_dir: Path) -> bool:
+    return (ckpt_dir / "last.ckpt").is_file() or any(ckpt_dir.glob("step_*.ckpt"))
+
+
+def resolve_ckpt_path(value: str, ckpt_dir: Path) -> str | None:
+    """ckpt_path=last: the newest checkpoint of this run folder (an error if there is none).
+    ckpt_path=auto: the same if the folder has one, else None (a fresh start): what a requeued
+    SLURM job runs, since its first attempt may have been stopped before the first checkpoint."""
+    if value == "auto" and not has_checkpoint(ckpt_dir):
+        log.info("ckpt_path=auto: no checkpoint in %s, starting a fresh run", ckpt_dir)
+        return None
+    return str(newest_checkpoint(ckpt_dir))
+
+
+class StopOnSignal:
+    """SIGUSR1/SIGUSR2 stop training like SIGTERM: at the next batch, then last.ckpt is saved.
+
+    SLURM sends `--signal` seconds before the time limit: submitit (hydra/launcher=slurm) asks for
+    USR2 (SUBMITIT_PREEMPT_SIGNAL changes it), Lightning's SLURM plugin for USR1. Holding USR1 also
+    keeps Lightning's own auto-requeue (hpc_ckpt_N.ckpt + scontrol requeue) from being installed,
+    so only submitit requeues. The handler that was there before (submitit's: dump the job and
+    `scontrol requeue` it) runs by `hand_over` once last.ckpt and metrics.json are written; the
+    requeued job repeats the same overrides and resumes with ckpt_path=auto.
+    """
+
+    SIGNALS = tuple(getattr(signal, s) for s in ("SIGUSR1", "SIGUSR2") if hasattr(signal, s))
+
+    def __init__(self, trainer: L.Trainer) -> None:
+        self.trainer = trainer
+        self.received: tuple[int, Any] | None = None
+        self.previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        log.warning("%s received: stopping at the next batch", signal.Signals(signum).name)
+        self.received = (signum, frame)
+        # Lightning's SIGTERM flag: the fit loop stops at the next batch boundary (all ranks).
+        self.trainer._signal_connector.received_sigterm = True
+
+    def restore(self) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+
+    def hand_over(self) -> None:
+        """Call the previous handler of the signal received (submitit's requeue), if any."""
+        self.restore()
+        if self.received is not None:
+            handler = self.previous.get(self.received[0])
+            if callable(handler):
+                handler(*self.received)
+
+
 def train(cfg: DictConfig) -> float:
     """Train one run; returns the optimized metric (final FID, +inf if unavailable or failed)."""
     validate_train(cfg)
@@ -121,6 +197,8 @@ def train(cfg: DictConfig) -> float:
     datamodule.setup("fit")
     with open_dict(cfg):
         cfg.dataset.resolved = datamodule.resolved
+        if cfg.model.conditional:
+            cfg.model.num_classes = conditional_classes(cfg, datamodule)
     saved_cfg = run_dir / ".hydra" / "config.yaml"
     if saved_cfg.parent.is_dir():  # record what was really loaded (e.g. a fallback dataset)
         OmegaConf.save(cfg, saved_cfg)
@@ -128,9 +206,14 @@ def train(cfg: DictConfig) -> float:
     module = build_module(cfg)
     module.config = OmegaConf.to_container(cfg, resolve=True)
     start_step = 0
-    if cfg.ckpt_path == "last":  # the newest checkpoint of this run folder (hydra.run.dir=RUN)
+    if cfg.ckpt_path is None and int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0:
+        # A requeued SLURM job (preempted or timed out) continues its own folder, never restarts
+        # on top of it, even when its command lacks ckpt_path=auto.
         with open_dict(cfg):
-            cfg.ckpt_path = str(newest_checkpoint(run_dir / "checkpoints"))
+            cfg.ckpt_path = "auto"
+    if cfg.ckpt_path in ("last", "auto"):  # the newest checkpoint of this run folder
+        with open_dict(cfg):
+            cfg.ckpt_path = resolve_ckpt_path(cfg.ckpt_path, run_dir / "checkpoints")
     if cfg.ckpt_path is not None:
         ckpt = read_checkpoint(cfg.ckpt_path)
         check_compatible(module, ckpt, cfg.ckpt_path)
@@ -153,6 +236,8 @@ def train(cfg: DictConfig) -> float:
     }
     metrics_path = run_dir / "metrics.json"
     t0 = time.perf_counter()
+    stop = StopOnSignal(trainer)
+    exit_code: int | None = None
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
         summary["status"] = "interrupted" if trainer.interrupted else "completed"
@@ -160,8 +245,8 @@ def train(cfg: DictConfig) -> float:
         summary["status"] = "diverged"
         raise
     except (KeyboardInterrupt, SystemExit) as e:
-        # SIGINT / SIGTERM: Lightning stops at a batch boundary and raises SystemExit; keep the
-        # work done so far so `ckpt_path=last` resumes from here.
+        # SIGINT / SIGTERM / SIGUSR1-2: Lightning stops at a batch boundary and raises SystemExit;
+        # keep the work done so far so `ckpt_path=last` (or auto) resumes from here.
         summary["status"] = "interrupted"
         trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
         log.warning(
@@ -169,9 +254,10 @@ def train(cfg: DictConfig) -> float:
             module.g_step,
             run_dir,
         )
-        code = e.code if isinstance(e, SystemExit) and e.code else 128 + signal.SIGTERM
-        raise SystemExit(code) from None
+        signum = stop.received[0] if stop.received is not None else signal.SIGTERM
+        exit_code = e.code if isinstance(e, SystemExit) and e.code else 128 + signum
     finally:
+        stop.restore()
         wall = time.perf_counter() - t0
         eval_cb = next((c for c in callbacks if hasattr(c, "history")), None)
         eval_s = getattr(eval_cb, "seconds", 0.0) if eval_cb is not None else 0.0
@@ -190,6 +276,9 @@ def train(cfg: DictConfig) -> float:
         if trainer.is_global_zero:
             write_json(metrics_path, summary)
             log_hparams(trainer.loggers, cfg, summary)
+    if exit_code is not None:
+        stop.hand_over()  # under submitit: requeue this job (it resumes with ckpt_path=auto)
+        raise SystemExit(exit_code)
     if summary["status"] == "completed":
         trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
     if trainer.is_global_zero:

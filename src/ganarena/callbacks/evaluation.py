@@ -13,7 +13,19 @@ from ganarena.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-LOGGED = ("fid", "fid_inf", "is", "is_std", "kid", "kid_std", "modes_covered", "class_kl")
+LOGGED = (
+    "fid", "fid_inf", "is", "is_std", "kid", "kid_std", "modes_covered", "class_kl",
+    "class_acc", "fid_class_mean", "high_quality",
+)  # fmt: skip
+
+
+def sync_sampler(pl_module) -> None:
+    """Give every rank rank zero's sampling generator: DDP keeps parameters in step, but batch-norm
+    running statistics (and an EMA of them) are per rank until the next forward broadcasts them."""
+    import torch.distributed as dist
+
+    for t in [*pl_module.sampler.parameters(), *pl_module.sampler.buffers()]:
+        dist.broadcast(t.data, src=0)
 
 
 class EvaluationCallback(L.Callback):
@@ -21,7 +33,8 @@ class EvaluationCallback(L.Callback):
 
     `history` holds {"step", **scores} per evaluation, `final` the last scores and `best`
     {"fid", "step"} of the lowest FID; all three are saved in checkpoints so a resumed run keeps them.
-    Every rank scores (identical seeded samples, no collectives); only rank zero logs.
+    Under DDP every rank generates and embeds its share of the samples, the features are
+    gathered (Evaluator.score_module), every rank computes the same scores; only rank zero logs.
     """
 
     def __init__(self, evaluator, every_n_steps: int):
@@ -58,7 +71,10 @@ class EvaluationCallback(L.Callback):
         """Score the module now, record the result and log it."""
         t0 = time.perf_counter()
         step = int(pl_module.g_step)
-        scores = self.evaluator.score_module(pl_module)
+        world = trainer.world_size
+        if world > 1:
+            sync_sampler(pl_module)
+        scores = self.evaluator.score_module(pl_module, rank=trainer.global_rank, world_size=world)
         self.seconds += time.perf_counter() - t0
         self.history.append({"step": step, **scores})
         self.final = dict(scores)
@@ -67,7 +83,7 @@ class EvaluationCallback(L.Callback):
             self.best = {"fid": fid, "step": step}
         log.info(
             "step %d: %s (%.1f s)",
-            step, ", ".join(f"{k}={v:.4g}" for k, v in scores.items()), time.perf_counter() - t0,
+            step, ", ".join(f"{k}={v:.4g}" for k, v in scores.items() if k in LOGGED), time.perf_counter() - t0,
         )  # fmt: skip
         if trainer.is_global_zero:
             metrics = {f"val/{k}": float(scores[k]) for k in LOGGED if k in scores}

@@ -12,11 +12,13 @@ from ganarena.data.datasets import (
     TorchvisionDataModule,
 )
 from ganarena.data.idx import read_idx, read_idx_pair
+from ganarena.data.mixture import GaussianMixtureDataModule
 
 __all__ = [
     "CIFAR10DataModule",
     "DigitsDataModule",
     "FashionMNISTDataModule",
+    "GaussianMixtureDataModule",
     "IdxDataModule",
     "ImageDataModule",
     "ImageFolderDataModule",

@@ -345,7 +345,15 @@ class InceptionBackbone(nn.Module):
 
 
 def build_backbone(eval_cfg, datamodule, cache_dir: str | Path) -> nn.Module:
+    from ganarena.data.mixture import GaussianMixtureDataModule
+
     kind = eval_cfg.get("backbone")
+    if isinstance(datamodule, GaussianMixtureDataModule):  # 2-D points, not images
+        raise ConfigError(
+            "dataset=gaussian_mixture has no image backbone: its points are scored by modes "
+            "covered and % high-quality samples. Score a checkpoint (ganarena-eval "
+            "ckpt_path=<run>/checkpoints/last.ckpt), not image folders."
+        )
     if kind == "domain":
         return build_domain_backbone(eval_cfg, datamodule, cache_dir)
     if kind == "inception":

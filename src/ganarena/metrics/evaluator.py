@@ -34,7 +34,7 @@ KID_MAX_REAL = 10000  # real features kept for KID (a seeded subset): bounds cac
 REFERENCE_SEED = 0
 IS_SPLITS = 10
 FID_INF_POINTS = 15  # sample sizes for FID-infinity, from n/5 to n
-REFERENCE_VERSION = 1
+REFERENCE_VERSION = 2  # 2: per-class statistics of labelled data
 
 
 class FeaturesIn(nn.Module):
@@ -91,6 +91,7 @@ class Evaluator:
         self.kid_subset_size = int(eval_cfg.get("kid_subset_size", 1000))
         self.mode_threshold = float(eval_cfg.get("mode_threshold", 0.5))
         self.fid_infinity = bool(eval_cfg.get("fid_infinity", False))
+        self.per_class_fid = bool(eval_cfg.get("per_class_fid", False))
         if self.n_samples < 2 or self.batch_size < 1 or self.kid_subset_size < 2:
             raise ConfigError(
                 f"eval.n_samples must be >= 2 (FID needs two samples; 10000 gives reportable "
@@ -126,17 +127,34 @@ class Evaluator:
             "is_splits": IS_SPLITS,
             **({"mode_threshold": self.mode_threshold} if self.modes else {}),
             **({"fid_infinity_points": FID_INF_POINTS} if self.fid_infinity else {}),
+            **({"per_class_fid": True} if self.per_class_fid else {}),
             **(info or {}),
             **backbone.info,
         }
 
-    def _real_fid(self) -> FrechetInceptionDistance:
-        """A FID metric holding the reference statistics (kept across reset())."""
+    def _real_fid(self, stats: dict | None = None) -> FrechetInceptionDistance:
+        """A FID metric holding the reference statistics (kept across reset()); `stats` picks
+        another set with the same keys (one class's)."""
+        stats = stats or self.reference
         fid = fid_metric(self.backbone.feature_dim)
-        fid.real_features_sum = self.reference["fid_sum"].clone()
-        fid.real_features_cov_sum = self.reference["fid_cov_sum"].clone()
-        fid.real_features_num_samples = torch.tensor(self.reference["n"])
+        fid.real_features_sum = stats["fid_sum"].clone()
+        fid.real_features_cov_sum = stats["fid_cov_sum"].clone()
+        fid.real_features_num_samples = torch.tensor(stats["n"])
         return fid
+
+    def _per_class_fid(self, fake: Tensor, labels: Tensor) -> list[float | None]:
+        """FID of the fakes generated for class c against the real images of class c, per c
+        (None where either side has fewer than 2 images)."""
+        out: list[float | None] = []
+        for c, stats in enumerate(self.reference["per_class"]):
+            f = fake[labels == c]
+            if stats is None or stats["n"] < 2 or len(f) < 2:
+                out.append(None)
+                continue
+            fid = self._real_fid(stats)
+            fid.update(f.double(), real=False)
+            out.append(float(fid.compute()))
+        return out
 
     def _fid_infinity(self, fake: Tensor) -> float:
         """FID-infinity (Chong & Forsyth 2020): FID of seeded random subsets at FID_INF_POINTS
@@ -185,35 +203,62 @@ class Evaluator:
         if fake.ndim != 4:
             raise DataError(f"Expected images of shape (N, C, H, W), got {tuple(fake.shape)}.")
         bs = self.batch_size
-        return self._score(fake[i : i + bs] for i in range(0, len(fake), bs))
+        return self._score(self.features(fake[i : i + bs]) for i in range(0, len(fake), bs))
 
-    def score_module(self, module) -> dict:
+    def score_module(self, module, rank: int = 0, world_size: int = 1) -> dict:
         """Scores of eval.n_samples images from `module.sample` (the EMA generator when enabled),
-        with latents from a generator seeded with eval.seed: the same module scores identically."""
+        with latents from a generator seeded with eval.seed: the same module scores identically.
+
+        A conditional module is asked for the class-balanced labels 0, 1, ..., C-1, 0, ... (as
+        ganarena-generate draws them). Under DDP (`world_size` > 1, torch.distributed set up)
+        every rank draws the same latent stream but generates and embeds only every
+        world_size-th batch; the features are all-gathered (torchmetrics' gather_all_tensors)
+        and put back in batch order, so every rank computes the scores a single process gets
+        for the same module.
+        """
         gen = torch.Generator().manual_seed(self.seed)
         device = getattr(module, "device", None)
         if device is not None and torch.device(device) != self.device:
             self.to(device)
         n, bs = self.n_samples, self.batch_size
-        batches = (
-            module.sample(min(bs, n - i), generator=gen, batch_size=bs) for i in range(0, n, bs)
-        )
-        return self._score(batches)
+        classes = getattr(module, "num_classes", None)
+        labels = None if classes is None else torch.arange(n) % classes
 
-    def _score(self, batches: Iterable[Tensor]) -> dict:
+        def batch(i: int) -> Tensor:
+            kwargs = {} if labels is None else {"labels": labels[i : i + bs]}
+            return module.sample(min(bs, n - i), generator=gen, batch_size=bs, **kwargs)
+
+        starts = range(0, n, bs)
+        if world_size == 1 or len(starts) < world_size:  # too few batches to share: all score all
+            return self._score((self.features(batch(i)) for i in starts), labels)
+        mine = []
+        for k, i in enumerate(starts):
+            if k % world_size == rank:
+                mine.append(self.features(batch(i)))
+            else:  # another rank's batch: draw its latents (as sample() would) to stay in step
+                torch.randn(min(bs, n - i), module.latent_dim, generator=gen)
+        return self._score(_gather_batches(mine, n, bs, world_size, device), labels)
+
+    def _score(
+        self, batches: Iterable[tuple[Tensor, Tensor]], labels: Tensor | None = None
+    ) -> dict:
+        """Scores from (features, logits) batches; `labels` (the classes a conditional generator
+        was asked for, in order) add class_acc (and per-class FID when enabled)."""
         for m in (self._fid, self._kid, self._is):
             m.reset()
         hist = None
-        n = 0
-        for x in batches:
-            f, logits = self.features(x)
+        n = correct = 0
+        classify = labels is not None and self.backbone.num_classes is not None
+        for f, logits in batches:
+            if classify:
+                correct += int((logits.argmax(1) == labels[n : n + len(f)]).sum())
             self._fid.update(f.double(), real=False)
             self._kid.update(f, real=False)
             self._is.update(logits)
             if self.modes:
                 counts = torch.bincount(logits.argmax(1), minlength=logits.shape[1]).double()
                 hist = counts if hist is None else hist + counts
-            n += len(x)
+            n += len(f)
         if n < 2:
             raise ConfigError(
                 f"FID needs at least 2 generated images, got {n}. Raise eval.n_samples "
@@ -251,8 +296,39 @@ class Evaluator:
             scores["fid_inf"] = self._fid_infinity(dim_zero_cat(self._kid.fake_features))
         if self.modes:
             scores.update(mode_scores(hist / n, self.reference["class_hist"], self.mode_threshold))
+        if classify:
+            # The source material's test of a conditional generator: does a classifier trained on
+            # real data recognise the class the generator was asked for?
+            scores["class_acc"] = correct / n
+        if self.per_class_fid and labels is not None and self.reference.get("per_class"):
+            per_class = self._per_class_fid(dim_zero_cat(self._kid.fake_features), labels[:n])
+            scores["fid_per_class"] = per_class
+            vals = [v for v in per_class if v is not None]
+            scores["fid_class_mean"] = float(np.mean(vals)) if vals else float("nan")
         self._settings.update(n_fake=n, kid_subset_size=subset)
         return scores
+
+
+def _gather_batches(
+    mine: list[tuple[Tensor, Tensor]], n: int, bs: int, world_size: int, device
+) -> list[tuple[Tensor, Tensor]]:
+    """All ranks' (features, logits) batches, in batch order (batch k was made by rank k % W)."""
+    from torchmetrics.utilities.distributed import gather_all_tensors
+
+    sizes = [min(bs, n - i) for i in range(0, n, bs)]
+    dev = torch.device(device or "cpu")
+    joined = []
+    for part in (0, 1):
+        local = torch.cat([m[part] for m in mine])  # every rank has >= 1 batch
+        joined.append([t.cpu() for t in gather_all_tensors(local.to(dev))])
+    out: list[tuple[Tensor, Tensor] | None] = [None] * len(sizes)
+    for rank in range(world_size):
+        ks = list(range(rank, len(sizes), world_size))
+        feats = joined[0][rank].split([sizes[k] for k in ks])
+        logits = joined[1][rank].split([sizes[k] for k in ks])
+        for k, f, lg in zip(ks, feats, logits, strict=True):
+            out[k] = (f, lg)
+    return out  # type: ignore[return-value]
 
 
 def mode_scores(p_fake: Tensor, p_real: Tensor, threshold: float) -> dict:
@@ -267,9 +343,15 @@ def mode_scores(p_fake: Tensor, p_real: Tensor, threshold: float) -> dict:
 
 @torch.no_grad()
 def reference_stats(
-    backbone: nn.Module, images: Tensor, split: str, batch_size: int, device=None
+    backbone: nn.Module,
+    images: Tensor,
+    split: str,
+    batch_size: int,
+    device=None,
+    labels: Tensor | None = None,
 ) -> dict:
-    """FID sums/covariance (float64), a seeded subset of features for KID, and the class histogram."""
+    """FID sums/covariance (float64), a seeded subset of features for KID, the class histogram,
+    and with `labels` the FID sums of every class (for per-class FID)."""
     if len(images) < 2:
         raise DataError(
             f"The real reference set '{split}' has {len(images)} images; FID needs at least 2."
@@ -282,10 +364,19 @@ def reference_stats(
     gen = torch.Generator().manual_seed(REFERENCE_SEED)
     keep[torch.randperm(len(images), generator=gen)[:KID_MAX_REAL]] = True
     kid_feats, hist = [], None
+    n_cls = int(labels.max()) + 1 if labels is not None and len(labels) else 0
+    cls_sum = torch.zeros(n_cls, dim, dtype=torch.float64)
+    cls_cov = torch.zeros(n_cls, dim, dim, dtype=torch.float64)
+    cls_n = torch.zeros(n_cls, dtype=torch.long)
     for i in range(0, len(images), batch_size):
         f, logits = backbone(to_uint8(images[i : i + batch_size]).to(device))
         f, logits = f.float().cpu(), logits.float().cpu()
         fid.update(f.double(), real=True)
+        if n_cls:  # the same sums torchmetrics keeps (sum, sum of outer products, count)
+            y, fd = labels[i : i + batch_size], f.double()
+            cls_sum.index_add_(0, y, fd)
+            cls_cov.index_add_(0, y, fd.unsqueeze(2) * fd.unsqueeze(1))
+            cls_n += torch.bincount(y, minlength=n_cls)
         kid_feats.append(f[keep[i : i + batch_size]])
         if backbone.num_classes is not None:
             counts = torch.bincount(logits.argmax(1), minlength=logits.shape[1]).double()
@@ -297,6 +388,10 @@ def reference_stats(
         "n": int(fid.real_features_num_samples),
         "kid_features": torch.cat(kid_feats),
         "class_hist": None if hist is None else hist / hist.sum(),
+        "per_class": [
+            {"fid_sum": cls_sum[c], "fid_cov_sum": cls_cov[c], "n": int(cls_n[c])}
+            for c in range(n_cls)
+        ],
         "split": split,
         "image_size": int(images.shape[-1]),
     }
@@ -331,18 +426,30 @@ def build_evaluator(eval_cfg, datamodule, cache_dir: str, device=None) -> Evalua
         )
     if getattr(datamodule, "images", None) is None:
         datamodule.setup("fit")
+    from ganarena.data.mixture import GaussianMixtureDataModule
+
+    if isinstance(datamodule, GaussianMixtureDataModule):  # 2-D points: modes, not a CNN backbone
+        from ganarena.metrics.mixture import MixtureEvaluator
+
+        return MixtureEvaluator(eval_cfg, datamodule).to(device or default_device())
     backbone = build_backbone(eval_cfg, datamodule, cache_dir)
-    images, _, split = datamodule.reference()
+    images, labels, split = datamodule.reference()
     n_real = eval_cfg.get("n_real")
     tag = "all"
     if n_real is not None and int(n_real) < len(images):
         gen = torch.Generator().manual_seed(REFERENCE_SEED)
-        images = images[torch.randperm(len(images), generator=gen)[: int(n_real)].sort().values]
+        keep = torch.randperm(len(images), generator=gen)[: int(n_real)].sort().values
+        images = images[keep]
+        labels = None if labels is None else labels[keep]
         tag = str(int(n_real))
     elif n_real is not None and int(n_real) > len(images):
         log.warning(
             "eval.n_real=%s exceeds the %d reference images; using all of them", n_real, len(images)
         )
+    if bool(eval_cfg.get("per_class_fid", False)) and labels is not None:
+        tag += "-pc"  # class statistics cost C covariance matrices: only kept when asked for
+    else:
+        labels = None
     fp = datamodule.fingerprint()
     name = getattr(datamodule, "resolved", None) or getattr(datamodule, "name", "dataset")
     path = (
@@ -355,7 +462,9 @@ def build_evaluator(eval_cfg, datamodule, cache_dir: str, device=None) -> Evalua
     if ref is None:
         log.info("computing reference statistics of '%s' (%s, %d images)", name, split, len(images))
         bs = int(eval_cfg.get("batch_size", 500))
-        ref = reference_stats(backbone, images, split, bs, device=device or default_device())
+        ref = reference_stats(
+            backbone, images, split, bs, device=device or default_device(), labels=labels
+        )
         atomic_save(ref, path)
     ev = Evaluator(
         backbone,
