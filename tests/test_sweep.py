@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
@@ -304,3 +305,30 @@ def test_slurm_launcher_builds_the_submitit_job_without_submitting(tmp_path, mon
     requeue = launcher.checkpoint(*captured["jobs"][1])
     assert isinstance(requeue, submitit.helpers.DelayedSubmission)
     assert requeue.function is launcher and requeue.args == captured["jobs"][1]
+
+
+def test_multirun_of_ddp_spawn_jobs_runs_each_job_once(tmp_path):
+    """The supported way to sweep DDP jobs locally: the spawn strategy (the subprocess launcher
+    would replay the sweep in its children, hydra #2070). Each job's run folder gets the counters
+    and scores of its rank 0, handed back from the spawned processes."""
+    sweep = tmp_path / "sweep"
+    res = run_cli(
+        [
+            "ganarena.train", "-m", "seed=1,2", "accelerator=ddp_cpu", "trainer.devices=2",
+            "trainer.strategy=ddp_spawn_find_unused_parameters_true", "dataset=mnist_sample",
+            "dataset.limit=256", "dataset.batch_size=32", "trainer.max_steps=3",
+            "trainer.enable_progress_bar=false", "eval.n_samples=200", "eval.batch_size=100",
+            "eval.kid_subset_size=100", "eval.classifier.epochs=1", f"hydra.sweep.dir={sweep}",
+        ],
+        tmp_path,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]
+    assert res.stderr.count("run folder:") == 2  # once per job: no replayed sweep
+    for job in ("0", "1"):
+        metrics = json.loads((sweep / job / "metrics.json").read_text())
+        assert metrics["status"] == "completed" and metrics["steps"] == 3
+        assert metrics["final"]["fid"] >= 0 and metrics["imgs_per_s"] > 0
+        assert not (sweep / job / ".spawn_results.json").exists()
+        ckpt = torch.load(sweep / job / "checkpoints" / "last.ckpt", weights_only=True)
+        assert ckpt["ganarena"]["g_step"] == 3

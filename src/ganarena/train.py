@@ -130,6 +130,32 @@ def build_evaluator(cfg: DictConfig, datamodule: Any) -> Any:
     return build(cfg.eval, datamodule, cfg.paths.cache_dir)
 
 
+class SpawnResults(L.Callback):
+    """Under `ddp_spawn` the fit runs in child processes and Lightning hands only the weights back
+    to the main process. Rank 0 writes its counters and evaluation results to `path` at the end;
+    `restore` applies them in the main process, which then writes metrics.json and last.ckpt."""
+
+    def __init__(self, path: Path, evaluation: Any) -> None:
+        self.path, self.evaluation = path, evaluation
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if trainer.is_global_zero:
+            state = {k: getattr(pl_module, k) for k in ("g_step", "d_step", "real_images_seen")}
+            if self.evaluation is not None:
+                state["evaluation"] = self.evaluation.state_dict()
+            write_json(self.path, state)
+
+    def restore(self, module: Any) -> None:
+        if not self.path.is_file():
+            return
+        state = json.loads(self.path.read_text())
+        self.path.unlink()
+        if self.evaluation is not None and "evaluation" in state:
+            self.evaluation.load_state_dict(state.pop("evaluation"))
+        for k, v in state.items():
+            setattr(module, k, v)
+
+
 def has_checkpoint(ckpt_dir: Path) -> bool:
     return (ckpt_dir / "last.ckpt").is_file() or any(ckpt_dir.glob("step_*.ckpt"))
 
@@ -222,7 +248,10 @@ def train(cfg: DictConfig) -> float:
 
     evaluator = build_evaluator(cfg, datamodule)
     callbacks = build_callbacks(cfg, run_dir, evaluator)
-    trainer = build_trainer(cfg, run_dir, callbacks)
+    eval_cb = next((c for c in callbacks if hasattr(c, "history")), None)
+    spawned = "spawn" in str(cfg.trainer.get("strategy", ""))  # ddp_spawn[_find_unused_...]
+    spawn = SpawnResults(run_dir / ".spawn_results.json", eval_cb)
+    trainer = build_trainer(cfg, run_dir, [*callbacks, spawn] if spawned else callbacks)
 
     summary: dict[str, Any] = {
         "status": "failed",
@@ -240,6 +269,8 @@ def train(cfg: DictConfig) -> float:
     exit_code: int | None = None
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+        if spawned:
+            spawn.restore(module)
         summary["status"] = "interrupted" if trainer.interrupted else "completed"
     except DivergedError:
         summary["status"] = "diverged"
@@ -259,7 +290,6 @@ def train(cfg: DictConfig) -> float:
     finally:
         stop.restore()
         wall = time.perf_counter() - t0
-        eval_cb = next((c for c in callbacks if hasattr(c, "history")), None)
         eval_s = getattr(eval_cb, "seconds", 0.0) if eval_cb is not None else 0.0
         summary.update(
             steps=module.g_step,
