@@ -88,9 +88,7 @@ class GANModule(L.LightningModule):
         self.g_step = 0
         self.d_step = 0
         self.real_images_seen = 0
-        self._sums: dict[str, Tensor] = {}
-        self._sparse: dict[str, tuple[Tensor, int]] = {}
-        self._n_logged = 0
+        self._sums: dict[str, tuple[Tensor, int]] = {}  # key -> (sum on the device, count)
 
     def configure_optimizers(self):
         return [
@@ -156,7 +154,7 @@ class GANModule(L.LightningModule):
             # so the penalty's overall strength matches gamma/2 applied at every step.
             r1 = r1_penalty(self._d, real_in, y)
             d_loss = d_loss + 0.5 * self.r1_gamma * self.r1_interval * r1
-            self._accumulate_sparse("train/r1", r1.detach())
+            self._accumulate({"train/r1": r1.detach()})
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d_loss)
         opt_d.step()
@@ -205,32 +203,21 @@ class GANModule(L.LightningModule):
             return x
         return aug(x)
 
-    def _accumulate_sparse(self, key: str, value: Tensor) -> None:
-        # Logged every r1_interval D steps: kept as (sum, count) and averaged over its own count.
-        s, c = self._sparse.get(key, (0.0, 0))
-        self._sparse[key] = (value.float() + s, c + 1)
-
     def _accumulate(self, stats: dict[str, Tensor]) -> None:
         # Sums stay on the device; one host sync per logging interval, not per step.
         for k, v in stats.items():
-            self._sums[k] = self._sums[k] + v.float() if k in self._sums else v.float()
-        self._n_logged += 1 if "train/g_loss" in stats else 0
+            total, count = self._sums.get(k, (None, 0))
+            self._sums[k] = (v.float() if total is None else total + v.float(), count + 1)
 
     def _flush_logs(self, progress_bar: bool = True) -> None:
         if not self._sums:
             return
         keys = list(self._sums)
-        sums = torch.stack([self._sums[k] for k in keys]).tolist()
-        counts = {
-            k: (self._n_logged if k == "train/g_loss" else self._n_logged * self.n_critic)
-            for k in keys
-        }
-        means = {k: s / max(counts[k], 1) for k, s in zip(keys, sums, strict=True)}
-        if self._sparse:
-            sparse = torch.stack([v for v, _ in self._sparse.values()]).tolist()
-            for (k, (_, c)), v in zip(self._sparse.items(), sparse, strict=True):
-                means[k] = v / c
-        self._sums, self._sparse, self._n_logged = {}, {}, 0
+        sums = torch.stack([self._sums[k][0] for k in keys]).tolist()
+        # Each key is averaged over its own count: D-step stats, G-step stats and the lazy R1
+        # term (every r1_interval D steps) are recorded at different rates.
+        means = {k: total / self._sums[k][1] for k, total in zip(keys, sums, strict=True)}
+        self._sums = {}
         bad = [k for k, v in means.items() if not math.isfinite(v)]
         if bad:
             raise DivergedError(
