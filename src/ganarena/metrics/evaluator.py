@@ -148,7 +148,7 @@ class Evaluator:
         out: list[float | None] = []
         for c, stats in enumerate(self.reference["per_class"]):
             f = fake[labels == c]
-            if stats is None or stats["n"] < 2 or len(f) < 2:
+            if stats["n"] < 2 or len(f) < 2:
                 out.append(None)
                 continue
             fid = self._real_fid(stats)
@@ -365,35 +365,35 @@ def reference_stats(
     keep[torch.randperm(len(images), generator=gen)[:KID_MAX_REAL]] = True
     kid_feats, hist = [], None
     n_cls = int(labels.max()) + 1 if labels is not None and len(labels) else 0
-    cls_sum = torch.zeros(n_cls, dim, dtype=torch.float64)
-    cls_cov = torch.zeros(n_cls, dim, dim, dtype=torch.float64)
-    cls_n = torch.zeros(n_cls, dtype=torch.long)
+    per_class = [fid_metric(dim) for _ in range(n_cls)]  # the real side of each class's FID
     for i in range(0, len(images), batch_size):
         f, logits = backbone(to_uint8(images[i : i + batch_size]).to(device))
         f, logits = f.float().cpu(), logits.float().cpu()
         fid.update(f.double(), real=True)
-        if n_cls:  # the same sums torchmetrics keeps (sum, sum of outer products, count)
-            y, fd = labels[i : i + batch_size], f.double()
-            cls_sum.index_add_(0, y, fd)
-            cls_cov.index_add_(0, y, fd.unsqueeze(2) * fd.unsqueeze(1))
-            cls_n += torch.bincount(y, minlength=n_cls)
+        y = labels[i : i + batch_size] if n_cls else torch.empty(0, dtype=torch.long)
+        for c in y.unique().tolist():
+            per_class[c].update(f[y == c].double(), real=True)
         kid_feats.append(f[keep[i : i + batch_size]])
         if backbone.num_classes is not None:
             counts = torch.bincount(logits.argmax(1), minlength=logits.shape[1]).double()
             hist = counts if hist is None else hist + counts
     return {
         "version": REFERENCE_VERSION,
+        **_real_side(fid),
+        "kid_features": torch.cat(kid_feats),
+        "class_hist": None if hist is None else hist / hist.sum(),
+        "per_class": [_real_side(m) for m in per_class],
+        "split": split,
+        "image_size": int(images.shape[-1]),
+    }
+
+
+def _real_side(fid: FrechetInceptionDistance) -> dict:
+    """The real statistics a FID metric has accumulated (what Evaluator._real_fid restores)."""
+    return {
         "fid_sum": fid.real_features_sum.clone(),
         "fid_cov_sum": fid.real_features_cov_sum.clone(),
         "n": int(fid.real_features_num_samples),
-        "kid_features": torch.cat(kid_feats),
-        "class_hist": None if hist is None else hist / hist.sum(),
-        "per_class": [
-            {"fid_sum": cls_sum[c], "fid_cov_sum": cls_cov[c], "n": int(cls_n[c])}
-            for c in range(n_cls)
-        ],
-        "split": split,
-        "image_size": int(images.shape[-1]),
     }
 
 
