@@ -46,8 +46,8 @@ def test_conditional_mlp_trains_and_grid_has_one_row_per_class(tmp_path):
     assert (w, h) == (4 * 30 + 2, 10 * 30 + 2)  # make_grid: 28 px + 2 px padding per cell
     # Labels change the samples: the same latents asked for two classes differ.
     z = torch.randn(5, module.latent_dim)
-    a = module._generate(z, torch.zeros(5, dtype=torch.long))
-    b = module._generate(z, torch.ones(5, dtype=torch.long))
+    a = module.sample_from(z, torch.zeros(5, dtype=torch.long))
+    b = module.sample_from(z, torch.ones(5, dtype=torch.long))
     assert not torch.allclose(a, b)
     # sample(): class-balanced by default, refuses labels for an unconditional model.
     x = module.sample(12, generator=torch.Generator().manual_seed(0), batch_size=5)

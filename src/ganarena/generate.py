@@ -84,24 +84,16 @@ def num_classes_of(module: Any) -> int | None:
     return getattr(module.sampler, "num_classes", None)
 
 
-@torch.no_grad()
 def run_generator(
     module: Any, z: Tensor, labels: Tensor | None = None, batch_size: int = 500
 ) -> Tensor:
     """G(z[, labels]) with the module's sampling generator (EMA when enabled), eval mode, on CPU."""
-    g = module.sampler
-    was_training = g.training
-    g.eval()
-    out = []
-    try:
-        for s in range(0, len(z), batch_size):
-            zb = z[s : s + batch_size].to(module.device)
-            if labels is None:
-                out.append(g(zb).float().cpu())
-            else:
-                out.append(g(zb, labels[s : s + batch_size].to(module.device)).float().cpu())
-    finally:
-        g.train(was_training)
+    out = [
+        module.sample_from(
+            z[s : s + batch_size], None if labels is None else labels[s : s + batch_size]
+        )
+        for s in range(0, len(z), batch_size)
+    ]
     return torch.cat(out) if out else torch.empty(0)
 
 

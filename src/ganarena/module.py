@@ -251,7 +251,7 @@ class GANModule(L.LightningModule):
         return self.ema.module if self.ema is not None else self.generator
 
     @torch.no_grad()
-    def _generate(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+    def sample_from(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         """G(z[, y]) from the (EMA) generator in eval mode, on the CPU; the mode is restored after."""
         g = self.sampler
         was_training = g.training
@@ -280,11 +280,11 @@ class GANModule(L.LightningModule):
         for start in range(0, n, batch_size):
             b = min(batch_size, n - start)
             z = torch.randn(b, self.latent_dim, generator=generator)
-            out.append(self._generate(z, None if labels is None else labels[start : start + b]))
+            out.append(self.sample_from(z, None if labels is None else labels[start : start + b]))
         return torch.cat(out) if out else torch.empty(0)
 
     def sample_fixed(self) -> Tensor:
-        return self._generate(self.fixed_z, getattr(self, "fixed_y", None))
+        return self.sample_from(self.fixed_z, getattr(self, "fixed_y", None))
 
     # -- checkpoint state ----------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
