@@ -110,12 +110,7 @@ class ImageDataModule(L.LightningDataModule):
         idx = subset_indices(len(images), self.limit, self.seed)
         self.images = self._convert(images, idx)
         self.labels = None if labels is None else labels[idx].clone()
-        if len(self.images) < self.batch_size:
-            raise DataError(
-                f"Dataset '{self.resolved}' has {len(self.images)} images, fewer than "
-                f"dataset.batch_size={self.batch_size}, so no full batch can be drawn. "
-                f"Lower dataset.batch_size (or raise dataset.limit / use more data)."
-            )
+        self._require_full_batch("raise dataset.limit / use more data")
         if "test" in splits:
             test_images, test_labels = splits["test"]
             test_labels = (
@@ -128,6 +123,15 @@ class ImageDataModule(L.LightningDataModule):
             )
         else:
             self._reference = (self.images, self.labels, "train")
+
+    def _require_full_batch(self, more: str) -> None:
+        """DataError unless the training set holds at least one full batch."""
+        if len(self.images) < self.batch_size:
+            raise DataError(
+                f"Dataset '{self.resolved}' has {len(self.images)} images, fewer than "
+                f"dataset.batch_size={self.batch_size}, so no full batch can be drawn. "
+                f"Lower dataset.batch_size (or {more})."
+            )
 
     def _convert(self, raw, idx: Tensor) -> Tensor:
         raw = torch.as_tensor(np.asarray(raw)) if not isinstance(raw, Tensor) else raw

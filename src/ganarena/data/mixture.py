@@ -132,12 +132,7 @@ class GaussianMixtureDataModule(ImageDataModule):
         points, labels = self.draw(self.n_train, gen)
         idx = subset_indices(len(points), self.limit, self.seed)
         self.images, self.labels = self.to_images(points[idx]), labels[idx].clone()
-        if len(self.images) < self.batch_size:
-            raise DataError(
-                f"dataset=gaussian_mixture has {len(self.images)} training points, fewer than "
-                f"dataset.batch_size={self.batch_size}. Raise dataset.n_train (or dataset.limit) "
-                "or lower dataset.batch_size."
-            )
+        self._require_full_batch("raise dataset.n_train or dataset.limit")
         ref_points, ref_labels = self.draw(
             self.n_eval, torch.Generator().manual_seed(2 * self.seed + 1)
         )
