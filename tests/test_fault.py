@@ -14,7 +14,7 @@ import torch
 
 from ganarena.checkpoint_io import AtomicCheckpointIO
 from ganarena.config import build
-from ganarena.module import newest_checkpoint, read_checkpoint
+from ganarena.tasks import newest_checkpoint, read_checkpoint
 from ganarena.train import train
 from tests.conftest import compose_train
 
@@ -202,9 +202,9 @@ def test_ddp_cpu_two_processes_train_and_write_once(tmp_path):
     assert scalar_steps(events(run), "val/fid") == [4]  # logged once
     # One process, the same checkpoint and settings: the same samples, so the same scores.
     from ganarena.metrics import build_evaluator
-    from ganarena.module import load_module
+    from ganarena.tasks import load_task
 
-    module, cfg = load_module(run / "checkpoints" / "last.ckpt")
+    module, cfg = load_task(run / "checkpoints" / "last.ckpt")
     cfg.dataset.pop("resolved")  # recorded by ganarena-train, not a datamodule argument
     dm = build(cfg.dataset)
     ev = build_evaluator(cfg.eval, dm, str(tmp_path / "cache"), device="cpu")

@@ -15,7 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from ganarena.config import build, validate_train
 from ganarena.errors import GanarenaError
-from ganarena.module import build_module
+from ganarena.tasks import build_task
 
 ODD = st.sampled_from(["abc", "", "null", "true", "1e999", "-inf", "nan", "[1,2]", "{a: 1}"])
 INTS = st.one_of(st.integers(-3, 300), st.sampled_from([0, -1, 10**9]), ODD)
@@ -46,8 +46,8 @@ NUMERIC = {
     "dataset.image_size": st.sampled_from([-1, 0, 1, 7, 8, 16, 28, 29, 32, 64, "abc", "null", 1.5]),
     "dataset.channels": st.sampled_from([-1, 0, 1, 2, 3, 4, "abc", 1.0]),
     "dataset.limit": st.sampled_from([-5, 0, 1, 63, 64, 1000, "null", "abc", 2.5]),
-    "r1.gamma": FLOATS,
-    "r1.interval": INTS,
+    "task.r1.gamma": FLOATS,
+    "task.r1.interval": INTS,
     "augment.strength": FLOATS,  # diffaugment only: a Hydra error for the others
     "augment.rotation": FLOATS,  # classic only
     "augment.policy": st.sampled_from(["color", "[translation,cutout]", "[]", "foo", "3"]),
@@ -63,7 +63,7 @@ ENUMS = {
     "loss": st.sampled_from(
         ["minimax", "nonsaturating", "lsgan", "wgan", "wgan_gp", "hinge", "bar"]
     ),
-    "loss.d_norm": st.sampled_from(["batch", "layer", "none", "group", 3]),
+    "model.d_norm": st.sampled_from(["batch", "layer", "none", "group", 3]),
     "augment": st.sampled_from(["none", "classic", "diffaugment", "foo"]),
     "eval": st.sampled_from(["none", "domain", "inception"]),
     "model.conditional": BOOLS,
@@ -106,7 +106,7 @@ def test_train_config_fields_give_a_valid_setup_or_a_clear_error(hydra_ctx, tmp_
         validate_train(cfg)
         OmegaConf.resolve(cfg)
         build(cfg.dataset)  # constructor checks (no data loaded)
-        module = build_module(cfg)
+        module = build_task(cfg)
         module.configure_optimizers()
     except GanarenaError as e:
         assert len(str(e)) > 30 and "\n" not in str(e).strip(), str(e)

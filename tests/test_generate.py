@@ -20,10 +20,11 @@ from ganarena.generate import (
     interpolation_images,
     latent_endpoints,
     run_generator,
+    sample_stream,
     slerp,
     to_uint8,
 )
-from ganarena.module import build_module, load_module
+from ganarena.tasks import build_task, load_task, seeded_normal
 from ganarena.train import train
 from tests.conftest import compose_train, run_cli
 
@@ -42,7 +43,7 @@ def cond_ckpt(tmp_path_factory):
     root = tmp_path_factory.mktemp("gen_cond")
     cfg = compose_train(root / "run", ["model.conditional=true", "model.num_classes=10"])
     torch.manual_seed(0)
-    module = build_module(cfg)
+    module = build_task(cfg)
     path = root / "cond.ckpt"
     torch.save(
         {
@@ -107,8 +108,8 @@ def test_folder_counts_sizes_and_pixels(ckpt, tmp_path):
     generate(gen_cfg(ckpt, out, "format=folder", "n=12", "batch_size=5", "seed=3"))
     files = sorted(out.iterdir())
     assert [p.name for p in files] == [f"{i:06d}.png" for i in range(12)]
-    module, _ = load_module(ckpt)
-    expected = to_uint8(module.sample(12, torch.Generator().manual_seed(3), batch_size=5))
+    module, _ = load_task(ckpt)
+    expected = to_uint8(sample_stream(module, 12, seed=3, batch_size=5))
     for i, p in enumerate(files):
         with Image.open(p) as im:
             assert im.mode == "L" and im.size == (28, 28)  # grayscale stays one channel
@@ -120,7 +121,7 @@ def test_folder_counts_sizes_and_pixels(ckpt, tmp_path):
 
 
 def test_interpolation_endpoints_strip_and_gif(ckpt, tmp_path):
-    module, _ = load_module(ckpt)
+    module, _ = load_task(ckpt)
     images, z, label = interpolation_images(module, steps=6, seed=4)
     z0, z1 = latent_endpoints(module.latent_dim, 4)
     assert label is None and images.shape == (6, 1, 28, 28)
@@ -149,13 +150,13 @@ def test_interpolation_endpoints_strip_and_gif(ckpt, tmp_path):
 
 # -- conditional models ------------------------------------------------------------------------
 def test_conditional_label(cond_ckpt, tmp_path):
-    module, _ = load_module(cond_ckpt)
-    assert module.sampler.num_classes == 10
+    module, _ = load_task(cond_ckpt)
+    assert module.num_classes == 10
     out = tmp_path / "three.png"
     generate(gen_cfg(cond_ckpt, out, "label=3", "n=4", "nrow=4", "seed=0"))
     folder = tmp_path / "threes"
     generate(gen_cfg(cond_ckpt, folder, "format=folder", "label=3", "n=4", "seed=0"))
-    z = torch.randn(4, module.latent_dim, generator=torch.Generator().manual_seed(0))
+    z = seeded_normal(0, 0, 4, module.latent_dim)  # the latents of task.sample(4, seed=0)
     expected = to_uint8(run_generator(module, z, torch.full((4,), 3)))
     other = to_uint8(run_generator(module, z, torch.full((4,), 4)))
     assert not torch.equal(expected, other)
@@ -163,11 +164,10 @@ def test_conditional_label(cond_ckpt, tmp_path):
         with Image.open(folder / f"{i:06d}.png") as im:
             pixels = torch.from_numpy(np.array(im))
         assert torch.equal(pixels, expected[i, 0])
-    # without a label: a folder cycles through the classes 0..9, 0.. (as GANModule.sample does
-    # for ganarena-eval), so its images match the evaluation's samples
+    # without a label: a folder cycles through the classes 0..9, 0.. (as task.sample does for
+    # ganarena-eval), so its images match the evaluation's samples
     generate(gen_cfg(cond_ckpt, tmp_path / "all", "format=folder", "n=12", "batch_size=6"))
-    g = torch.Generator().manual_seed(0)
-    z = torch.cat([torch.randn(6, module.latent_dim, generator=g) for _ in range(2)])
+    z = seeded_normal(0, 0, 12, module.latent_dim)
     y = torch.arange(12) % 10
     expected = to_uint8(run_generator(module, z, y))
     for i in range(12):

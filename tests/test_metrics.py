@@ -12,9 +12,11 @@ import torch
 import torchvision.transforms.functional as TF
 
 from ganarena.errors import ConfigError, DataError, DivergedError
-from ganarena.metrics import build_evaluator, frechet_distance, to_uint8
+from ganarena.files import to_uint8
+from ganarena.metrics import build_evaluator, frechet_distance
 from ganarena.metrics.backbones import DomainBackbone, DomainClassifier
 from ganarena.metrics.evaluator import Evaluator, mode_scores, reference_stats
+from ganarena.tasks import GenerativeTask
 from tests.conftest import MNIST_TEST as MNIST
 from tests.conftest import needs_mnist
 
@@ -129,12 +131,13 @@ def test_wrong_image_shape_is_a_clear_error(random_evaluator):
 
 
 def test_scoring_is_streamed_and_reproducible(random_evaluator):
-    class Sampler:  # a stand-in for GANModule.sample
+    class Sampler(GenerativeTask):  # the protocol's sample stream over a fixed "generator"
+        latent_dim = 28 * 28
         calls: list[int] = []
 
-        def sample(self, n, generator=None, batch_size=500):
-            self.calls.append(n)
-            return torch.rand(n, 1, 28, 28, generator=generator) * 2 - 1
+        def decode(self, z, labels=None):
+            self.calls.append(len(z))
+            return torch.tanh(z).view(-1, 1, 28, 28)
 
     s = Sampler()
     first = random_evaluator.score_module(s)

@@ -12,10 +12,11 @@ from torch.utils.data import DataLoader, TensorDataset
 from ganarena.callbacks.evaluation import EvaluationCallback
 from ganarena.metrics.backbones import DomainBackbone, DomainClassifier
 from ganarena.metrics.evaluator import Evaluator, reference_stats
+from ganarena.tasks import seeded_normal
 
 
 class TinyGAN(L.LightningModule):
-    """Manual optimization, one generator step per batch; `sample` as GANModule.sample."""
+    """Manual optimization, one generator step per batch; `sample` as the task protocol has it."""
 
     def __init__(self):
         super().__init__()
@@ -37,10 +38,13 @@ class TinyGAN(L.LightningModule):
     def train_dataloader(self):
         return DataLoader(TensorDataset(torch.zeros(64, 1)), batch_size=8)
 
+    def default_labels(self, n, start=0):
+        return None
+
     @torch.no_grad()
-    def sample(self, n, generator=None, batch_size=500):
-        z = torch.randn(n, 4, generator=generator).to(self.device)
-        return self.generator(z).view(n, 1, 28, 28).cpu()
+    def sample(self, n, seed, labels=None, start=0):
+        z = seeded_normal(seed, start, n, 4).to(self.device)
+        return self.generator(z).view(n, 1, 28, 28).cpu(), None
 
 
 class MemoryLogger(Logger):

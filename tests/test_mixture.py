@@ -39,15 +39,16 @@ def mixture(layout="ring", **kw) -> GaussianMixtureDataModule:
 
 
 class PointGenerator:
-    """A stand-in for GANModule.sample: draws real mixture points from the given generator."""
+    """A stand-in for a generative task's `sample`: real mixture points drawn from the seed."""
 
     num_classes = None
 
     def __init__(self, dm):
         self.dm = dm
 
-    def sample(self, n, generator=None, batch_size=500):
-        return self.dm.to_images(self.dm.draw(n, generator)[0])
+    def sample(self, n, seed, labels=None, start=0):
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + start)
+        return self.dm.to_images(self.dm.draw(n, gen)[0]), None
 
 
 @pytest.mark.parametrize(("layout", "modes", "std"), [("ring", 8, 0.02), ("grid", 25, 0.05)])
@@ -142,7 +143,7 @@ def test_the_3_std_boundary_counts_as_high_quality():
 
 def test_evaluator_scores_model_output_in_original_units_deterministically():
     dm = mixture("ring")
-    ev = build_evaluator(EVAL, dm, "unused-cache")
+    ev = dm.make_evaluator(EVAL, "unused-cache")  # the data picks its evaluator, no isinstance
     assert isinstance(ev, MixtureEvaluator) and not ev.reference_cached
     assert build_evaluator(OmegaConf.create({"backbone": "none"}), dm, "unused") is None
     gen = PointGenerator(dm)
@@ -190,6 +191,9 @@ def test_training_writes_mode_scores_and_scatter_plots(tmp_path, capsys):
 
     # ganarena-eval scores the checkpoint with the same evaluator and the same numbers.
     ckpt = run / "checkpoints" / "last.ckpt"
+    verdict = capsys.readouterr().out  # the run's one-line verdict, then eval's JSON alone
+    assert verdict.startswith("ganarena-train: ") and "/25 modes" in verdict
+    assert metrics["verdict"] in verdict and metrics["health"] in ("collapsed", "partial", "healthy")
     evaluate(compose_eval([f"ckpt_path={ckpt}", "eval.n_samples=500"]))
     result = json.loads(capsys.readouterr().out)
     assert result["eval"]["backbone"] == "mixture"
@@ -208,11 +212,11 @@ def test_conditional_generators_get_class_accuracy():
     class Conditional:
         num_classes = 8
 
-        def sample(self, n, generator=None, batch_size=500):
+        def sample(self, n, seed, labels=None, start=0):
             # Class i % 8 as asked, except every 4th point (classes 0 and 4), sent to the next mode.
             want = torch.arange(n) % 8
             got = (want + (torch.arange(n) % 4 == 0).long()) % 8
-            return dm.to_images(dm.centres[got])
+            return dm.to_images(dm.centres[got]), want
 
     s = ev.score_module(Conditional())
     assert s["class_acc"] == pytest.approx(0.75) and s["modes_covered"] == 6

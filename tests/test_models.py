@@ -195,12 +195,9 @@ def test_gradient_penalty_double_backward(name):
 @pytest.mark.parametrize(("size", "channels", "d_norm"), [(28, 1, "batch"), (32, 3, "layer")])
 def test_hydra_instantiate_from_yaml(name, size, channels, d_norm):
     model_cfg = OmegaConf.load(CONF / f"{name}.yaml")
+    model_cfg.d_norm = d_norm  # what ganarena-train resolves model.d_norm=auto to
     root = OmegaConf.create(
-        {
-            "model": model_cfg,
-            "dataset": {"image_size": size, "channels": channels},
-            "loss": {"d_norm": d_norm},
-        }
+        {"model": model_cfg, "dataset": {"image_size": size, "channels": channels}}
     )
     assert root.model.name == name
     g = hydra.utils.instantiate(root.model.generator)
@@ -414,13 +411,8 @@ def test_hydra_instantiate_conditional_spectral(name):
     model_cfg = OmegaConf.load(CONF / f"{name}.yaml")
     assert model_cfg.conditional is False and model_cfg.num_classes is None
     assert model_cfg.spectral_norm is False
-    root = OmegaConf.create(
-        {
-            "model": model_cfg,
-            "dataset": {"image_size": 28, "channels": 1},
-            "loss": {"d_norm": "none"},
-        }
-    )
+    model_cfg.d_norm = "none"
+    root = OmegaConf.create({"model": model_cfg, "dataset": {"image_size": 28, "channels": 1}})
     root.model.num_classes = 10  # what ganarena-train sets from the datamodule when conditional
     root.model.spectral_norm = True
     g = hydra.utils.instantiate(root.model.generator)

@@ -9,7 +9,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ganarena.losses import LOSSES
-from ganarena.module import load_module, read_checkpoint
+from ganarena.tasks import load_task, read_checkpoint
 from ganarena.train import train
 from tests.conftest import compose_train
 
@@ -61,7 +61,7 @@ def test_every_model_and_loss_trains_end_to_end(tmp_path, model, loss):
     if loss in ("minimax", "nonsaturating"):  # D(x) read as a probability
         assert all(0.0 <= e.value <= 1.0 for e in acc.Scalars("train/d_real"))
 
-    module, saved = load_module(run / "checkpoints" / "last.ckpt")
+    module, saved = load_task(run / "checkpoints" / "last.ckpt")
     assert saved.model.name == model and module.g_step == 3
     if loss == "wgan":  # weight clipping keeps every critic weight in [-c, c]
         values = torch.cat([p.flatten() for p in module.discriminator.parameters()])
@@ -94,14 +94,14 @@ def test_resume_continues_counters_optimizers_and_logs(tmp_path):
 def test_ema_generator_is_kept_and_used_for_samples(tmp_path):
     run = tmp_path / "run"
     train(compose_train(run, ["model.ema_decay=0.5", "trainer.max_steps=4"]))
-    module, _ = load_module(run / "checkpoints" / "last.ckpt")
+    module, _ = load_task(run / "checkpoints" / "last.ckpt")
     assert module.ema is not None and module.ema.n_averaged.item() == 4
     ema_w = next(module.ema.module.parameters())
     g_w = next(module.generator.parameters())
     assert not torch.allclose(ema_w, g_w)
     assert module.sampler is module.ema.module
-    a = module.sample(10, generator=torch.Generator().manual_seed(3))
-    b = module.sample(10, generator=torch.Generator().manual_seed(3))
+    a, _ = module.sample(10, seed=3)
+    b, _ = module.sample(10, seed=3)
     assert a.shape == (10, 1, 28, 28) and torch.equal(a, b)
     assert a.min() >= -1 and a.max() <= 1
 
@@ -114,5 +114,5 @@ def test_dcgan_sizes_itself_from_the_dataset(tmp_path):
             ["model=dcgan", "dataset.image_size=32", "dataset.channels=3", "trainer.max_steps=2"],
         )
     )
-    module, _ = load_module(run / "checkpoints" / "last.ckpt")
+    module, _ = load_task(run / "checkpoints" / "last.ckpt")
     assert module.sample_fixed().shape == (64, 3, 32, 32)

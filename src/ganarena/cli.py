@@ -42,3 +42,31 @@ def run_cli(task: Callable[[DictConfig], Any], cfg: DictConfig, prog: str) -> An
             return math.inf
         print(message, file=sys.stderr)
         sys.exit(getattr(e, "exit_code", EXIT_USER_ERROR))
+
+
+# Options that moved when training recipes became tasks (tasks/): old spelling -> new spelling.
+RENAMED = {
+    "loss.d_norm": "model.d_norm",
+    "r1": "task.r1",
+    "r1.gamma": "task.r1.gamma",
+    "r1.interval": "task.r1.interval",
+}
+
+
+def refuse_renamed(prog: str, argv: list[str]) -> None:
+    """Exit 2 with the new spelling when a command line uses an option that has moved (Hydra
+    would only say that the old key is not in the config)."""
+    for arg in argv:
+        key = arg.split("=", 1)[0].lstrip("+~")
+        if key in RENAMED:
+            new = arg.replace(key, RENAMED[key], 1).lstrip("+~")
+            print(
+                textwrap.fill(
+                    f"{prog}: error: `{key}` has moved to `{RENAMED[key]}` (the discriminator's "
+                    "normalisation belongs to the model, regularisers to the training task). Use "
+                    f"`{new}` instead.",
+                    width=100,
+                ),
+                file=sys.stderr,
+            )
+            sys.exit(EXIT_USER_ERROR)

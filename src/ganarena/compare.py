@@ -38,6 +38,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from ganarena.cli import EXIT_USER_ERROR
 from ganarena.errors import GanarenaError
+from ganarena.records import RUN_KEYS, STATUSES, select
 
 log = logging.getLogger("ganarena.compare")
 
@@ -48,23 +49,7 @@ HIGHER_IS_BETTER = {"is", "modes_covered", "high_quality", "class_acc"}
 LABELS = {"fid": "FID", "is": "IS", "kid": "KID"}
 # metrics.json `config` keys and where the same value lives in .hydra/config.yaml (used when a
 # job left no metrics.json, and to name the config path a swept override changes).
-SUMMARY_KEYS = {
-    "model": "model.name",
-    "loss": "loss.name",
-    "dataset": "dataset.name",
-    "dataset_resolved": "dataset.resolved",
-    "seed": "seed",
-    "batch_size": "dataset.batch_size",
-    "max_steps": "trainer.max_steps",
-    "n_critic": "loss.n_critic",
-    "lr_g": "loss.optimizer_g.lr",
-    "lr_d": "loss.optimizer_d.lr",
-    "ema_decay": "model.ema_decay",
-    "conditional": "model.conditional",
-    "augment": "augment.name",
-    "r1_gamma": "r1.gamma",
-}
-STATUSES = ("completed", "diverged", "failed", "interrupted")
+SUMMARY_KEYS = {name: path for name, (path, _) in RUN_KEYS.items()}
 MISSING_NOTE = "no metrics.json (the job crashed, was killed, or is still running)"
 _ABSENT = object()
 
@@ -95,9 +80,7 @@ class Run:
         path = SUMMARY_KEYS.get(key, key)
         if self.config is None:
             return _ABSENT
-        value = OmegaConf.select(
-            self.config, path, default=_ABSENT, throw_on_resolution_failure=False
-        )
+        value = select(self.config, path, default=_ABSENT)
         if value is _ABSENT and key == "dataset_resolved":
             return self.value("dataset")
         if isinstance(value, (DictConfig, ListConfig)):

@@ -7,7 +7,7 @@ from typing import Any
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ganarena.errors import ConfigError, GanarenaError
 from ganarena.losses import LOSSES
@@ -65,11 +65,14 @@ def validate_train(cfg: DictConfig) -> None:
     _number(cfg, "callbacks.checkpoint.keep", integer=True, low_ok=True)
     _number(cfg, "callbacks.samples.every_n_steps", integer=True)
     _number(cfg, "callbacks.samples.n", integer=True, high=1025)  # one grid, not a dataset
-    _number(cfg, "model.latent_dim", integer=True, high=100_001)
+    _check_kinds(cfg)
     for opt in ("optimizer_g", "optimizer_d"):
         _number(cfg, f"loss.{opt}.lr")
-    _number(cfg, "r1.gamma", low_ok=True)
-    _number(cfg, "r1.interval", integer=True)
+    # the GAN task's regularisers (other tasks have none: absent keys are skipped)
+    _number(cfg, "task.r1.gamma", low_ok=True, nullable=True)
+    _number(cfg, "task.r1.interval", integer=True, nullable=True)
+    _number(cfg, "task.path_length.weight", low_ok=True, nullable=True)
+    _number(cfg, "task.path_length.interval", integer=True, nullable=True)
     _check_conditional(cfg)
     if _get(cfg, "eval.backbone") not in (None, "none"):
         validate_eval(cfg)
@@ -89,18 +92,98 @@ def validate_train(cfg: DictConfig) -> None:
             f"loss.label_smoothing applies to the cross-entropy losses (minimax, nonsaturating), "
             f"not to loss={name}. Set loss.label_smoothing=0 or pick a BCE loss."
         )
-    batch_norm_d = _get(cfg, "loss.d_norm") == "batch" and _get(cfg, "model.name") != "mlp"
+    d_norm = _get(cfg, "model.d_norm")
+    if d_norm is not None and d_norm not in D_NORMS:
+        raise ConfigError(
+            f"model.d_norm must be one of {', '.join(D_NORMS)}, got {d_norm!r}. Fix it on the "
+            "command line, e.g. model.d_norm=auto."
+        )
+    batch_norm_d = d_norm == "batch" and _get(cfg, "model.name") != "mlp"
     if _get(cfg, "loss.gp_weight") and batch_norm_d:
         raise ConfigError(
             "A gradient penalty (loss.gp_weight > 0) is per-sample and invalid with batch norm in "
-            "the critic (Gulrajani et al. 2017, sec. 4). Set loss.d_norm=layer or loss.d_norm=none."
+            "the critic (Gulrajani et al. 2017, sec. 4). Set model.d_norm=layer (or auto)."
         )
-    if _get(cfg, "r1.gamma") and batch_norm_d:
+    if _get(cfg, "task.r1.gamma") and batch_norm_d:
         raise ConfigError(
-            "The R1 penalty (r1.gamma > 0) is a per-sample gradient penalty and invalid with batch "
-            "norm in the discriminator, which mixes the samples of a batch. Set loss.d_norm=none "
-            "(or layer), or r1.gamma=0."
+            "The R1 penalty (task.r1.gamma > 0) is a per-sample gradient penalty and invalid with "
+            "batch norm in the discriminator, which mixes the samples of a batch. Set "
+            "model.d_norm=none (or auto), or task.r1.gamma=0."
         )
+
+
+def _declared(cfg: DictConfig, node: str, attr: str) -> str | None:
+    """A class attribute of the `_target_` of config node `node` ("generative" when the class
+    lacks it), or None when the target cannot be imported (instantiation reports that later)."""
+    from hydra.utils import get_class
+
+    target = _get(cfg, f"{node}._target_")
+    if not isinstance(target, str):
+        return None
+    try:
+        cls = get_class(target)
+    except Exception:  # noqa: BLE001 - a bad _target_ is reported when it is built
+        return None
+    return getattr(cls, attr, "generative")
+
+
+def _check_kinds(cfg: DictConfig) -> None:
+    """The task's kind (tasks/base.py: "generative" or "translation") must match what the dataset
+    serves (`serves`, "generative" unless a datamodule says otherwise) and what the model takes:
+    a latent vector (an int model.latent_dim) for generative tasks, images (null) for translation."""
+    task_kind = _declared(cfg, "task", "kind")
+    data_kind = _declared(cfg, "dataset", "serves")
+    task, dataset = _get(cfg, "task.name") or "gan", _get(cfg, "dataset.name")
+    model = _get(cfg, "model.name")
+    if task_kind == "translation" and data_kind not in (None, "translation"):
+        raise ConfigError(
+            f"task={task} translates images between two domains, but dataset={dataset} holds one. "
+            "Use a two-domain dataset: dataset=mnist2inverted, mnist2digits or unpaired_folder "
+            "(or the whole recipe: experiment=cyclegan_digits)."
+        )
+    if task_kind == "generative" and data_kind == "translation":
+        raise ConfigError(
+            f"dataset={dataset} holds two image domains for translation, but task={task} draws "
+            "images from noise and trains on one. Use a single-domain dataset (e.g. dataset=mnist), "
+            "or a translation task: task=cyclegan model=resnet."
+        )
+    latent = _get(cfg, "model.latent_dim")
+    if task_kind == "translation":
+        if latent is not None:
+            raise ConfigError(
+                f"task={task} maps images to images, but model={model} draws them from a latent "
+                f"vector (model.latent_dim={latent!r}). Use an image-to-image model: model=resnet."
+            )
+        return
+    generator = _get(cfg, "model.generator")
+    takes_latent = not isinstance(generator, DictConfig) or "latent_dim" in generator
+    if latent is None and not takes_latent:  # an image-to-image model (else: "not an integer")
+        raise ConfigError(
+            f"model={model} maps images to images (model.latent_dim: null), so it cannot draw "
+            f"images from noise for task={task}. Use a generative model (e.g. model=dcgan), or "
+            "train it as a translator: task=cyclegan with a two-domain dataset."
+        )
+    _number(cfg, "model.latent_dim", integer=True, high=100_001)
+
+
+# Discriminator normalisations the models accept; "auto" is resolved by resolve_auto.
+D_NORMS = ("auto", "batch", "layer", "instance", "none")
+
+
+def resolve_auto(cfg: DictConfig) -> None:
+    """Replace model.d_norm=auto by what the paper of the active penalty prescribes: layer norm
+    in a gradient-penalty critic (Gulrajani et al. 2017), none with R1 (Mescheder et al. 2018;
+    StyleGAN2), and DCGAN's batch norm otherwise. The saved config records the result."""
+    if _get(cfg, "model.d_norm") != "auto":
+        return
+    if _get(cfg, "loss.gp_weight"):
+        norm = "layer"
+    elif _get(cfg, "task.r1.gamma"):
+        norm = "none"
+    else:
+        norm = "batch"
+    with open_dict(cfg):
+        cfg.model.d_norm = norm
 
 
 def _check_conditional(cfg: DictConfig) -> None:
@@ -155,17 +238,4 @@ def build(node: Any, **kwargs: Any) -> Any:
             f"Could not build {target} from the config: {type(cause).__name__}: "
             f"{str(cause).splitlines()[0] if str(cause) else ''}. Fix the value on the command line "
             "(see `--cfg job` for the resolved config)."
-        ) from None
-
-
-def check_optimizer(factory: Any, key: str) -> None:
-    """Build the optimizer partial once on a dummy parameter so bad arguments fail up front."""
-    import torch
-
-    try:
-        factory(params=[torch.nn.Parameter(torch.zeros(1))])
-    except Exception as e:  # noqa: BLE001 - any failure to build it means the settings are bad
-        raise ConfigError(
-            f"{key} is not a valid optimizer setting: {type(e).__name__}: {e}. Fix it on the "
-            f"command line, e.g. {key}.lr=0.0002 {key}.betas=[0.5,0.999]."
         ) from None

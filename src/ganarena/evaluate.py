@@ -20,12 +20,11 @@ from omegaconf import DictConfig, OmegaConf
 from ganarena.cli import run_cli
 from ganarena.config import validate_eval
 from ganarena.errors import ConfigError, DataError
-from ganarena.metrics import build_backbone, build_evaluator
+from ganarena.files import IMAGE_EXTENSIONS, atomic_write
+from ganarena.metrics import build_backbone
 from ganarena.metrics.evaluator import Evaluator, default_device, reference_stats
 
 log = logging.getLogger("ganarena")
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def list_image_folder(folder: str | Path, key: str) -> tuple[list[Path], set[str]]:
@@ -108,17 +107,24 @@ def _datamodule(ds_cfg: DictConfig):
 
 
 def _score_checkpoint(cfg: DictConfig) -> tuple[dict, Path]:
-    from ganarena.module import load_module
+    from ganarena.tasks import load_task
 
-    module, train_cfg = load_module(cfg.ckpt_path)
+    task, train_cfg = load_task(cfg.ckpt_path)
     dm = _datamodule(_dataset_cfg(cfg, train_cfg))
-    evaluator = build_evaluator(cfg.eval, dm, cfg.eval.cache_dir)
+    serves = getattr(dm, "serves", "generative")
+    if serves != task.kind:
+        raise ConfigError(
+            f"The checkpoint '{cfg.ckpt_path}' holds a {task.kind} task, but dataset "
+            f"'{getattr(dm, 'resolved', dm)}' serves {serves} tasks, so it cannot score it. Drop "
+            "dataset= to score against the checkpoint's own data, or pass a dataset of its kind."
+        )
+    evaluator = dm.make_evaluator(cfg.eval, cfg.eval.cache_dir)  # the data picks its evaluator
     if torch.cuda.is_available():
-        module = module.to("cuda")
-    scores = evaluator.score_module(module)
+        task = task.to("cuda")
+    scores = evaluator.score_module(task)
     inputs = {
         "ckpt_path": str(cfg.ckpt_path),
-        "step": int(getattr(module, "g_step", 0)),
+        "step": task.g_step,
         "model": OmegaConf.select(train_cfg, "model.name"),
         "loss": OmegaConf.select(train_cfg, "loss.name"),
     }
@@ -181,9 +187,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         result["file"] = str(path)
         text = json.dumps(result, indent=2)
         try:
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(text + "\n")
-            tmp.replace(path)
+            atomic_write(path, lambda p: p.write_text(text + "\n"))
             log.info("scores written to %s", path)
         except OSError as e:  # e.g. a read-only folder: stdout still carries the result
             log.warning("could not write %s (%s)", path, e)

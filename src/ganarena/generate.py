@@ -3,10 +3,15 @@
     ganarena-generate ckpt_path=RUN/checkpoints/last.ckpt n=64 out=grid.png
     ganarena-generate ckpt_path=... format=folder out=fake_dir n=10000      # for external FID tools
     ganarena-generate ckpt_path=... interpolate=true steps=10 out=interp.png  # + interp.gif
+    ganarena-generate ckpt_path=... psi=0.7                  # style-based models: truncation
+    ganarena-generate ckpt_path=... interpolate=true space=w  # ... interpolation in W
+    ganarena-generate ckpt_path=... mix=true out=mix.png      # ... style-mixing figure
     ganarena-generate ckpt_path=... label=3                                 # conditional models
+    ganarena-generate ckpt_path=... translate=IN_DIR direction=ab out=OUT_DIR  # translation models
 
-Deterministic: latents (and labels) are drawn on the CPU from torch.Generator().manual_seed(seed),
-so the same checkpoint, seed and settings write the same bytes. The paths written are printed on
+Deterministic: sample i's latent depends on (seed, i) alone (tasks.base.seeded_normal, drawn on
+the CPU), so the same checkpoint, seed and settings write the same bytes, and a folder holds the
+images ganarena-eval scores for eval.seed=seed; a translation involves no draws. The paths written are printed on
 stdout, one per line; logs go to stderr.
 """
 
@@ -16,7 +21,7 @@ import logging
 import math
 import re
 import shutil
-from numbers import Integral
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +33,12 @@ from torch import Tensor
 from torchvision.utils import save_image
 
 from ganarena.cli import run_cli
-from ganarena.errors import ConfigError
+from ganarena.errors import ConfigError, check_int
+from ganarena.files import IMAGE_EXTENSIONS, atomic_write, to_uint8
 
 log = logging.getLogger("ganarena")
 
 FORMATS = ("grid", "folder")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 _GENERATED = re.compile(r"^\d{6,}\.png$")  # the file names format=folder writes
 
 
@@ -79,68 +84,112 @@ def _endpoints(latent_dim: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
 
 
 # -- sampling ----------------------------------------------------------------------------------
-def num_classes_of(module: Any) -> int | None:
-    """The class count of a conditional model's generator, None for an unconditional one."""
-    return getattr(module.sampler, "num_classes", None)
-
-
 def run_generator(
-    module: Any, z: Tensor, labels: Tensor | None = None, batch_size: int = 500
+    task: Any, z: Tensor, labels: Tensor | None = None, batch_size: int = 500
 ) -> Tensor:
-    """G(z[, labels]) with the module's sampling generator (EMA when enabled), eval mode, on CPU."""
+    """G(z[, labels]) with the task's sampling generator (EMA when enabled), eval mode, on CPU."""
     out = [
-        module.sample_from(
-            z[s : s + batch_size], None if labels is None else labels[s : s + batch_size]
-        )
+        task.decode(z[s : s + batch_size], None if labels is None else labels[s : s + batch_size])
         for s in range(0, len(z), batch_size)
     ]
     return torch.cat(out) if out else torch.empty(0)
 
 
-def sample_images(
-    module: Any,
-    n: int,
-    generator: torch.Generator,
-    labels: Tensor | None = None,
-    batch_size: int = 500,
-) -> Tensor:
-    """n images in [-1, 1] from `module.sample` (latents from `generator`).
-
-    A conditional model draws `labels`, or without them the classes module.sample picks
-    (0, 1, ..., C-1, 0, ...), so a folder matches ganarena-eval's samples for the same seed.
-    """
-    kwargs = {} if labels is None else {"labels": labels}
-    return module.sample(n, generator=generator, batch_size=batch_size, **kwargs)
-
-
 def interpolation_images(
-    module: Any, steps: int, seed: int, label: int | None = None
+    task: Any,
+    steps: int,
+    seed: int,
+    label: int | None = None,
+    psi: float = 1.0,
+    space: str = "z",
 ) -> tuple[Tensor, Tensor, int | None]:
-    """(images (steps, C, H, W) in [-1, 1], latents (steps, D), label) along the slerp path.
+    """(images (steps, C, H, W) in [-1, 1], latents, label) along the path from z0 to z1.
 
-    For a conditional model without `label`, the class is drawn from `seed` after z0 and z1.
+    space="z": slerp between the latents (steps, D). space="w" (style-based tasks): z0 and z1 are
+    mapped to styles, which are interpolated linearly (steps, num_ws, w_dim), as StyleGAN's
+    perceptual path length does in W. psi != 1 truncates the styles (style-based tasks). For a
+    conditional model without `label`, the class is drawn from `seed` after z0 and z1.
     """
     gen = torch.Generator().manual_seed(seed)
-    z0, z1 = _endpoints(module.latent_dim, gen)  # the same pair as latent_endpoints(D, seed)
-    z = interpolate_latents(z0, z1, steps)
+    z0, z1 = _endpoints(task.latent_dim, gen)  # the same pair as latent_endpoints(D, seed)
     labels = None
-    n_classes = num_classes_of(module)
+    n_classes = task.num_classes
     if n_classes is not None:
         if label is None:
             label = int(torch.randint(n_classes, (1,), generator=gen))
         labels = torch.full((steps,), label, dtype=torch.long)
-    return run_generator(module, z, labels), z, label
+    if space == "w":
+        ws = task.map(torch.stack([z0, z1]), None if labels is None else labels[:2], psi)
+        t = torch.linspace(0.0, 1.0, steps).view(-1, 1, 1)
+        path = torch.lerp(ws[:1], ws[1:], t)  # exact at both ends (torch.lerp's t=1 branch)
+        path[0], path[-1] = ws[0], ws[1]
+        return task.synthesize(path), path, label
+    z = interpolate_latents(z0, z1, steps)
+    if psi != 1:
+        return task.synthesize(task.map(z, labels, psi)), z, label
+    return run_generator(task, z, labels), z, label
+
+
+def sample_stream(
+    task: Any,
+    n: int,
+    seed: int,
+    labels: Tensor | None = None,
+    batch_size: int = 500,
+    psi: float = 1.0,
+) -> Tensor:
+    """Items 0..n-1 of the task's sample stream of `seed` (images in [-1, 1]), in batches: the
+    same images ganarena-eval scores for eval.seed=seed, whatever the batch size (psi=1)."""
+    out = []
+    for start in range(0, n, batch_size):
+        m = min(batch_size, n - start)
+        y = None if labels is None else labels[start : start + m]
+        out.append(task.sample(m, seed=seed, labels=y, start=start, psi=psi)[0])
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def mixing_images(
+    task: Any,
+    rows: list[int],
+    cols: list[int],
+    coarse: int | None = None,
+    label: int | None = None,
+    psi: float = 1.0,
+) -> Tensor:
+    """The style-mixing figure of NVIDIA's style_mixing.py as ((R+1) * (C+1), C, H, W) images in
+    [-1, 1], row by row: a blank corner, the column seeds' images, then per row seed its image
+    and its mixes. Mix (r, c) takes the first `coarse` ws (coarse styles, the lowest resolutions;
+    default half of them) from row seed r and the rest (fine styles) from column seed c. A seed's
+    image is the first image of `ganarena-generate seed=<seed>` (item 0 of its sample stream);
+    conditional models draw class `label` (default 0) everywhere."""
+    from ganarena.tasks import seeded_normal
+
+    seeds = [*rows, *cols]
+    z = torch.cat([seeded_normal(s, 0, 1, task.latent_dim) for s in seeds])
+    labels = None
+    if task.num_classes is not None:
+        labels = torch.full((len(seeds),), 0 if label is None else label, dtype=torch.long)
+    ws = task.map(z, labels, psi)
+    k = ws.shape[1] // 2 if coarse is None else coarse
+    if not 0 <= k <= ws.shape[1]:
+        raise ConfigError(
+            f"mix_coarse={coarse}: this generator has {ws.shape[1]} style inputs (ws), so "
+            f"mix_coarse must be between 0 and {ws.shape[1]}; null takes half of them."
+        )
+    w_rows, w_cols = ws[: len(rows)], ws[len(rows) :]
+    mixed = torch.cat([w_rows[:, None, :k].expand(-1, len(cols), -1, -1),
+                       w_cols[None, :, k:].expand(len(rows), -1, -1, -1)], dim=2)  # fmt: skip
+    unmixed = task.synthesize(ws)
+    cells = task.synthesize(mixed.reshape(-1, *ws.shape[1:]))  # row-major: (r, c) at r * C + c
+    figure = [torch.full_like(unmixed[:1], -1.0), unmixed[len(rows) :]]  # corner, column seeds
+    for r in range(len(rows)):
+        figure += [unmixed[r : r + 1], cells[r * len(cols) : (r + 1) * len(cols)]]
+    return torch.cat(figure)
 
 
 def grid_labels(n: int, nrow: int, num_classes: int) -> Tensor:
     """One class per grid row (row r shows class r mod num_classes)."""
     return (torch.arange(n) // nrow) % num_classes
-
-
-def to_uint8(images: Tensor) -> Tensor:
-    """[-1, 1] floats -> uint8 [0, 255], rounded as torchvision.utils.save_image does."""
-    x = (images.clamp(-1, 1) + 1) / 2
-    return x.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
 
 
 def to_pil(image: Tensor) -> Image.Image:
@@ -151,13 +200,7 @@ def to_pil(image: Tensor) -> Image.Image:
 
 # -- checks ------------------------------------------------------------------------------------
 def _int(cfg: DictConfig, key: str, low: int) -> int:
-    value = cfg.get(key)
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
-        raise ConfigError(
-            f"{key} must be an integer >= {low}, got {value!r}. Fix it on the command line, "
-            f"e.g. {key}={max(low, 1) if key != 'seed' else 0}."
-        )
-    return int(value)
+    return check_int(key, cfg.get(key), low)
 
 
 def _check_label(label: Any, n_classes: int | None, ckpt_path: str) -> int | None:
@@ -191,50 +234,38 @@ def _refuse_existing(path: Path, overwrite: bool) -> None:
 
 
 def _image_path(out: Path, what: str) -> Path:
-    if out.suffix.lower() not in IMAGE_SUFFIXES:
+    if out.suffix.lower() not in IMAGE_EXTENSIONS:
         raise ConfigError(
             f"out={out} has no image extension for the {what}; use one of "
-            f"{', '.join(IMAGE_SUFFIXES)} (e.g. out=grid.png), or format=folder for a folder."
+            f"{', '.join(IMAGE_EXTENSIONS)} (e.g. out=grid.png), or format=folder for a folder."
         )
     return out
 
 
-def _save_atomic(write, path: Path) -> None:
-    """Call write(tmp) on a hidden temp file beside `path`, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    try:
-        write(tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _save_grid(images: Tensor, path: Path, nrow: int) -> None:
-    _save_atomic(
-        lambda p: save_image(images, p, nrow=nrow, normalize=True, value_range=(-1, 1)), path
+    atomic_write(
+        path, lambda p: save_image(images, p, nrow=nrow, normalize=True, value_range=(-1, 1))
     )
 
 
 # -- modes -------------------------------------------------------------------------------------
-def write_grid(module: Any, cfg: DictConfig, label: int | None) -> list[Path]:
+def write_grid(task: Any, cfg: DictConfig, label: int | None) -> list[Path]:
     out = _image_path(Path(cfg.out), "grid")
     _refuse_existing(out, cfg.overwrite)
     n, nrow = _int(cfg, "n", 1), _int(cfg, "nrow", 1)
-    n_classes = num_classes_of(module)
+    n_classes = task.num_classes
     labels = None
     if n_classes is not None:
         labels = grid_labels(n, nrow, n_classes) if label is None else torch.full((n,), label)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    images = sample_images(module, n, gen, labels, _int(cfg, "batch_size", 1))
+    images = sample_stream(task, n, cfg.seed, labels, _int(cfg, "batch_size", 1), cfg.psi)
     _save_grid(images, out, nrow)
     log.info("wrote a grid of %d images to %s", n, out)
     return [out]
 
 
-def write_folder(module: Any, cfg: DictConfig, label: int | None) -> list[Path]:
+def write_folder(task: Any, cfg: DictConfig, label: int | None) -> list[Path]:
     out = Path(cfg.out)
-    if out.suffix.lower() in IMAGE_SUFFIXES:
+    if out.suffix.lower() in IMAGE_EXTENSIONS:
         raise ConfigError(
             f"format=folder writes one PNG per image into a folder, but out={out} looks like an "
             "image file. Pass a folder name, e.g. out=fake_images."
@@ -254,7 +285,7 @@ def write_folder(module: Any, cfg: DictConfig, label: int | None) -> list[Path]:
             "refusing to delete them even with overwrite=true. Pass another out=."
         )
     n, batch_size = _int(cfg, "n", 1), _int(cfg, "batch_size", 1)
-    classes = num_classes_of(module)
+    classes = task.num_classes
     if label is not None:
         labels = torch.full((n,), label)
     else:  # 0, 1, ..., C-1, 0, ... over the whole folder, as ganarena-eval asks for them
@@ -265,11 +296,10 @@ def write_folder(module: Any, cfg: DictConfig, label: int | None) -> list[Path]:
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    gen = torch.Generator().manual_seed(cfg.seed)
     for start in range(0, n, batch_size):
         m = min(batch_size, n - start)
         y = None if labels is None else labels[start : start + m]
-        images = sample_images(module, m, gen, y, batch_size)
+        images, _ = task.sample(m, seed=cfg.seed, labels=y, start=start, psi=cfg.psi)
         for i, image in enumerate(images):
             to_pil(image).save(tmp / f"{start + i:0{width}d}.png")
     if out.exists():
@@ -279,7 +309,7 @@ def write_folder(module: Any, cfg: DictConfig, label: int | None) -> list[Path]:
     return [out]
 
 
-def write_interpolation(module: Any, cfg: DictConfig, label: int | None) -> list[Path]:
+def write_interpolation(task: Any, cfg: DictConfig, label: int | None) -> list[Path]:
     out = Path(cfg.out)
     if out.suffix.lower() == ".gif":
         strip, gif = out.with_suffix(".png"), out
@@ -289,24 +319,180 @@ def write_interpolation(module: Any, cfg: DictConfig, label: int | None) -> list
     for p in (strip, gif):
         _refuse_existing(p, cfg.overwrite)
     steps = _int(cfg, "steps", 2)
-    images, _, label = interpolation_images(module, steps, cfg.seed, label)
+    images, _, label = interpolation_images(task, steps, cfg.seed, label, cfg.psi, cfg.space)
     _save_grid(images, strip, nrow=steps)
     frames = [to_pil(image) for image in images]
     frame_ms = _int(cfg, "frame_ms", 1)
-    _save_atomic(
+    atomic_write(
+        gif,
         lambda p: frames[0].save(
             p, format="GIF", save_all=True, append_images=frames[1:], duration=frame_ms, loop=0
         ),
-        gif,
     )
     what = "" if label is None else f" (class {label})"
     log.info("wrote a %d-step interpolation%s to %s and %s", steps, what, strip, gif)
     return [strip, gif]
 
 
+def write_mixing(task: Any, cfg: DictConfig, label: int | None) -> list[Path]:
+    out = _image_path(Path(cfg.out), "style-mixing figure")
+    _refuse_existing(out, cfg.overwrite)
+    rows, cols = list(cfg.mix_rows), list(cfg.mix_cols)
+    images = mixing_images(task, rows, cols, cfg.mix_coarse, label, cfg.psi)
+    _save_grid(images, out, nrow=len(cols) + 1)
+    log.info("wrote a %dx%d style-mixing figure to %s", len(rows), len(cols), out)
+    return [out]
+
+
+def _check_style_options(cfg: DictConfig) -> None:
+    """psi / space / mix / mix_* values (before the checkpoint is loaded)."""
+    psi = cfg.get("psi", 1.0)
+    if isinstance(psi, bool) or not isinstance(psi, Real) or not math.isfinite(psi):
+        raise ConfigError(f"psi must be a number (1: no truncation, 0.7: typical), got {psi!r}.")
+    if cfg.space not in ("z", "w"):
+        raise ConfigError(f"space must be z or w (the interpolation space), got {cfg.space!r}.")
+    if cfg.space == "w" and not cfg.interpolate:
+        raise ConfigError(
+            "space=w chooses where interpolate=true interpolates; add interpolate=true."
+        )
+    if not isinstance(cfg.mix, bool):
+        raise ConfigError("mix must be true or false.")
+    if cfg.mix and (cfg.interpolate or cfg.format == "folder" or cfg.get("translate") is not None):
+        raise ConfigError(
+            "mix=true writes one style-mixing figure (a PNG) to out=; drop interpolate=true, "
+            "format=folder and translate=."
+        )
+    if cfg.mix:
+        for key in ("mix_rows", "mix_cols"):
+            seeds = cfg.get(key)
+            if (
+                not OmegaConf.is_list(seeds)
+                or not seeds
+                or not all(
+                    isinstance(s, Integral) and not isinstance(s, bool) and s >= 0 for s in seeds
+                )
+            ):
+                raise ConfigError(
+                    f"{key} must be a non-empty list of seeds (integers >= 0), got {seeds!r}; "
+                    f"e.g. {key}=[1,2,3]."
+                )
+        if cfg.mix_coarse is not None:
+            check_int("mix_coarse", cfg.mix_coarse, 0)
+
+
+def _check_style_based(task: Any, cfg: DictConfig, train_cfg: DictConfig) -> None:
+    """Refuse the style-based options for a generator without styles."""
+    asked = [
+        what
+        for what, on in (
+            (f"psi={cfg.psi} (truncation)", cfg.psi != 1),
+            ("space=w (interpolation in W)", cfg.space == "w"),
+            ("mix=true (style mixing)", cfg.mix),
+        )
+        if on
+    ]
+    if asked and not task.style_based:
+        model = OmegaConf.select(train_cfg, "model.name", default=None) or "unknown"
+        raise ConfigError(
+            f"{' and '.join(asked)} {'need' if len(asked) > 1 else 'needs'} a style-based "
+            "generator, one that maps z to per-layer "
+            f"styles w before synthesising (model=stylegan2), but the checkpoint '{cfg.ckpt_path}' "
+            f"holds model={model}, which maps z to images directly. Drop psi=, space=w and "
+            "mix=true, or use a checkpoint of an experiment=stylegan2 (model=stylegan2) run."
+        )
+
+
+def _translated_names(files: list[Path], root: Path) -> list[Path]:
+    """Output paths (relative) mirroring the inputs under `root`, as .png; inputs that would
+    share a name (a.jpg and a.png) keep their suffix in it (a.jpg.png)."""
+    rel = [f.relative_to(root) for f in files]
+    plain = [r.with_suffix(".png") for r in rel]
+    taken = {p: plain.count(p) for p in plain}
+    return [
+        p if taken[p] == 1 else r.with_name(r.name + ".png")
+        for r, p in zip(rel, plain, strict=True)
+    ]
+
+
+def check_translate(cfg: DictConfig) -> list[Path]:
+    """The input images of translate= mode, after checking direction, the input folder and out=
+    (before the checkpoint is loaded)."""
+    from ganarena.evaluate import list_image_folder
+
+    src, out = Path(cfg.translate).expanduser(), Path(cfg.out).expanduser()
+    if cfg.direction not in ("ab", "ba"):
+        raise ConfigError(
+            f"direction must be ab (domain A to B) or ba (B to A), got {cfg.direction!r}."
+        )
+    if out.suffix.lower() in IMAGE_EXTENSIONS:
+        raise ConfigError(
+            f"translate= writes one PNG per input image into a folder, but out={out} looks like "
+            "an image file. Pass a folder name, e.g. out=translated."
+        )
+    files, _ = list_image_folder(src, "translate")  # a missing/empty/unreadable folder: DataError
+    a, b = src.resolve(), out.resolve()
+    if a == b or a in b.parents or b in a.parents:
+        raise ConfigError(
+            f"out={out} and translate={src} overlap; the translations would mix with (or replace) "
+            "their inputs. Pass an out= folder outside the input folder."
+        )
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"out={out} is an existing file, not a folder. Pass another out=.")
+    existing = [p for p in out.rglob("*") if p.is_file()] if out.is_dir() else []
+    if existing and not cfg.overwrite:
+        raise ConfigError(
+            f"The folder {out} already holds {len(existing)} files; refusing to overwrite them. "
+            "Pass another out=, or overwrite=true to replace translations written before."
+        )
+    foreign = [p for p in existing if p.suffix.lower() != ".png"]
+    if foreign:
+        raise ConfigError(
+            f"The folder {out} holds files ganarena-generate did not write (e.g. {foreign[0].name}); "
+            "refusing to delete them even with overwrite=true. Pass another out=."
+        )
+    return files
+
+
+def write_translations(task: Any, cfg: DictConfig, train_cfg: DictConfig) -> list[Path]:
+    """Translate every image under cfg.translate (recursively) with the checkpoint's translator
+    for cfg.direction, resized to the model's size; one PNG per input, mirroring the input names
+    under the out folder."""
+    import torch.nn.functional as F
+
+    from ganarena.evaluate import load_image_folder
+
+    files = check_translate(cfg)
+    src, out = Path(cfg.translate).expanduser(), Path(cfg.out).expanduser()
+    size, channels = int(train_cfg.dataset.image_size), int(train_cfg.dataset.channels)
+    images = load_image_folder(src, channels, "translate")
+    names = _translated_names(files, src)
+    batch_size = _int(cfg, "batch_size", 1)
+    tmp = out.with_name(f".{out.name}.partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    for start in range(0, len(images), batch_size):
+        x = images[start : start + batch_size].float() / 127.5 - 1
+        if x.shape[-2:] != (size, size):  # as the datamodules resize their images
+            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
+            x = x.clamp(-1, 1)
+        for i, image in enumerate(task.translate(x, cfg.direction)):
+            path = tmp / names[start + i]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            to_pil(image).save(path)
+    if out.exists():
+        shutil.rmtree(out)  # empty, or only PNGs (checked above)
+    tmp.rename(out)
+    log.info(
+        "translated %d images (%s, %dx%d) from %s into %s/",
+        len(images), cfg.direction, size, size, src, out,
+    )  # fmt: skip
+    return [out]
+
+
 def generate(cfg: DictConfig) -> list[Path]:
     """Write the images `cfg` asks for; returns the paths written."""
-    from ganarena.module import load_module
+    from ganarena.tasks import load_task
 
     if OmegaConf.is_missing(cfg, "ckpt_path") or cfg.ckpt_path is None:
         raise ConfigError(
@@ -322,6 +508,13 @@ def generate(cfg: DictConfig) -> list[Path]:
             "interpolate=true writes a PNG strip and an animated GIF, not a folder; drop "
             "format=folder (out= names the strip, e.g. out=interp.png)."
         )
+    translate = cfg.get("translate")
+    if translate is not None and (cfg.interpolate or cfg.format == "folder"):
+        raise ConfigError(
+            "translate= writes one translated PNG per input into the out= folder; drop "
+            "interpolate=true / format=folder."
+        )
+    _check_style_options(cfg)
     _int(cfg, "seed", 0)
     for key, low in (("n", 1), ("nrow", 1), ("batch_size", 1), ("steps", 2), ("frame_ms", 1)):
         _int(cfg, key, low)  # all checked before the checkpoint is loaded
@@ -338,15 +531,37 @@ def generate(cfg: DictConfig) -> list[Path]:
             f"device={device}: there are only {torch.cuda.device_count()} CUDA device(s); "
             "use device=cuda (the first) or another index."
         )
-    module, _ = load_module(cfg.ckpt_path)
-    module = module.to(device)
-    label = _check_label(cfg.label, num_classes_of(module), cfg.ckpt_path)
-    if cfg.interpolate:
-        paths = write_interpolation(module, cfg, label)
+    if translate is not None:
+        check_translate(cfg)  # bad folders fail before the checkpoint is read
+    task, train_cfg = load_task(cfg.ckpt_path)
+    if translate is not None:
+        if task.kind != "translation":
+            raise ConfigError(
+                f"translate= needs a translation checkpoint (e.g. of task=cyclegan), but "
+                f"'{cfg.ckpt_path}' holds a {task.kind} task, which draws images from noise and "
+                "takes no input images. Drop translate= (and direction=) to sample from it."
+            )
+        paths = write_translations(task.to(device), cfg, train_cfg)
+        for p in paths:
+            print(p, flush=True)
+        return paths
+    if task.kind != "generative":
+        raise ConfigError(
+            f"The checkpoint '{cfg.ckpt_path}' holds a {task.kind} task, which maps images "
+            "instead of sampling them from noise. Translate a folder with it: translate=<folder "
+            "of images> direction=ab (or ba) out=<new folder>; or use a checkpoint of a GAN run."
+        )
+    task = task.to(device)
+    label = _check_label(cfg.label, task.num_classes, cfg.ckpt_path)
+    _check_style_based(task, cfg, train_cfg)
+    if cfg.mix:
+        paths = write_mixing(task, cfg, label)
+    elif cfg.interpolate:
+        paths = write_interpolation(task, cfg, label)
     elif cfg.format == "folder":
-        paths = write_folder(module, cfg, label)
+        paths = write_folder(task, cfg, label)
     else:
-        paths = write_grid(module, cfg, label)
+        paths = write_grid(task, cfg, label)
     for p in paths:
         print(p, flush=True)
     return paths

@@ -20,8 +20,8 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from ganarena.losses import LOSSES
+from ganarena.records import HPARAM_KEYS, STATUSES, select
 
-STATUSES = ("completed", "diverged", "failed", "interrupted")
 # hp/<name>: where its value comes from in metrics.json.
 METRICS = {
     "hp/fid": ("final", "fid"),
@@ -30,40 +30,6 @@ METRICS = {
     "hp/best_fid": ("best", "fid"),
     "hp/wall_s": (None, "wall_s"),
     "hp/imgs_per_s": (None, "imgs_per_s"),
-}
-# name -> (config key, kind); kind "num" maps None to NaN, "str" maps None to "none".
-_FROM_CONFIG = {
-    "model": ("model.name", "str"),
-    "loss": ("loss.name", "str"),
-    "dataset": ("dataset.name", "str"),
-    "dataset_resolved": ("dataset.resolved", "str"),
-    "seed": ("seed", "num"),
-    "batch_size": ("dataset.batch_size", "num"),
-    "dataset_limit": ("dataset.limit", "num"),
-    "max_steps": ("trainer.max_steps", "num"),
-    "n_critic": ("loss.n_critic", "num"),
-    "optimizer_g": ("loss.optimizer_g._target_", "str"),
-    "optimizer_d": ("loss.optimizer_d._target_", "str"),
-    "lr_g": ("loss.optimizer_g.lr", "num"),
-    "lr_d": ("loss.optimizer_d.lr", "num"),
-    "beta1_g": ("loss.optimizer_g.betas.0", "num"),
-    "beta2_g": ("loss.optimizer_g.betas.1", "num"),
-    "beta1_d": ("loss.optimizer_d.betas.0", "num"),
-    "beta2_d": ("loss.optimizer_d.betas.1", "num"),
-    "clip_value": ("loss.clip_value", "num"),
-    "gp_weight": ("loss.gp_weight", "num"),
-    "label_smoothing": ("loss.label_smoothing", "num"),
-    "d_norm": ("loss.d_norm", "str"),
-    "latent_dim": ("model.latent_dim", "num"),
-    "ema_decay": ("model.ema_decay", "num"),
-    "conditional": ("model.conditional", "str"),
-    "spectral_norm": ("model.spectral_norm", "str"),
-    "augment": ("augment.name", "str"),
-    "r1_gamma": ("r1.gamma", "num"),
-    "precision": ("trainer.precision", "str"),
-    "devices": ("trainer.devices", "str"),
-    "eval_backbone": ("eval.backbone", "str"),
-    "eval_n_samples": ("eval.n_samples", "num"),
 }
 # Discrete domains the HParams tab shows as checkboxes (complete by construction).
 DOMAINS = {"loss": sorted(LOSSES), "status": list(STATUSES)}
@@ -93,10 +59,10 @@ def flatten_hparams(cfg: DictConfig | Mapping | None, summary: Mapping[str, Any]
         cfg = OmegaConf.create(dict(cfg))
     given = dict(summary.get("config") or {})
     out: dict[str, Any] = {}
-    for name, (key, kind) in _FROM_CONFIG.items():
+    for name, (key, kind) in HPARAM_KEYS.items():
         value = None
         if cfg is not None:
-            value = OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
+            value = select(cfg, key)
         if value is None:
             value = given.get(name)
         if OmegaConf.is_config(value):

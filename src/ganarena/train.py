@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -15,51 +16,27 @@ from typing import Any
 
 import hydra
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from ganarena.callbacks.checkpoint import StepCheckpoint
+from ganarena.callbacks.evaluation import EvaluationCallback
 from ganarena.callbacks.progress import GANProgressBar
 from ganarena.callbacks.samples import SampleGridCallback
 from ganarena.checkpoint_io import AtomicCheckpointIO
-from ganarena.cli import run_cli
-from ganarena.config import build, validate_train
+from ganarena.cli import refuse_renamed, run_cli
+from ganarena.config import build, resolve_auto, validate_train
 from ganarena.errors import ConfigError, DivergedError
+from ganarena.files import write_json
 from ganarena.hparams import log_hparams
-from ganarena.module import build_module, check_compatible, newest_checkpoint, read_checkpoint
+from ganarena.records import run_summary
+from ganarena.tasks import build_task, check_compatible, newest_checkpoint, read_checkpoint
+from ganarena.verdict import verdict
 
 log = logging.getLogger("ganarena")
 
 # Lightning warns that manual-optimization checkpoints hold post-step weights: that is what we want.
 warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON atomically (temp file + rename), so a kill never leaves half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, allow_nan=True) + "\n")
-    tmp.replace(path)
-
-
-def run_summary(cfg: DictConfig) -> dict[str, Any]:
-    """The settings that identify a run in metrics.json (and in comparisons)."""
-    loss = cfg.loss
-    return {
-        "model": cfg.model.name,
-        "loss": loss.name,
-        "dataset": cfg.dataset.name,
-        "dataset_resolved": cfg.dataset.get("resolved", cfg.dataset.name),
-        "seed": cfg.seed,
-        "batch_size": cfg.dataset.batch_size,
-        "max_steps": cfg.trainer.max_steps,
-        "n_critic": loss.n_critic,
-        "lr_g": loss.optimizer_g.lr,
-        "lr_d": loss.optimizer_d.lr,
-        "ema_decay": cfg.model.ema_decay,
-        "conditional": bool(cfg.model.get("conditional", False)),
-        "augment": (cfg.get("augment") or {}).get("name", "none"),
-        "r1_gamma": (cfg.get("r1") or {}).get("gamma", 0.0),
-    }
 
 
 def conditional_classes(cfg: DictConfig, datamodule: Any) -> int:
@@ -82,27 +59,22 @@ def conditional_classes(cfg: DictConfig, datamodule: Any) -> int:
 
 def build_callbacks(cfg: DictConfig, run_dir: Path, evaluator: Any) -> list[L.Callback]:
     cb = cfg.callbacks
-    # ModelCheckpoint counts Lightning's global_step, which advances n_critic + 1 times per
-    # generator step; converting keeps "every N generator steps" exact.
-    per_g = cfg.loss.n_critic + 1
     callbacks: list[L.Callback] = [
-        ModelCheckpoint(
+        StepCheckpoint(
+            cb.checkpoint.every_n_steps,
             dirpath=run_dir / "checkpoints",
             filename="step_{g_step:06.0f}",
             auto_insert_metric_name=False,
-            every_n_train_steps=cb.checkpoint.every_n_steps * per_g,
             monitor="g_step",
             mode="max",
             save_top_k=cb.checkpoint.keep,
             save_last=True,
         ),
-        SampleGridCallback(cb.samples.every_n_steps, run_dir / "samples", nrow=cb.samples.nrow),
+        SampleGridCallback(cb.samples.every_n_steps, run_dir / "samples"),
     ]
     if cfg.trainer.get("enable_progress_bar", True):
         callbacks.append(GANProgressBar(refresh_rate=cb.get("progress_refresh", 10)))
     if evaluator is not None:
-        from ganarena.callbacks.evaluation import EvaluationCallback
-
         callbacks.append(EvaluationCallback(evaluator, cfg.eval.every_n_steps))
     callbacks += [build(c) for c in (cb.get("extra") or {}).values()]
     return callbacks
@@ -112,7 +84,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -
     loggers = [build(lg) for lg in (cfg.get("logger") or {}).values()]
     return build(
         cfg.trainer,
-        max_steps=-1,  # ganarena stops on generator steps itself (GANModule.max_steps)
+        max_steps=-1,  # ganarena stops on generator steps itself (Task.max_steps)
         max_epochs=-1,
         callbacks=callbacks,
         logger=loggers or False,
@@ -123,11 +95,19 @@ def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -
 
 
 def build_evaluator(cfg: DictConfig, datamodule: Any) -> Any:
+    """The evaluator the data calls for (image backbones, mixture scores, ...), or None."""
     if cfg.eval.backbone == "none":
         return None
-    from ganarena.metrics import build_evaluator as build
+    return datamodule.make_evaluator(cfg.eval, cfg.paths.cache_dir)
 
-    return build(cfg.eval, datamodule, cfg.paths.cache_dir)
+
+def say(line: str) -> None:
+    """One line for the user: on stdout, and into the run's train.log (not again on stderr)."""
+    print(line, flush=True)
+    record = log.makeRecord(log.name, logging.INFO, __file__, 0, line, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
 
 
 class SpawnResults(L.Callback):
@@ -140,7 +120,7 @@ class SpawnResults(L.Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         if trainer.is_global_zero:
-            state = {k: getattr(pl_module, k) for k in ("g_step", "d_step", "real_images_seen")}
+            state = dict(pl_module.counters())
             if self.evaluation is not None:
                 state["evaluation"] = self.evaluation.state_dict()
             write_json(self.path, state)
@@ -152,8 +132,7 @@ class SpawnResults(L.Callback):
         self.path.unlink()
         if self.evaluation is not None and "evaluation" in state:
             self.evaluation.load_state_dict(state.pop("evaluation"))
-        for k, v in state.items():
-            setattr(module, k, v)
+        module.load_counters(state)
 
 
 def has_checkpoint(ckpt_dir: Path) -> bool:
@@ -225,12 +204,13 @@ def train(cfg: DictConfig) -> float:
         cfg.dataset.resolved = datamodule.resolved
         if cfg.model.conditional:
             cfg.model.num_classes = conditional_classes(cfg, datamodule)
+    resolve_auto(cfg)
     saved_cfg = run_dir / ".hydra" / "config.yaml"
     if saved_cfg.parent.is_dir():  # record what was really loaded (e.g. a fallback dataset)
         OmegaConf.save(cfg, saved_cfg)
 
-    module = build_module(cfg)
-    module.config = OmegaConf.to_container(cfg, resolve=True)
+    task = build_task(cfg)
+    task.config = OmegaConf.to_container(cfg, resolve=True)
     start_step = 0
     if cfg.ckpt_path is None and int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0:
         # A requeued SLURM job (preempted or timed out) continues its own folder, never restarts
@@ -242,13 +222,13 @@ def train(cfg: DictConfig) -> float:
             cfg.ckpt_path = resolve_ckpt_path(cfg.ckpt_path, run_dir / "checkpoints")
     if cfg.ckpt_path is not None:
         ckpt = read_checkpoint(cfg.ckpt_path)
-        check_compatible(module, ckpt, cfg.ckpt_path)
+        check_compatible(task, ckpt, cfg.ckpt_path)
         start_step = int(ckpt["ganarena"]["g_step"])
         del ckpt
 
     evaluator = build_evaluator(cfg, datamodule)
     callbacks = build_callbacks(cfg, run_dir, evaluator)
-    eval_cb = next((c for c in callbacks if hasattr(c, "history")), None)
+    eval_cb = next((c for c in callbacks if isinstance(c, EvaluationCallback)), None)
     spawned = "spawn" in str(cfg.trainer.get("strategy", ""))  # ddp_spawn[_find_unused_...]
     spawn = SpawnResults(run_dir / ".spawn_results.json", eval_cb)
     trainer = build_trainer(cfg, run_dir, [*callbacks, spawn] if spawned else callbacks)
@@ -261,16 +241,16 @@ def train(cfg: DictConfig) -> float:
         "final": None,
         "best": None,
         "eval": evaluator.settings if evaluator is not None else None,
-        "config": run_summary(cfg),
+        "config": {**run_summary(cfg), **task.summary()},
     }
     metrics_path = run_dir / "metrics.json"
     t0 = time.perf_counter()
     stop = StopOnSignal(trainer)
     exit_code: int | None = None
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+        trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
         if spawned:
-            spawn.restore(module)
+            spawn.restore(task)
         summary["status"] = "interrupted" if trainer.interrupted else "completed"
     except DivergedError:
         summary["status"] = "diverged"
@@ -282,7 +262,7 @@ def train(cfg: DictConfig) -> float:
         trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
         log.warning(
             "interrupted at generator step %d; resume with hydra.run.dir=%s ckpt_path=last",
-            module.g_step,
+            task.g_step,
             run_dir,
         )
         signum = stop.received[0] if stop.received is not None else signal.SIGTERM
@@ -290,22 +270,26 @@ def train(cfg: DictConfig) -> float:
     finally:
         stop.restore()
         wall = time.perf_counter() - t0
-        eval_s = getattr(eval_cb, "seconds", 0.0) if eval_cb is not None else 0.0
+        eval_s = eval_cb.seconds if eval_cb is not None else 0.0
         summary.update(
-            steps=module.g_step,
+            steps=task.g_step,
             wall_s=round(wall, 3),
             # Every rank sees its own batch: the run's throughput is world_size times one rank's.
             imgs_per_s=round(
-                trainer.world_size * module.real_images_seen / max(wall - eval_s, 1e-9), 1
+                trainer.world_size * task.real_images_seen / max(wall - eval_s, 1e-9), 1
             ),
             resumed_from=cfg.ckpt_path,
             start_step=start_step,
         )
         if eval_cb is not None:
             summary.update(final=eval_cb.final, best=eval_cb.best)
+        summary["health"], summary["verdict"] = verdict(
+            summary["status"], summary["final"], summary["eval"]
+        )
         if trainer.is_global_zero:
             write_json(metrics_path, summary)
             log_hparams(trainer.loggers, cfg, summary)
+            say(f"ganarena-train: {summary['verdict']}")
     if exit_code is not None:
         stop.hand_over()  # under submitit: requeue this job (it resumes with ckpt_path=auto)
         raise SystemExit(exit_code)
@@ -319,8 +303,13 @@ def train(cfg: DictConfig) -> float:
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> float:
+def _main(cfg: DictConfig) -> float:
     return run_cli(train, cfg, "ganarena-train")
+
+
+def main() -> float:
+    refuse_renamed("ganarena-train", sys.argv[1:])
+    return _main()
 
 
 if __name__ == "__main__":

@@ -16,16 +16,20 @@ log = logging.getLogger(__name__)
 LOGGED = (
     "fid", "fid_inf", "is", "is_std", "kid", "kid_std", "modes_covered", "class_kl",
     "class_acc", "fid_class_mean", "high_quality",
+    # translation tasks (ganarena.metrics.translation)
+    "fid_ab", "fid_ba", "kid_ab", "kid_ba", "label_acc_ab", "label_acc_ba", "cycle_l1_a",
+    "cycle_l1_b", "truth_l1_ab", "truth_l1_ba",
 )  # fmt: skip
 
 
 def sync_sampler(pl_module) -> None:
-    """Give every rank rank zero's sampling generator: DDP keeps parameters in step, but batch-norm
+    """Give every rank rank zero's sampling networks: DDP keeps parameters in step, but batch-norm
     running statistics (and an EMA of them) are per rank until the next forward broadcasts them."""
     import torch.distributed as dist
 
-    for t in [*pl_module.sampler.parameters(), *pl_module.sampler.buffers()]:
-        dist.broadcast(t.data, src=0)
+    for net in pl_module.sampling_modules():
+        for t in [*net.parameters(), *net.buffers()]:
+            dist.broadcast(t.data, src=0)
 
 
 class EvaluationCallback(L.Callback):

@@ -1,4 +1,5 @@
-"""Datamodules: whole datasets held in memory as float32 (N, C, H, W) in [-1, 1]."""
+"""Datamodules: whole datasets held in memory as float32 (N, C, H, W) in [-1, 1]; unpaired
+two-domain datamodules (unpaired.py) for image-to-image translation."""
 
 from ganarena.data.base import ImageDataModule
 from ganarena.data.datasets import (
@@ -13,6 +14,12 @@ from ganarena.data.datasets import (
 )
 from ganarena.data.idx import read_idx, read_idx_pair
 from ganarena.data.mixture import GaussianMixtureDataModule
+from ganarena.data.unpaired import (
+    TransformedDataModule,
+    UnpairedBatchSampler,
+    UnpairedDataModule,
+    UnpairedFolderDataModule,
+)
 
 __all__ = [
     "CIFAR10DataModule",
@@ -25,6 +32,10 @@ __all__ = [
     "MNISTDataModule",
     "MNISTSampleDataModule",
     "TorchvisionDataModule",
+    "TransformedDataModule",
+    "UnpairedBatchSampler",
+    "UnpairedDataModule",
+    "UnpairedFolderDataModule",
     "read_idx",
     "read_idx_pair",
 ]

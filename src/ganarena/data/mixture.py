@@ -24,6 +24,7 @@ LAYOUTS = ("ring", "grid")
 # (PacGAN, Lin et al. 2018, synthetic_data_experiments/2DGrid config).
 DEFAULT_STD = {"ring": 0.02, "grid": 0.05}
 DEFAULT_MODES = {"ring": 8, "grid": 25}
+PREVIEW_POINTS = 1000  # generated points drawn in a sample scatter plot
 RADIUS = 2.0  # ring radius
 SPACING = 2.0  # grid spacing
 # Data are divided by MARGIN x (outermost centre coordinate + 3 std): every mode and nearly all of
@@ -142,6 +143,19 @@ class GaussianMixtureDataModule(ImageDataModule):
         """The reference set in the original units (float64 (n_eval, 2)) and its mode indices."""
         images, labels, _ = self.reference()
         return self.unscale(images), labels
+
+    def make_evaluator(self, eval_cfg, cache_dir: str, device=None):
+        """Points are scored in the data's own units (modes, high quality), not by a CNN."""
+        from ganarena.metrics.mixture import MixtureEvaluator
+
+        return MixtureEvaluator(eval_cfg, self)
+
+    def preview(self, task, step: int):
+        """A scatter plot of PREVIEW_POINTS samples over the real points. The fixed grid batch
+        (64) is too sparse to show 25 modes; the points are drawn from the task's seed at every
+        call, so the plots stay comparable across steps and the global RNG stream is untouched."""
+        points, _ = task.sample(PREVIEW_POINTS, seed=task.seed)
+        return self.scatter_figure(points, title=f"step {step}")
 
     def scatter_figure(self, fake: Tensor, title: str = ""):
         """A matplotlib Figure: reference points (light grey), `fake` model output on top, mode

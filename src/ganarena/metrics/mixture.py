@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from ganarena.errors import ConfigError, DivergedError
-from ganarena.metrics.evaluator import frechet_distance
+from ganarena.metrics.fid import frechet_distance
 
 HQ_STDS = 3.0  # "within three standard deviations of the nearest mode" (VEEGAN, PacGAN)
 MIN_HQ_PER_MODE = 1  # PacGAN's MetricLogger: a mode with any high-quality point is covered
@@ -112,18 +112,13 @@ class MixtureEvaluator:
         """Scores of generator output `fake` ((N, 2, 1, 1) or (N, 2), in [-1, 1] model units)."""
         return self.score_points(self.datamodule.unscale(fake.detach().cpu()))
 
-    def score_module(self, module, rank: int = 0, world_size: int = 1) -> dict:
-        """Scores of eval.n_samples points from `module.sample` (the EMA generator when enabled),
-        latents from a generator seeded with eval.seed: the same module scores identically.
+    def score_module(self, task, rank: int = 0, world_size: int = 1) -> dict:
+        """Scores of eval.n_samples points from `task.sample` (the EMA generator when enabled),
+        items 0..n-1 of the sample stream of eval.seed: the same task scores identically.
         Under DDP every rank scores all the points itself (a few ms): nothing to gather."""
-        gen = torch.Generator().manual_seed(self.seed)
-        fake = module.sample(self.n_samples, generator=gen, batch_size=self.batch_size)
+        fake, labels = task.sample(self.n_samples, seed=self.seed)
         scores = self.score_images(fake)
-        classes = getattr(module, "num_classes", None)
-        if classes is not None:  # conditional: module.sample drew the labels 0, 1, ..., C-1, 0, ...
-            points = self.datamodule.unscale(fake)
-            mode = torch.cdist(points, self.datamodule.centres).argmin(dim=1)
-            scores["class_acc"] = float(
-                (mode == torch.arange(len(points)) % classes).double().mean()
-            )
+        if labels is not None:  # conditional: the class-balanced labels 0, 1, ..., C-1, 0, ...
+            mode = torch.cdist(self.datamodule.unscale(fake), self.datamodule.centres).argmin(dim=1)
+            scores["class_acc"] = float((mode == labels).double().mean())
         return scores

@@ -1,17 +1,31 @@
 """Generators and discriminators: plain nn.Modules built from conf/model/*.yaml.
 
 Every generator is called as G(z) or, when built with `num_classes`, G(z, y); every
-discriminator as D(x) or D(x, y), with y int64 labels of shape (B,).
+discriminator as D(x) or D(x, y), with y int64 labels of shape (B,). The CycleGAN translators
+(resnet_translator.py) map images to images: G(x) -> image, D(x) -> patch logits (B, 1, h, w).
 """
 
 from ganarena.models.dcgan import DCGANDiscriminator, DCGANGenerator, init_weights
 from ganarena.models.mlp import MLPDiscriminator, MLPGenerator, apply_spectral_norm
+from ganarena.models.resnet_translator import (
+    PatchDiscriminator,
+    ResnetGenerator,
+    patch_output_size,
+    patch_receptive_field,
+)
+from ganarena.models.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 
 __all__ = [
     "DCGANDiscriminator",
     "DCGANGenerator",
     "MLPDiscriminator",
     "MLPGenerator",
+    "StyleGAN2Discriminator",
+    "StyleGAN2Generator",
+    "PatchDiscriminator",
+    "ResnetGenerator",
     "apply_spectral_norm",
     "init_weights",
+    "patch_output_size",
+    "patch_receptive_field",
 ]

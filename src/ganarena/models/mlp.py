@@ -11,19 +11,15 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from ganarena.errors import ConfigError
+from ganarena.errors import ConfigError, check_int
 
 NORMS = (None, "none", "batch", "layer")
 
 
 def check_positive_int(name: str, value) -> int:
     """Return `value` if it is a positive int, else raise ConfigError naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-        raise ConfigError(
-            f"Model setting `{name}` must be a positive integer, got {value!r}. "
-            "Set it to a whole number >= 1 in the model config (conf/model/*.yaml)."
-        )
-    return int(value)
+    fix = "Set it to a whole number >= 1 in the model config (conf/model/*.yaml)."
+    return check_int(f"Model setting `{name}`", value, 1, fix)
 
 
 def check_hidden(name: str, hidden) -> tuple[int, ...]:
@@ -41,7 +37,7 @@ def check_norm(norm) -> str:
     if norm not in NORMS:
         raise ConfigError(
             f"Discriminator `norm` must be one of 'batch', 'layer' or 'none', got {norm!r}. "
-            "It normally comes from the loss config (`loss.d_norm`); fix the value there."
+            "It comes from the model config (`model.d_norm`); fix the value there."
         )
     return "none" if norm is None else norm
 

@@ -1,0 +1,63 @@
+"""One home for how ganarena writes files and reads images: atomic writes, the image suffixes,
+and the [-1, 1] -> uint8 conversion that every saved or scored image goes through."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ganarena.errors import DivergedError
+
+# Image files ganarena reads (datasets, ganarena-eval folders) and writes (ganarena-generate).
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], Any], fsync: bool = False) -> Path:
+    """Call `write(tmp)` on a hidden temp file beside `path`, then rename it over `path`.
+
+    A kill mid-write leaves the previous file (or none), never half a file. The temp name keeps
+    the suffix (some writers pick the format from it) and holds the pid (parallel writers)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        write(tmp)
+        if fsync:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    """JSON (NaN allowed), written atomically."""
+    text = json.dumps(data, indent=2, allow_nan=True) + "\n"
+    return atomic_write(path, lambda p: p.write_text(text))
+
+
+def save_torch(obj: Any, path: str | Path, fsync: bool = False) -> Path:
+    """torch.save, written atomically."""
+    return atomic_write(path, lambda p: torch.save(obj, p), fsync=fsync)
+
+
+def to_uint8(x: Tensor) -> Tensor:
+    """Images in [-1, 1] -> uint8 [0, 255], rounded exactly as torchvision.utils.save_image does
+    (so scoring tensors in memory and scoring the saved PNGs agree). uint8 input is returned as is."""
+    if x.dtype == torch.uint8:
+        return x
+    if not torch.isfinite(x).all():
+        raise DivergedError(
+            "The generated images contain NaN or inf, so they cannot be scored or saved: the "
+            "generator has diverged. Lower the learning rates or change the loss, and resume from "
+            "an earlier checkpoint."
+        )
+    x = (x.float().clamp(-1, 1) + 1) / 2
+    return x.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)

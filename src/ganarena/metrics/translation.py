@@ -1,0 +1,153 @@
+"""Scores of an image-to-image translation task (kind "translation", e.g. task=cyclegan): is the
+translation good?
+
+For each direction ("ab": A -> B, "ba": B -> A) a fixed, seeded set of eval.n_samples source
+images (capped at the size of the source domain's reference set) is translated by
+`task.translate(x, direction)` and scored with the image Evaluator of the TARGET domain (its
+reference statistics and, for eval.backbone=domain, its classifier):
+
+  fid_ab, kid_ab       FID / KID of G(A) against real B (fid_ba, kid_ba: F(B) against real A)
+  label_acc_ab         label preservation: the share of translated images that the target
+                       domain's classifier assigns the source image's label (labelled domains
+                       with a classifier backbone only)
+  cycle_l1_a           mean |F(G(a)) - a| over pixels in [-1, 1] (cycle_l1_b: |G(F(b)) - b|)
+  truth_l1_ab          mean |G(a) - truth_ab(a)| where the true mapping is known (truth_l1_ba alike)
+  fid, kid             the means of both directions (what sweeps, `optimized_metric: final/fid`
+                       and ganarena-compare read)
+
+L1 distances are mean absolute pixel differences in [-1, 1] units: 0 is exact, 2 is black for
+white everywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ganarena.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DIRECTIONS = {"ab": ("a", "b"), "ba": ("b", "a")}  # direction -> (source, target) domain
+
+
+def source_set(
+    reference: tuple[Tensor, Tensor | None, str], n: int, seed: int
+) -> tuple[Tensor, Tensor | None]:
+    """A seeded subset of n images (and their labels) of a reference set, in a fixed order; all of
+    it when it holds n or fewer."""
+    images, labels, _ = reference
+    idx = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]
+    return images[idx], None if labels is None else labels[idx]
+
+
+class TranslationEvaluator:
+    """Scores translation tasks on an UnpairedDataModule; the interface of `Evaluator`
+    (score_module, settings, to, n_samples, seed, reference_cached). See the module docstring."""
+
+    def __init__(self, eval_cfg, datamodule, cache_dir: str, device=None):
+        from ganarena.metrics.evaluator import build_evaluator
+
+        datamodule.setup("fit")
+        self.n_samples = int(eval_cfg.get("n_samples", 10000))
+        self.seed = int(eval_cfg.get("seed", 0))
+        self.batch_size = int(eval_cfg.get("batch_size", 500))
+        if self.n_samples < 2 or self.batch_size < 1:
+            raise ConfigError(
+                f"eval.n_samples must be >= 2 and eval.batch_size >= 1, got {self.n_samples} and "
+                f"{self.batch_size}. Fix the override, e.g. eval.n_samples=1000."
+            )
+        domains = {"a": datamodule.a, "b": datamodule.b}
+        # The image evaluator of each TARGET domain: its reference, its classifier.
+        self.targets = {
+            d: build_evaluator(eval_cfg, domains[dst], cache_dir, device)
+            for d, (_, dst) in DIRECTIONS.items()
+        }
+        self.sources: dict[str, tuple[Tensor, Tensor | None]] = {}
+        self.splits: dict[str, str] = {}
+        for d, (src, _) in DIRECTIONS.items():
+            reference = domains[src].reference()
+            self.sources[d] = source_set(reference, self.n_samples, self.seed)
+            self.splits[d] = reference[2]
+        self.truth = {"ab": datamodule.truth_ab, "ba": datamodule.truth_ba}
+        self.reference_cached = all(ev.reference_cached for ev in self.targets.values())
+        self.device = torch.device("cpu")
+        self._info = {
+            "dataset": getattr(datamodule, "resolved", datamodule.name),
+            "dataset_fingerprint": datamodule.fingerprint(),
+        }
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The settings that produced the scores (the "eval" block of metrics.json): the shared
+        ones at the top, each direction's image-evaluator settings under "ab" / "ba"."""
+        ab, ba = (self.targets[d].settings for d in ("ab", "ba"))
+        out: dict[str, Any] = {
+            "backbone": "translation",
+            "features": ab["backbone"],
+            "seed": self.seed,
+            "n_fake_ab": len(self.sources["ab"][0]),
+            "n_fake_ba": len(self.sources["ba"][0]),
+            "source_split_a": self.splits["ab"],
+            "source_split_b": self.splits["ba"],
+            "truth_known": self.truth["ab"] is not None,
+            "l1_units": "mean absolute pixel difference, images in [-1, 1]",
+            **self._info,
+        }
+        for d, s in (("ab", ab), ("ba", ba)):
+            for key in ("real_floor_fid", "classifier_accuracy"):
+                if s.get(key) is not None:
+                    out[f"{key}_{d}"] = s[key]
+        out.update(ab=ab, ba=ba)
+        return out
+
+    def to(self, device) -> TranslationEvaluator:
+        self.device = torch.device(device)
+        for ev in self.targets.values():
+            ev.to(self.device)
+        return self
+
+    def score_module(self, task, rank: int = 0, world_size: int = 1) -> dict[str, float]:
+        """The flat scores of `task` (anything with `translate(x, direction)` returning images in
+        [-1, 1] on the CPU). Every DDP rank scores everything itself (the same numbers)."""
+        device = torch.device(getattr(task, "device", "cpu"))
+        if device != self.device:
+            self.to(device)
+        scores: dict[str, float] = {}
+        for d, (src, _) in DIRECTIONS.items():
+            scores.update(self._direction(task, d, src))
+        scores["fid"] = (scores["fid_ab"] + scores["fid_ba"]) / 2
+        scores["kid"] = (scores["kid_ab"] + scores["kid_ba"]) / 2
+        return scores
+
+    def _direction(self, task, d: str, src: str) -> dict[str, float]:
+        images, labels = self.sources[d]
+        back = "ba" if d == "ab" else "ab"
+        truth = self.truth[d]
+        ev = self.targets[d]
+        sums = {"cycle": 0.0, "truth": 0.0}
+        bs = self.batch_size
+
+        def batches():
+            for i in range(0, len(images), bs):
+                x = images[i : i + bs]
+                y = task.translate(x, d)
+                sums["cycle"] += float((task.translate(y, back) - x).abs().double().sum())
+                if truth is not None:
+                    sums["truth"] += float((y - truth(x)).abs().double().sum())
+                yield ev.features(y)
+
+        scored = ev.score_features(batches(), labels)
+        out = {
+            f"fid_{d}": scored["fid"],
+            f"kid_{d}": scored["kid"],
+            f"cycle_l1_{src}": sums["cycle"] / images.numel(),
+        }
+        if "class_acc" in scored:
+            out[f"label_acc_{d}"] = scored["class_acc"]
+        if truth is not None:
+            out[f"truth_l1_{d}"] = sums["truth"] / images.numel()
+        return out

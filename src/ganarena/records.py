@@ -1,0 +1,87 @@
+"""One home for what identifies a run: its statuses and the settings recorded in metrics.json,
+compared by ganarena-compare and shown in TensorBoard's HParams tab."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+# metrics.json "status": how a run ended.
+STATUSES = ("completed", "diverged", "failed", "interrupted")
+
+# The run-identity keys of metrics.json "config": name -> (config path, kind). kind "num" maps
+# None to NaN in HParams, "str" maps None to "none". ganarena-compare groups by these names.
+RUN_KEYS: dict[str, tuple[str, str]] = {
+    "task": ("task.name", "str"),
+    "model": ("model.name", "str"),
+    "loss": ("loss.name", "str"),
+    "dataset": ("dataset.name", "str"),
+    "dataset_resolved": ("dataset.resolved", "str"),
+    "seed": ("seed", "num"),
+    "batch_size": ("dataset.batch_size", "num"),
+    "max_steps": ("trainer.max_steps", "num"),
+    "n_critic": ("loss.n_critic", "num"),
+    "lr_g": ("loss.optimizer_g.lr", "num"),
+    "lr_d": ("loss.optimizer_d.lr", "num"),
+    "ema_decay": ("model.ema_decay", "num"),
+    "conditional": ("model.conditional", "str"),
+    "augment": ("augment.name", "str"),
+    "r1_gamma": ("task.r1.gamma", "num"),
+}
+
+# Further settings shown in HParams (not part of a run's identity in metrics.json).
+HPARAM_KEYS: dict[str, tuple[str, str]] = {
+    **RUN_KEYS,
+    "dataset_limit": ("dataset.limit", "num"),
+    "optimizer_g": ("loss.optimizer_g._target_", "str"),
+    "optimizer_d": ("loss.optimizer_d._target_", "str"),
+    "beta1_g": ("loss.optimizer_g.betas.0", "num"),
+    "beta2_g": ("loss.optimizer_g.betas.1", "num"),
+    "beta1_d": ("loss.optimizer_d.betas.0", "num"),
+    "beta2_d": ("loss.optimizer_d.betas.1", "num"),
+    "clip_value": ("loss.clip_value", "num"),
+    "gp_weight": ("loss.gp_weight", "num"),
+    "label_smoothing": ("loss.label_smoothing", "num"),
+    "d_norm": ("model.d_norm", "str"),
+    "latent_dim": ("model.latent_dim", "num"),
+    "spectral_norm": ("model.spectral_norm", "str"),
+    "precision": ("trainer.precision", "str"),
+    "devices": ("trainer.devices", "str"),
+    "eval_backbone": ("eval.backbone", "str"),
+    "eval_n_samples": ("eval.n_samples", "num"),
+    # translation tasks (task=cyclegan); NaN for other tasks
+    "lambda_cycle": ("task.lambda_cycle", "num"),
+    "lambda_identity": ("task.lambda_identity", "num"),
+    "pool_size": ("task.pool_size", "num"),
+}
+
+# Where keys lived before tasks existed: read from old runs' saved configs.
+LEGACY_PATHS = {"task.r1.gamma": "r1.gamma", "model.d_norm": "loss.d_norm"}
+
+
+def select(cfg: DictConfig, path: str, default: Any = None) -> Any:
+    """The value at `path` (or its pre-tasks home) in a saved or live config."""
+    value = OmegaConf.select(cfg, path, default=default, throw_on_resolution_failure=False)
+    if value is default and path in LEGACY_PATHS:
+        value = OmegaConf.select(
+            cfg, LEGACY_PATHS[path], default=default, throw_on_resolution_failure=False
+        )
+    return value
+
+
+def run_summary(cfg: DictConfig) -> dict[str, Any]:
+    """The settings that identify a run in metrics.json (and in comparisons)."""
+    out = {}
+    for name, (path, _kind) in RUN_KEYS.items():
+        value = select(cfg, path)
+        if name == "dataset_resolved" and value is None:
+            value = select(cfg, "dataset.name")
+        if name == "conditional":
+            value = bool(value)
+        if name == "augment" and value is None:
+            value = "none"
+        if name == "task" and value is None:
+            value = "gan"
+        out[name] = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+    return out

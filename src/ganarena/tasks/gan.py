@@ -1,0 +1,320 @@
+"""GANTask: the adversarial recipe — n_critic discriminator steps, then one generator step, with
+lazy regularisation phases on either side (StyleGAN2's Gmain / Greg / Dmain / Dreg)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ganarena.errors import ConfigError
+from ganarena.losses import LOSSES, clip_weights, gradient_penalty
+from ganarena.penalties import r1_penalty
+from ganarena.tasks.base import GenerativeTask, check_optimizer
+
+
+@dataclass
+class Phase:
+    """A regularisation term of one network, applied every `interval` steps of that network.
+
+    interval 1: added to the network's main loss. interval I > 1 ("lazy", Karras et al. 2020,
+    sec. 3.1): its own optimizer step every I steps with the term multiplied by I, and that
+    network's optimizer corrected by I/(I+1) (Task.make_optimizer)."""
+
+    name: str
+    interval: int
+    weight: float
+    term: Callable[..., tuple[Tensor, dict[str, Tensor]]]
+
+    def due(self, step: int) -> bool:
+        return self.weight > 0 and step % self.interval == 0
+
+
+class GANTask(GenerativeTask):
+    """Alternates `n_critic` discriminator steps (one real batch each) with one generator step.
+
+    A conditional generator (one with `num_classes`) gets each real batch's labels for its fakes,
+    and D sees (image, label) pairs. `augment` (ganarena.augment) transforms D's inputs: the real
+    images only (`applies_to == "real"`) or real and fake alike in both steps ("both",
+    DiffAugment). Regularisation phases: R1 on D (`r1.gamma`, every `r1.interval` D steps) and
+    path length on G (`path_length.weight`, every `path_length.interval` G steps; needs a
+    style-based generator with `mapping`/`synthesis`).
+
+    Style-based generators (`mapping(z, y, psi=)` -> ws, `synthesis(ws, noise_mode=)` -> images,
+    as StyleGAN2Generator) make the task `style_based`: map/synthesize delegate to them, and
+    decode() synthesises with constant noise, so a latent always gives the same image. A generator
+    with a `stats()` method (-> {name: scalar}) gets those scalars logged as train/<name>.
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        loss: str,
+        optimizer_g: Callable[..., torch.optim.Optimizer],
+        optimizer_d: Callable[..., torch.optim.Optimizer],
+        n_critic: int = 1,
+        clip_value: float | None = None,
+        gp_weight: float = 0.0,
+        label_smoothing: float = 0.0,
+        ema_decay: float | None = None,
+        augment: Mapping[str, Any] | None = None,
+        r1: Mapping[str, Any] | None = None,
+        path_length: Mapping[str, Any] | None = None,
+        n_fixed: int = 64,
+        grid_nrow: int = 8,
+        name: str = "gan",
+        **base: Any,
+    ) -> None:
+        super().__init__(**base)
+        from ganarena.augment import build_augment
+
+        if loss not in LOSSES:
+            raise ConfigError(
+                f"loss.name={loss!r} is not a known loss; available: {', '.join(LOSSES)}. "
+                "Choose one with loss=<name>."
+            )
+        check_optimizer(optimizer_g, "loss.optimizer_g")
+        check_optimizer(optimizer_d, "loss.optimizer_d")
+        self.name = name
+        self.generator = generator
+        self.discriminator = discriminator
+        self.loss_name = loss
+        self.loss = LOSSES[loss]
+        self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
+        self.n_critic = n_critic
+        self.clip_value = clip_value
+        self.gp_weight = gp_weight
+        self.d_kwargs = {"real_label": 1.0 - label_smoothing} if label_smoothing else {}
+        self.latent_dim = generator.latent_dim
+        self.num_classes = getattr(generator, "num_classes", None)
+        self.augment = build_augment(augment)
+        self.grid_nrow = grid_nrow
+        self.ema = None if ema_decay is None else self.keep_ema(generator, ema_decay)
+
+        r1 = dict(r1 or {})
+        self.d_phases = [
+            Phase("r1", int(r1.get("interval", 16)), float(r1.get("gamma", 0.0)) / 2, self._r1)
+        ]
+        pl = dict(path_length or {})
+        self.g_phases = []
+        if float(pl.get("weight", 0.0)) > 0 and not self.style_based:
+            raise ConfigError(
+                f"task.path_length.weight={pl['weight']} regularises the synthesis network of a "
+                f"style-based generator (one with `mapping` and `synthesis`, e.g. model=stylegan2), "
+                f"but this generator ({type(generator).__name__}) maps z to images directly. Use "
+                "model=stylegan2, or task.path_length.weight=0."
+            )
+        if float(pl.get("weight", 0.0)) > 0:
+            from ganarena.penalties import PathLengthPenalty
+
+            self.path_length = PathLengthPenalty(decay=float(pl.get("decay", 0.01)))
+            self.pl_batch_shrink = int(pl.get("batch_shrink", 2))
+            self.g_phases.append(
+                Phase("pl", int(pl.get("interval", 4)), float(pl["weight"]), self._path_length)
+            )
+
+        # Fixed latent batch: sample grids stay comparable across steps, runs and resumes.
+        if self.num_classes is not None:  # one grid row per class: row r shows class r mod C
+            n_fixed = self.num_classes * grid_nrow
+        z = torch.randn(
+            n_fixed, self.latent_dim, generator=torch.Generator().manual_seed(self.seed)
+        )
+        self.register_buffer("fixed_z", z)
+        if self.num_classes is not None:
+            self.register_buffer("fixed_y", (torch.arange(n_fixed) // grid_nrow) % self.num_classes)
+
+    # -- protocol --------------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        return {
+            "n_critic": self.n_critic,
+            "r1_gamma": 2 * self.d_phases[0].weight,
+            "pl_weight": self.g_phases[0].weight if self.g_phases else 0.0,
+        }
+
+    @property
+    def divergence_hint(self) -> str:
+        return (
+            f"(loss={self.loss_name}) Try a lower learning rate (loss.optimizer_d.lr / "
+            "loss.optimizer_g.lr), a different loss (loss=wgan_gp or loss=hinge), or fewer "
+            "critic steps."
+        )
+
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator used for samples and evaluation (the EMA copy when enabled)."""
+        return self.ema.module if self.ema is not None else self.generator
+
+    def sampling_modules(self) -> list[nn.Module]:
+        return [self.sampler]
+
+    @torch.no_grad()
+    def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        if self.style_based:  # constant noise: the same latent always gives the same image
+            return self.synthesize(self.map(z, labels))
+        with _eval_mode(self.sampler) as g:
+            z = z.to(self.device)
+            out = g(z) if labels is None else g(z, labels.to(self.device))
+            return out.float().cpu()
+
+    @property
+    def style_based(self) -> bool:
+        return hasattr(self.generator, "mapping") and hasattr(self.generator, "synthesis")
+
+    @torch.no_grad()
+    def map(self, z: Tensor, labels: Tensor | None = None, psi: float = 1.0) -> Tensor:
+        if not self.style_based:
+            return super().map(z, labels, psi)
+        with _eval_mode(self.sampler) as g:
+            y = None if labels is None else labels.to(self.device)
+            return g.mapping(z.to(self.device), y, psi=psi).float().cpu()
+
+    @torch.no_grad()
+    def synthesize(self, ws: Tensor) -> Tensor:
+        if not self.style_based:
+            return super().synthesize(ws)
+        with _eval_mode(self.sampler) as g:
+            return g.synthesis(ws.to(self.device), noise_mode="const").float().cpu()
+
+    def sample_fixed(self) -> Tensor:
+        return self.decode(self.fixed_z, self.fixed_y if self.num_classes is not None else None)
+
+    # -- optimizers ------------------------------------------------------------------------------
+    @staticmethod
+    def _lazy_ratio(phases: list[Phase]) -> float:
+        lazy = [p.interval for p in phases if p.weight > 0 and p.interval > 1]
+        return lazy[0] / (lazy[0] + 1) if lazy else 1.0
+
+    def configure_optimizers(self):
+        return [
+            self.make_optimizer(
+                self.optimizer_g, self.generator.parameters(), self._lazy_ratio(self.g_phases)
+            ),
+            self.make_optimizer(
+                self.optimizer_d, self.discriminator.parameters(), self._lazy_ratio(self.d_phases)
+            ),
+        ]
+
+    # -- training --------------------------------------------------------------------------------
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        x, y = batch
+        y = y if self.num_classes is not None else None  # fakes get the real batch's labels
+        opt_g, opt_d = self.optimizers()
+        n = x.shape[0]
+
+        # The generator step follows the n_critic-th critic step and reuses its fakes (as the
+        # PyTorch DCGAN example does): one generator forward per iteration instead of two.
+        g_now = (self.d_step + 1) % self.n_critic == 0
+        z = torch.randn(n, self.latent_dim, device=self.device)
+        with torch.set_grad_enabled(g_now):
+            fake = self._g(z, y)
+
+        # Discriminator / critic step on this real batch.
+        self.toggle_optimizer(opt_d)
+        real_in, fake_in = self._augment(x, real=True), self._augment(fake.detach(), real=False)
+        real_logits = self._d(real_in, y)
+        fake_logits = self._d(fake_in, y)
+        d_loss = self.loss.d(real_logits, fake_logits, **self.d_kwargs)
+        stats = {"train/d_loss": d_loss.detach()}
+        if self.gp_weight:
+            gp = gradient_penalty(lambda t: self._d(t, y), real_in, fake_in)
+            d_loss = d_loss + self.gp_weight * gp
+            stats["train/d_loss"] = d_loss.detach()
+            stats["train/gradient_penalty"] = gp.detach()
+        d_loss = d_loss + self._eager(self.d_phases, self.d_step, real_in, y)
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(d_loss)
+        opt_d.step()
+        self._lazy(self.d_phases, self.d_step, opt_d, real_in, y)
+        self.untoggle_optimizer(opt_d)
+        if self.clip_value is not None:
+            clip_weights(self.discriminator, self.clip_value)
+        self.d_step += 1
+        self.real_images_seen += n
+
+        read = torch.sigmoid if self.loss.prob else (lambda t: t)
+        stats["train/d_real"] = read(real_logits.detach()).mean()
+        stats["train/d_fake"] = read(fake_logits.detach()).mean()
+        if not self.loss.prob:  # critic losses: E[D(x)] - E[D(G(z))] estimates W1 (up to scale)
+            stats["train/wasserstein"] = real_logits.detach().mean() - fake_logits.detach().mean()
+        self.accumulate(stats)
+        if not g_now:
+            return
+
+        # Generator step against the freshly updated discriminator.
+        self.toggle_optimizer(opt_g)
+        g_loss = self.loss.g(self._d(self._augment(fake, real=False), y))
+        g_total = g_loss + self._eager(self.g_phases, self.g_step, n, y)
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(g_total)
+        opt_g.step()
+        self._lazy(self.g_phases, self.g_step, opt_g, n, y)
+        self.untoggle_optimizer(opt_g)
+        self.generator_step_done({"train/g_loss": g_loss.detach(), **self._generator_stats()})
+
+    def _generator_stats(self) -> dict[str, Tensor]:
+        """The generator's own scalars, from its optional stats() (StyleGAN2: w_avg_norm)."""
+        stats = getattr(self.generator, "stats", None)
+        if not callable(stats):
+            return {}
+        return {f"train/{k}": torch.as_tensor(v) for k, v in stats().items()}
+
+    def _eager(self, phases: list[Phase], step: int, *args: Any) -> Tensor | float:
+        """The interval-1 phases' terms, added to the main loss."""
+        total: Tensor | float = 0.0
+        for p in phases:
+            if p.interval == 1 and p.due(step):
+                term, stats = p.term(*args)
+                self.accumulate(stats)
+                total = total + p.weight * term
+        return total
+
+    def _lazy(self, phases: list[Phase], step: int, opt, *args: Any) -> None:
+        """The lazy phases due at this step: their own backward and optimizer step."""
+        for p in phases:
+            if p.interval > 1 and p.due(step):
+                term, stats = p.term(*args)
+                self.accumulate(stats)
+                opt.zero_grad(set_to_none=True)
+                self.manual_backward(p.weight * p.interval * term)
+                opt.step()
+
+    def _r1(self, real: Tensor, y: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
+        r1 = r1_penalty(self._d, real, y)
+        return r1, {"train/r1": r1.detach()}
+
+    def _path_length(self, n: int, y: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
+        m = max(n // self.pl_batch_shrink, 1)
+        z = torch.randn(m, self.latent_dim, device=self.device)
+        penalty, mean_length = self.path_length(self.generator, z, None if y is None else y[:m])
+        return penalty, {
+            "train/pl_penalty": penalty.detach(),
+            "train/pl_length": mean_length.detach(),
+        }
+
+    def _g(self, z: Tensor, y: Tensor | None) -> Tensor:
+        return self.generator(z) if y is None else self.generator(z, y)
+
+    def _d(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.discriminator(x) if y is None else self.discriminator(x, y)
+
+    def _augment(self, x: Tensor, real: bool) -> Tensor:
+        aug = self.augment
+        if aug is None or (not real and getattr(aug, "applies_to", "both") != "both"):
+            return x
+        return aug(x)
+
+
+@contextmanager
+def _eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """`module` in eval mode for the block, its previous mode restored afterwards."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)

@@ -1,0 +1,130 @@
+"""Build a task from a train config, and rebuild one from a checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from ganarena.errors import CheckpointError
+from ganarena.tasks.base import Task
+
+
+def build_task(cfg: DictConfig) -> Task:
+    """Instantiate `cfg.task` (its networks, loss and optimizers come through interpolations)."""
+    from ganarena.config import build, resolve_auto
+
+    resolve_auto(cfg)
+    return build(cfg.task)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint file safely (weights_only) or raise CheckpointError saying why."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"Checkpoint not found: '{path}'. Pass ckpt_path=<run folder>/checkpoints/last.ckpt "
+            "(an existing file written by ganarena-train)."
+        )
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means the file is unusable
+        lines = str(e).splitlines()
+        raise CheckpointError(
+            f"Checkpoint '{path}' is corrupt or not a PyTorch checkpoint ({type(e).__name__}"
+            f"{': ' + lines[0][:200] if lines else ''}). Use another checkpoint from the run's "
+            "checkpoints/ folder, or start a fresh run without ckpt_path."
+        ) from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "ganarena" not in ckpt:
+        raise CheckpointError(
+            f"Checkpoint '{path}' was not written by ganarena-train (no model state or ganarena "
+            "counters). Pass checkpoints/last.ckpt from a ganarena run folder."
+        )
+    return ckpt
+
+
+def newest_checkpoint(ckpt_dir: str | Path) -> Path:
+    """The checkpoint with the most generator steps in a run's checkpoints/ folder.
+
+    `last.ckpt` is normally it, but a kill between writing `step_N.ckpt` and refreshing
+    `last.ckpt` can leave the numbered file newer.
+    """
+    ckpt_dir = Path(ckpt_dir)
+    candidates: list[tuple[int, Path]] = []
+    for path in ckpt_dir.glob("step_*.ckpt"):
+        try:
+            candidates.append((int(path.stem.split("_")[1]), path))
+        except (IndexError, ValueError):
+            continue
+    last = ckpt_dir / "last.ckpt"
+    if last.is_file():
+        candidates.append((int(read_checkpoint(last)["ganarena"]["g_step"]), last))
+    if not candidates:
+        raise CheckpointError(
+            f"Checkpoint not found: no last.ckpt or step_*.ckpt in '{ckpt_dir}'. ckpt_path=last "
+            "resumes the run folder given by hydra.run.dir=<run folder>; check that folder, or "
+            "drop ckpt_path to start a fresh run."
+        )
+    return max(candidates, key=lambda c: (c[0], c[1].name == "last.ckpt"))[1]
+
+
+def check_compatible(task: Task, ckpt: dict[str, Any], path: str | Path) -> None:
+    """Raise CheckpointError when the checkpoint's weights do not fit `task`."""
+    own = task.state_dict()
+    theirs = ckpt["state_dict"]
+    missing = [k for k in own if k not in theirs]
+    unexpected = [k for k in theirs if k not in own]
+    wrong = [k for k in own if k in theirs and own[k].shape != theirs[k].shape]
+    if missing or unexpected or wrong:
+        saved = ckpt.get("ganarena_config", {})
+        what = (
+            f"task={saved.get('task', {}).get('name', 'gan')}, "
+            f"model={saved.get('model', {}).get('name')}, "
+            f"dataset={saved.get('dataset', {}).get('name')}"
+            if saved
+            else "another configuration"
+        )
+        first = (missing or unexpected or wrong)[0]
+        raise CheckpointError(
+            f"Checkpoint '{path}' does not fit this model: it was written for {what} "
+            f"({len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} mis-shaped "
+            f"tensors, e.g. '{first}'). Use the same task/model/dataset/EMA settings as the run "
+            "that wrote it (see its .hydra/config.yaml), or drop ckpt_path."
+        )
+
+
+def upgrade_config(cfg: DictConfig) -> DictConfig:
+    """A config saved before tasks existed (no `task` key): add `task=gan` and move the keys
+    that changed homes (loss.d_norm -> model.d_norm, r1 -> task.r1)."""
+    if "task" in cfg:
+        return cfg
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module("ganarena.conf", version_base="1.3"):
+        task = compose("train", overrides=["task=gan"]).task
+    with open_dict(cfg):
+        cfg.task = OmegaConf.to_container(task, resolve=False)
+        cfg.model.d_norm = cfg.loss.pop("d_norm", "batch")
+        if "r1" in cfg:
+            cfg.task.r1 = cfg.pop("r1")
+    return cfg
+
+
+def load_task(ckpt_path: str | Path, map_location: str = "cpu") -> tuple[Task, DictConfig]:
+    """Rebuild the task saved in a ganarena checkpoint; returns (task, train config)."""
+    ckpt = read_checkpoint(ckpt_path)
+    if "ganarena_config" not in ckpt:
+        raise CheckpointError(
+            f"Checkpoint '{ckpt_path}' carries no ganarena config, so its model cannot be rebuilt. "
+            "Pass a checkpoint written by ganarena-train."
+        )
+    cfg = upgrade_config(OmegaConf.create(ckpt["ganarena_config"]))
+    task = build_task(cfg)
+    check_compatible(task, ckpt, ckpt_path)
+    task.load_state_dict(ckpt["state_dict"])
+    task.load_counters(ckpt["ganarena"])
+    task.config = OmegaConf.to_container(cfg, resolve=True)
+    task.eval()
+    return task.to(map_location), cfg

@@ -1,0 +1,72 @@
+"""The one-sentence verdict at the end of a run: thresholds from ganarena/verdict.py."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from ganarena import verdict as v
+
+DIGITS = {"backbone": "domain", "num_classes": 10, "real_floor_fid": 5.0}
+
+
+def scores(**kw):
+    return {"fid": 9.0, "is": 9.1, "modes_covered": 10, "class_kl": 0.01} | kw
+
+
+def test_healthy_needs_every_threshold():
+    word, text = v.verdict("completed", scores(), DIGITS)
+    assert word == "healthy" and "looks healthy" in text
+    assert "final FID 9 (real-vs-real floor 5), IS 9.10, 10/10 modes covered" in text
+
+
+@pytest.mark.parametrize(
+    ("change", "missing"),
+    [
+        ({"modes_covered": 9}, "1 classes missing"),
+        ({"class_kl": v.HEALTHY_CLASS_KL + 0.001}, "class KL above 0.05"),
+        ({"is": 0.85 * 10 - 0.01}, "IS below 8.5"),
+        ({"fid": 2 * 5.0 + 0.01}, "FID above 2x the floor"),
+    ],
+)
+def test_partial_names_what_is_missing(change, missing):
+    word, text = v.verdict("completed", scores(**change), DIGITS)
+    assert word == "partial" and missing in text
+
+
+def test_at_the_thresholds_is_still_healthy():
+    at = scores(fid=10.0, class_kl=v.HEALTHY_CLASS_KL) | {"is": 8.5}
+    assert v.verdict("completed", at, DIGITS)[0] == "healthy"
+
+
+@pytest.mark.parametrize(
+    "change", [{"modes_covered": 5}, {"is": 1.99}, {"modes_covered": 1, "is": 1.0}]
+)
+def test_collapse(change):
+    word, text = v.verdict("completed", scores(**change), DIGITS)
+    assert word == "collapsed" and "collapsed onto few classes" in text and "try" in text
+
+
+def test_other_outcomes():
+    assert v.verdict("diverged", None, None)[0] == "diverged"
+    assert v.verdict("completed", None, None)[0] == "unscored"
+    nan_floor = DIGITS | {"real_floor_fid": None}
+    word, text = v.verdict("completed", scores(fid=500.0), nan_floor)
+    assert word == "healthy" and "floor" not in text  # no floor: judged on classes and IS
+
+
+def test_mixtures_are_judged_by_modes_and_quality():
+    grid = {"backbone": "mixture", "n_modes": 25}
+    assert (
+        v.verdict("completed", {"fid": 0.1, "modes_covered": 25, "high_quality": 0.7}, grid)[0]
+        == "healthy"
+    )
+    assert (
+        v.verdict("completed", {"fid": 0.1, "modes_covered": 25, "high_quality": 0.05}, grid)[0]
+        == "partial"
+    )
+    assert (
+        v.verdict("completed", {"fid": 3.0, "modes_covered": 3, "high_quality": math.nan}, grid)[0]
+        == "collapsed"
+    )
