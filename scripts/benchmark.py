@@ -182,6 +182,8 @@ def ganarena_config(args, root: Path, out: Path, extra: list[str] = ()):
     accel = "cpu" if args.device == "cpu" else "gpu"
     overrides = [
         f"model={args.model}",
+        # the tutorial loop's DCGAN is the paper's width 64 without EMA: compare like with like
+        *(["model.width=64", "model.ema_decay=null"] if args.model == "dcgan" else []),
         "loss=nonsaturating",
         f"accelerator={accel}",
         "eval=none",

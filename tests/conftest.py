@@ -29,6 +29,7 @@ def cache_dir(tmp_path_factory) -> Path:
 
 # Small, fast settings for end-to-end runs: a 256-image subset, a few steps, eval off.
 FAST = [
+    "model=mlp",  # the classic MLP: fast; the default recipe (DCGAN) is tested on its own
     "dataset=mnist_sample",
     "dataset.limit=256",
     "dataset.batch_size=32",

@@ -151,6 +151,7 @@ def test_cli_default_dataset_falls_back_loudly_and_records_it(tmp_path):
     run = tmp_path / "run"
     args = [
         "ganarena.train",
+        "model=mlp",
         "eval=none",
         "trainer.max_steps=2",
         "trainer.enable_progress_bar=false",

@@ -63,7 +63,7 @@ def one_json(stdout: str) -> dict:
 @needs_mnist
 def test_checkpoint_scores_are_reproducible(mnist, cache_dir, tmp_path, capsys):
     train = run_cli(
-        ["ganarena.train", *IDX, "eval=none", "trainer.max_steps=2", "dataset.batch_size=32",
+        ["ganarena.train", *IDX, "model=mlp", "eval=none", "trainer.max_steps=2", "dataset.batch_size=32",
          "trainer.enable_progress_bar=false", "logger=none"],
         cwd=tmp_path,
     )  # fmt: skip

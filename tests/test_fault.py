@@ -25,6 +25,7 @@ def test_sigterm_writes_interrupted_status_and_a_resumable_checkpoint(tmp_path):
         sys.executable,
         "-m",
         "ganarena.train",
+        "model=mlp",
         "dataset=mnist_sample",
         "dataset.limit=512",
         "eval=none",
@@ -122,6 +123,7 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path):
     """SIGKILL mid-run loses only the steps since the last periodic checkpoint; resuming from it
     (deterministic mode) ends with exactly the weights of a run that was never killed."""
     common = [
+        "model=mlp",
         "dataset=mnist_sample",
         "dataset.limit=256",
         "dataset.batch_size=32",
@@ -174,6 +176,7 @@ def test_ddp_cpu_two_processes_train_and_write_once(tmp_path):
         sys.executable,
         "-m",
         "ganarena.train",
+        "model=mlp",
         "accelerator=ddp_cpu",
         "trainer.devices=2",
         "dataset=mnist_sample",

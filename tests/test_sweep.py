@@ -314,7 +314,7 @@ def test_multirun_of_ddp_spawn_jobs_runs_each_job_once(tmp_path):
     sweep = tmp_path / "sweep"
     res = run_cli(
         [
-            "ganarena.train", "-m", "seed=1,2", "accelerator=ddp_cpu", "trainer.devices=2",
+            "ganarena.train", "-m", "seed=1,2", "model=mlp", "accelerator=ddp_cpu", "trainer.devices=2",
             "trainer.strategy=ddp_spawn_find_unused_parameters_true", "dataset=mnist_sample",
             "dataset.limit=256", "dataset.batch_size=32", "trainer.max_steps=3",
             "trainer.enable_progress_bar=false", "eval.n_samples=200", "eval.batch_size=100",

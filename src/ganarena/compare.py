@@ -45,7 +45,14 @@ log = logging.getLogger("ganarena.compare")
 PROG = "ganarena-compare"
 DEFAULT_GROUP_BY = ("model", "loss", "dataset")
 METRICS = ("fid", "is", "kid")  # always tabulated; --metric adds another final/* key
-HIGHER_IS_BETTER = {"is", "modes_covered", "high_quality", "class_acc"}
+HIGHER_IS_BETTER = {
+    "is",
+    "modes_covered",
+    "high_quality",
+    "class_acc",
+    "label_acc_ab",
+    "label_acc_ba",
+}
 LABELS = {"fid": "FID", "is": "IS", "kid": "KID"}
 # metrics.json `config` keys and where the same value lives in .hydra/config.yaml (used when a
 # job left no metrics.json, and to name the config path a swept override changes).
