@@ -21,9 +21,12 @@ from ganarena.train import train
 from tests.conftest import compose_train, run_cli
 
 STEPS = 5  # G steps: path length (every 4) fires at g_step 0 and 4, lazy R1 (every 16) at d_step 0
+# The preset on the command line as a user gives it. The suite's FAST settings name model=mlp on
+# the command line, which beats the preset's `override /model`, so the model is named again.
+PRESET = ["experiment=stylegan2", "model=stylegan2"]
 # The preset's recipe on networks small enough for a fast test (the algebra is the same).
 SMALL = [
-    "experiment=stylegan2",
+    *PRESET,
     "model.latent_dim=16",
     "model.w_dim=16",
     "model.channel_base=128",
@@ -80,7 +83,7 @@ def read_png(path):
 
 # -- the preset --------------------------------------------------------------------------------
 def test_preset_composes_to_the_recipe(tmp_path):
-    cfg = compose_train(tmp_path / "run", ["experiment=stylegan2"])
+    cfg = compose_train(tmp_path / "run", PRESET)
     assert cfg.model.name == "stylegan2" and cfg.loss.name == "nonsaturating"
     for opt in (cfg.loss.optimizer_g, cfg.loss.optimizer_d):
         assert opt.lr == 0.0025 and list(opt.betas) == [0.0, 0.99] and opt.eps == 1e-8

@@ -195,7 +195,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     return result
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path="pkg://ganarena.conf", config_name="evaluate")
 def main(cfg: DictConfig) -> float | None:
     result = run_cli(evaluate, cfg, "ganarena-eval")
     return result["scores"]["fid"] if isinstance(result, dict) else result

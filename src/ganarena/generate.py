@@ -567,7 +567,7 @@ def generate(cfg: DictConfig) -> list[Path]:
     return paths
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="generate")
+@hydra.main(version_base="1.3", config_path="pkg://ganarena.conf", config_name="generate")
 def main(cfg: DictConfig) -> Any:
     result = run_cli(generate, cfg, "ganarena-generate")
     return None if isinstance(result, float) and math.isinf(result) else result

@@ -302,7 +302,7 @@ def train(cfg: DictConfig) -> float:
     return float(value) if value is not None and math.isfinite(value) else math.inf
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+@hydra.main(version_base="1.3", config_path="pkg://ganarena.conf", config_name="train")
 def _main(cfg: DictConfig) -> float:
     return run_cli(train, cfg, "ganarena-train")
 
