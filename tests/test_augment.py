@@ -1,12 +1,12 @@
 """DiffAugment (differentiable, identity at strength 0) and classic augmentation of real images."""
 
+import importlib.resources
 from pathlib import Path
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 
-import ganarena
 from ganarena.augment import (
     AUGMENT_FNS,
     ClassicAugment,
@@ -20,7 +20,7 @@ from ganarena.augment import (
 )
 from ganarena.errors import ConfigError
 
-CONF = Path(ganarena.__file__).parent / "conf" / "augment"
+CONF = Path(importlib.resources.files("ganarena.conf")) / "augment"
 OPS = [rand_brightness, rand_saturation, rand_contrast, rand_translation, rand_cutout]
 
 
