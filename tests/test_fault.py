@@ -260,7 +260,7 @@ def test_requeued_job_resumes_with_ckpt_path_auto(tmp_path):
     requeue runs the very same command: ckpt_path=auto resumes it (and started it fresh)."""
     run, note = tmp_path / "run", tmp_path / "requeued.json"
     args = [
-        sys.executable, "-c", SUBMITIT_JOB, str(note), str(run),
+        sys.executable, "-c", SUBMITIT_JOB, str(note), str(run), "model=mlp",
         "dataset=mnist_sample", "dataset.limit=256", "dataset.batch_size=32", "eval=none",
         "logger=none", "trainer.max_steps=40", "trainer.enable_progress_bar=false",
         "callbacks.checkpoint.every_n_steps=2", "callbacks.checkpoint.keep=1",
