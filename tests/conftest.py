@@ -56,6 +56,22 @@ def compose_train(out_dir: Path, overrides: list[str] = ()) -> DictConfig:
         )
 
 
+def save_untrained(cfg: DictConfig, path: Path) -> Path:
+    """The task `cfg` builds, untrained, saved in ganarena's checkpoint format."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from ganarena.tasks import build_task
+
+    checkpoint = {
+        "state_dict": build_task(cfg).state_dict(),
+        "ganarena": {"g_step": 0, "d_step": 0},
+        "ganarena_config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    torch.save(checkpoint, path)
+    return path
+
+
 def run_cli(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run a console script as a user would (through `python -m`), capturing output."""
     # One torch thread per process: on 2 busy cores, spinning OpenMP threads of several

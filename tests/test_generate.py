@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_module
-from omegaconf import OmegaConf
 from PIL import Image
 
 from ganarena.cli import run_cli as run_task
@@ -24,9 +23,9 @@ from ganarena.generate import (
     slerp,
     to_uint8,
 )
-from ganarena.tasks import build_task, load_task, seeded_normal
+from ganarena.tasks import load_task, seeded_normal
 from ganarena.train import train
-from tests.conftest import compose_train, run_cli
+from tests.conftest import compose_train, run_cli, save_untrained
 
 
 @pytest.fixture(scope="module")
@@ -43,17 +42,7 @@ def cond_ckpt(tmp_path_factory):
     root = tmp_path_factory.mktemp("gen_cond")
     cfg = compose_train(root / "run", ["model.conditional=true", "model.num_classes=10"])
     torch.manual_seed(0)
-    module = build_task(cfg)
-    path = root / "cond.ckpt"
-    torch.save(
-        {
-            "state_dict": module.state_dict(),
-            "ganarena": {"g_step": 0, "d_step": 0},
-            "ganarena_config": OmegaConf.to_container(cfg, resolve=True),
-        },
-        path,
-    )
-    return path
+    return save_untrained(cfg, root / "cond.ckpt")
 
 
 def gen_cfg(ckpt_path, out, *overrides):

@@ -193,7 +193,11 @@ def test_training_writes_mode_scores_and_scatter_plots(tmp_path, capsys):
     ckpt = run / "checkpoints" / "last.ckpt"
     verdict = capsys.readouterr().out  # the run's one-line verdict, then eval's JSON alone
     assert verdict.startswith("ganarena-train: ") and "/25 modes" in verdict
-    assert metrics["verdict"] in verdict and metrics["health"] in ("collapsed", "partial", "healthy")
+    assert metrics["verdict"] in verdict and metrics["health"] in (
+        "collapsed",
+        "partial",
+        "healthy",
+    )
     evaluate(compose_eval([f"ckpt_path={ckpt}", "eval.n_samples=500"]))
     result = json.loads(capsys.readouterr().out)
     assert result["eval"]["backbone"] == "mixture"

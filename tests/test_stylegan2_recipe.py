@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_module
-from omegaconf import OmegaConf
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -18,7 +17,7 @@ from ganarena.files import to_uint8
 from ganarena.generate import generate, interpolation_images, latent_endpoints, mixing_images
 from ganarena.tasks import build_task, load_task, seeded_normal
 from ganarena.train import train
-from tests.conftest import compose_train, run_cli
+from tests.conftest import compose_train, run_cli, save_untrained
 
 STEPS = 5  # G steps: path length (every 4) fires at g_step 0 and 4, lazy R1 (every 16) at d_step 0
 # The preset on the command line as a user gives it. The suite's FAST settings name model=mlp on
@@ -58,17 +57,7 @@ def dcgan_ckpt(tmp_path_factory):
     """An untrained DCGAN in ganarena's checkpoint format (not style-based)."""
     root = tmp_path_factory.mktemp("dc")
     cfg = compose_train(root / "run", ["model=dcgan", "model.width=8"])
-    module = build_task(cfg)
-    path = root / "dcgan.ckpt"
-    torch.save(
-        {
-            "state_dict": module.state_dict(),
-            "ganarena": {"g_step": 0, "d_step": 0},
-            "ganarena_config": OmegaConf.to_container(cfg, resolve=True),
-        },
-        path,
-    )
-    return path
+    return save_untrained(cfg, root / "dcgan.ckpt")
 
 
 def gen_cfg(ckpt_path, out, *overrides):

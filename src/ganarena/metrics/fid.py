@@ -7,6 +7,8 @@ import warnings
 from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
+from ganarena.errors import ConfigError
+
 
 class FeaturesIn(nn.Module):
     """Identity extractor: the metrics receive features the backbone has already computed."""
@@ -25,6 +27,20 @@ def quiet(cls, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return cls(sync_on_compute=False, **kwargs)
+
+
+def sample_settings(eval_cfg, example: str) -> tuple[int, int, int]:
+    """(eval.n_samples, eval.seed, eval.batch_size), or a ConfigError: FID needs two samples.
+    `example` completes the fix, e.g. "eval.n_samples=1000"."""
+    n, seed, bs = (
+        int(eval_cfg.get(k, d)) for k, d in (("n_samples", 10000), ("seed", 0), ("batch_size", 500))
+    )
+    if n < 2 or bs < 1:
+        raise ConfigError(
+            f"eval.n_samples must be >= 2 and eval.batch_size >= 1, got {n} and {bs}. Fix the "
+            f"override, e.g. {example}."
+        )
+    return n, seed, bs
 
 
 def fid_metric(dim: int) -> FrechetInceptionDistance:

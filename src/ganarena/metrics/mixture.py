@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from ganarena.errors import ConfigError, DivergedError
-from ganarena.metrics.fid import frechet_distance
+from ganarena.metrics.fid import frechet_distance, sample_settings
 
 HQ_STDS = 3.0  # "within three standard deviations of the nearest mode" (VEEGAN, PacGAN)
 MIN_HQ_PER_MODE = 1  # PacGAN's MetricLogger: a mode with any high-quality point is covered
@@ -52,15 +52,9 @@ class MixtureEvaluator:
 
     def __init__(self, eval_cfg, datamodule):
         self.datamodule = datamodule
-        self.n_samples = int(eval_cfg.get("n_samples", 10000))
-        self.seed = int(eval_cfg.get("seed", 0))
-        self.batch_size = int(eval_cfg.get("batch_size", 500))
-        if self.n_samples < 2 or self.batch_size < 1:
-            raise ConfigError(
-                f"eval.n_samples must be >= 2 and eval.batch_size >= 1, got {self.n_samples} and "
-                f"{self.batch_size}. Fix the override, e.g. eval.n_samples=10000 (VEEGAN and "
-                "PacGAN score 2,500 points)."
-            )
+        self.n_samples, self.seed, self.batch_size = sample_settings(
+            eval_cfg, "eval.n_samples=10000 (VEEGAN and PacGAN score 2,500 points)"
+        )
         self.device = torch.device("cpu")
         self.reference_cached = False  # nothing to cache: the reference is drawn from a seed
         self.real, _ = datamodule.reference_points()

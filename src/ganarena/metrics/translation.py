@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ganarena.errors import ConfigError
+from ganarena.metrics.fid import sample_settings
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +52,9 @@ class TranslationEvaluator:
         from ganarena.metrics.evaluator import build_evaluator
 
         datamodule.setup("fit")
-        self.n_samples = int(eval_cfg.get("n_samples", 10000))
-        self.seed = int(eval_cfg.get("seed", 0))
-        self.batch_size = int(eval_cfg.get("batch_size", 500))
-        if self.n_samples < 2 or self.batch_size < 1:
-            raise ConfigError(
-                f"eval.n_samples must be >= 2 and eval.batch_size >= 1, got {self.n_samples} and "
-                f"{self.batch_size}. Fix the override, e.g. eval.n_samples=1000."
-            )
+        self.n_samples, self.seed, self.batch_size = sample_settings(
+            eval_cfg, "eval.n_samples=1000"
+        )
         domains = {"a": datamodule.a, "b": datamodule.b}
         # The image evaluator of each TARGET domain: its reference, its classifier.
         self.targets = {

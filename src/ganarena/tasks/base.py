@@ -99,6 +99,18 @@ def check_optimizer(factory: Any, key: str) -> None:
         ) from None
 
 
+def adversarial_loss(name: str, hint: str = ""):
+    """ganarena.losses.LOSSES[name], or a ConfigError listing the losses there are."""
+    from ganarena.losses import LOSSES
+
+    if name not in LOSSES:
+        raise ConfigError(
+            f"loss.name={name!r} is not a known loss; available: {', '.join(LOSSES)}. "
+            f"Choose one with loss=<name>{hint}."
+        )
+    return LOSSES[name]
+
+
 class Task(L.LightningModule):
     """The shared base of ganarena's training recipes; see the module docstring."""
 

@@ -30,10 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ganarena.errors import CheckpointError, ConfigError
+from ganarena.errors import CheckpointError, ConfigError, check_int
 from ganarena.image_pool import ImagePool
-from ganarena.losses import LOSSES, clip_weights, gradient_penalty
-from ganarena.tasks.base import Task, check_optimizer
+from ganarena.losses import clip_weights, gradient_penalty
+from ganarena.tasks.base import Task, adversarial_loss, check_optimizer
 
 DIRECTIONS = ("ab", "ba")
 
@@ -91,7 +91,8 @@ class CycleGANTask(Task):
         **base: Any,
     ) -> None:
         super().__init__(**base)
-        self._check(loss, n_critic, augment, decay_start, pool_size, n_fixed)
+        self.loss = adversarial_loss(loss, " (the reference's is loss=lsgan)")
+        self._check(n_critic, augment, decay_start, pool_size, n_fixed)
         for key, value in (
             ("lambda_cycle", lambda_cycle),
             ("lambda_identity", lambda_identity),
@@ -117,7 +118,6 @@ class CycleGANTask(Task):
         self.generator_ab, self.generator_ba = generator_ab, generator_ba
         self.discriminator_a, self.discriminator_b = discriminator_a, discriminator_b
         self.loss_name = loss
-        self.loss = LOSSES[loss]
         self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
         self.lambda_cycle = float(lambda_cycle)
         self.lambda_identity = float(lambda_identity)
@@ -140,12 +140,7 @@ class CycleGANTask(Task):
         self.register_buffer("fixed_b", torch.zeros(shape))
 
     @staticmethod
-    def _check(loss, n_critic, augment, decay_start, pool_size, n_fixed) -> None:
-        if loss not in LOSSES:
-            raise ConfigError(
-                f"loss.name={loss!r} is not a known loss; available: {', '.join(LOSSES)}. "
-                "Choose one with loss=<name> (the reference's is loss=lsgan)."
-            )
+    def _check(n_critic, augment, decay_start, pool_size, n_fixed) -> None:
         if n_critic != 1:
             raise ConfigError(
                 f"task=cyclegan updates the generators and the discriminators once per batch (the "
@@ -168,12 +163,8 @@ class CycleGANTask(Task):
                 f"{decay_start!r}; e.g. task.decay_start=0.5 (the reference: half constant, half "
                 "linear decay)."
             )
-        for key, value, low in (("pool_size", pool_size, 0), ("n_fixed", n_fixed, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(
-                    f"task.{key} must be an integer >= {low}, got {value!r}; e.g. task.{key}="
-                    f"{50 if key == 'pool_size' else 8}."
-                )
+        check_int("task.pool_size", pool_size, 0, "e.g. task.pool_size=50 (the reference's).")
+        check_int("task.n_fixed", n_fixed, 1, "e.g. task.n_fixed=8.")
 
     # -- protocol --------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:

@@ -12,9 +12,9 @@ import torch
 from torch import Tensor, nn
 
 from ganarena.errors import ConfigError
-from ganarena.losses import LOSSES, clip_weights, gradient_penalty
+from ganarena.losses import clip_weights, gradient_penalty
 from ganarena.penalties import r1_penalty
-from ganarena.tasks.base import GenerativeTask, check_optimizer
+from ganarena.tasks.base import GenerativeTask, adversarial_loss, check_optimizer
 
 
 @dataclass
@@ -73,18 +73,13 @@ class GANTask(GenerativeTask):
         super().__init__(**base)
         from ganarena.augment import build_augment
 
-        if loss not in LOSSES:
-            raise ConfigError(
-                f"loss.name={loss!r} is not a known loss; available: {', '.join(LOSSES)}. "
-                "Choose one with loss=<name>."
-            )
+        self.loss = adversarial_loss(loss)
         check_optimizer(optimizer_g, "loss.optimizer_g")
         check_optimizer(optimizer_d, "loss.optimizer_d")
         self.name = name
         self.generator = generator
         self.discriminator = discriminator
         self.loss_name = loss
-        self.loss = LOSSES[loss]
         self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
         self.n_critic = n_critic
         self.clip_value = clip_value
