@@ -8,6 +8,7 @@ batch and data. Prints one JSON line per measurement and a summary line with the
     python scripts/benchmark.py --model dcgan --batch 64 --device cpu --steps 60
     python scripts/benchmark.py --quick          # seconds; what the test suite runs
     python scripts/benchmark.py --model stylegan2 --batch 32 --no-eval   # vs DCGAN, both ganarena
+    python scripts/benchmark.py --startup        # config-only commands: median of 5 runs each
 
 `--model stylegan2` has no tutorial baseline: it times ganarena's training path for
 `experiment=stylegan2` (the whole recipe: lazy R1 and path length, style mixing, EMA) beside
@@ -312,6 +313,54 @@ def memory(args, root: Path, out: Path) -> list[dict]:
 
 
 # ---------------------------------------------------------------- main
+STARTUP = {  # label -> argv: commands that only compose/check a config, and the floor
+    "floor: python -c 'import torch'": [sys.executable, "-c", "import torch"],
+    "ganarena-train --help": ["ganarena-train", "--help"],
+    "ganarena-train --cfg job": ["ganarena-train", "--cfg", "job"],
+    "ganarena-train loss=foo (unknown option)": ["ganarena-train", "loss=foo"],
+    "ganarena-train trainer.max_steps=-5 (bad value)": ["ganarena-train", "trainer.max_steps=-5"],
+    "ganarena-train +max_step=5 (typo)": ["ganarena-train", "+max_step=5"],
+    "ganarena-train ckpt_path=missing.ckpt": ["ganarena-train", "ckpt_path=missing.ckpt"],
+    "ganarena-eval (no checkpoint given)": ["ganarena-eval"],
+}
+
+
+def startup(repeats: int = 5, baseline_src: str | None = None) -> list[dict]:
+    """Median wall time of `repeats` whole-process runs of each STARTUP command (in an empty
+    folder, so nothing is written anywhere that matters). With `baseline_src` (the src/ folder
+    of another checkout, e.g. `git worktree add /tmp/old <commit>`), each command also runs
+    from that code, alternating with this one, as `python -m ganarena.<tool>`."""
+    import os
+    import subprocess
+
+    def timed(argv: list[str], cwd: str, env: dict | None) -> tuple[float, int]:
+        t0 = time.perf_counter()
+        res = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
+        return time.perf_counter() - t0, res.returncode
+
+    tools = {"ganarena-train": "ganarena.train", "ganarena-eval": "ganarena.evaluate"}
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, argv in STARTUP.items():
+            arms = {"now": (argv, None)}
+            if baseline_src and argv[0] in tools:
+                env = {**os.environ, "PYTHONPATH": baseline_src}
+                arms["baseline"] = ([sys.executable, "-m", tools[argv[0]], *argv[1:]], env)
+            times: dict[str, list[float]] = {k: [] for k in arms}
+            codes = {}
+            for _ in range(repeats):
+                for name, (cmd, env) in arms.items():
+                    t, codes[name] = timed(cmd, tmp, env)
+                    times[name].append(t)
+            row = {"kind": "startup", "command": label, "exit_code": codes["now"]}
+            row["median_s"] = round(statistics.median(times["now"]), 2)
+            if "baseline" in times:
+                row["baseline_median_s"] = round(statistics.median(times["baseline"]), 2)
+                row["baseline_exit_code"] = codes["baseline"]
+            rows.append({**row, "runs": repeats})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
@@ -329,7 +378,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="a few steps, 1 repeat (smoke test)")
     p.add_argument("--no-eval", action="store_true", help="skip the evaluation and memory rows")
+    p.add_argument(
+        "--startup", action="store_true",
+        help="only the startup rows: median of --repeats (default 5) whole-process runs of "
+        "config-only commands, beside `python -c 'import torch'`",
+    )  # fmt: skip
+    p.add_argument(
+        "--startup-baseline", metavar="SRC",
+        help="with --startup: also time each command from the src/ folder of another checkout",
+    )  # fmt: skip
     args = p.parse_args(argv)
+    if args.startup:
+        repeats = args.repeats if "--repeats" in (argv or sys.argv) else 5
+        for row in startup(repeats, args.startup_baseline):
+            print(json.dumps(row), flush=True)
+        return 0
     args.batch = args.batch or (128 if args.model == "mlp" else 64)
     if args.quick:
         args.steps, args.warmup, args.repeats = args.steps or 5, args.warmup or 2, 1

@@ -162,6 +162,7 @@ def test_cli_default_dataset_falls_back_loudly_and_records_it(tmp_path):
     res = run_cli(args, cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "mnist_sample" in res.stderr and "5,000" in res.stderr
+    assert res.stderr.count("INSTEAD OF FULL MNIST") == 1  # one banner, not a log and a warning
     assert "resolved: mnist_sample" in (run / ".hydra" / "config.yaml").read_text()
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["config"]["dataset"] == "mnist"

@@ -177,12 +177,18 @@ def test_plots_are_valid_images(sweep, tmp_path):
 
 
 def test_metric_option_sorts_and_names_the_plots(sweep, tmp_path):
+    by_fid = compare([sweep], out=tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
     result = compare([sweep], out=tmp_path, metric="is")
-    rows = read_csv(tmp_path / "comparison.csv")
+    rows = read_csv(tmp_path / "comparison_is.csv")
     means = [float(r["final_is_mean"]) for r in rows]
     assert means == sorted(means, reverse=True)  # IS: higher is better
     assert "sorted by mean final IS (higher is better)" in result.markdown
+    assert (tmp_path / "comparison_is.md").read_text() == result.markdown
     assert (tmp_path / "is_curves.png").is_file() and (tmp_path / "is_box.png").is_file()
+    # The FID comparison written first is still there, byte for byte.
+    assert {n: (tmp_path / n).read_bytes() for n in before} == before
+    assert (tmp_path / "comparison.md").read_text() == by_fid.markdown
 
 
 def test_group_by_a_config_path(tmp_path):

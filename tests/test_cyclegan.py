@@ -444,7 +444,7 @@ def test_an_empty_domain_is_refused_with_one_paragraph_and_nothing_lost(
     with pytest.raises(SystemExit) as exit_info:
         console_script(
             [*TINY, "dataset=unpaired_folder", f"dataset.root={root}", "dataset.image_size=16",
-             "dataset.channels=1", f"hydra.run.dir={run}"]
+             "dataset.channels=1", f"hydra.run.dir={run}", "overwrite=true"]
         )  # fmt: skip
     assert exit_info.value.code == 2
     stderr = capsys.readouterr().err

@@ -93,7 +93,7 @@ def hydra_ctx():
 
 
 @settings(
-    max_examples=220, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(ov=overrides())
 def test_train_config_fields_give_a_valid_setup_or_a_clear_error(hydra_ctx, tmp_path_factory, ov):
@@ -113,4 +113,5 @@ def test_train_config_fields_give_a_valid_setup_or_a_clear_error(hydra_ctx, tmp_
         return
     # Accepted: the settings really are usable.
     assert cfg.dataset.batch_size > 0 and cfg.trainer.max_steps > 0 and cfg.loss.n_critic > 0
-    assert isinstance(cfg.model.conditional, bool) and isinstance(cfg.model.spectral_norm, bool)
+    assert cfg.model.conditional in (True, False, "auto")  # auto: resolved from the data
+    assert isinstance(cfg.model.spectral_norm, bool)

@@ -71,7 +71,7 @@ def test_runs_of_a_sweep_are_compared_in_the_hparams_tab(tmp_path):
     assert {"model", "loss", "dataset", "lr_g", "lr_d", "beta1_g", "n_critic", "batch_size",
             "seed", "ema_decay", "max_steps", "status"} <= set(infos)  # fmt: skip
     assert [value(v) for v in infos["status"].domain_discrete.values] == [
-        "completed", "diverged", "failed", "interrupted"]  # fmt: skip
+        "completed", "diverged", "failed", "interrupted", "refused"]  # fmt: skip
 
     # The two hinge seeds form one session group (seed is not part of the group), averaged.
     by_loss = {value(g.hparams["loss"]): g for g in groups}

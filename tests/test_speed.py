@@ -60,3 +60,18 @@ def test_benchmark_quick_emits_json(tmp_path):
     assert summary["ratio_median"] == pytest.approx(
         summary["ganarena_imgs_per_s_median"] / summary["baseline_imgs_per_s_median"], rel=1e-2
     )
+
+
+def test_benchmark_startup_rows(monkeypatch):
+    """The startup rows' machinery on two of its commands (the full set: --startup)."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import benchmark
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    picked = ["floor: python -c 'import torch'", "ganarena-train trainer.max_steps=-5 (bad value)"]
+    monkeypatch.setattr(benchmark, "STARTUP", {k: benchmark.STARTUP[k] for k in picked})
+    rows = benchmark.startup(repeats=1)
+    assert [r["command"] for r in rows] == picked
+    assert [r["exit_code"] for r in rows] == [0, 2]  # the bad value is refused
+    assert all(r["kind"] == "startup" and r["median_s"] > 0 for r in rows)

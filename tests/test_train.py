@@ -111,7 +111,13 @@ def test_dcgan_sizes_itself_from_the_dataset(tmp_path):
     train(
         compose_train(
             run,
-            ["model=dcgan", "dataset.image_size=32", "dataset.channels=3", "trainer.max_steps=2"],
+            [
+                "model=dcgan",
+                "model.conditional=false",
+                "dataset.image_size=32",
+                "dataset.channels=3",
+                "trainer.max_steps=2",
+            ],  # fmt: skip
         )
     )
     module, _ = load_task(run / "checkpoints" / "last.ckpt")

@@ -35,6 +35,12 @@ def test_partial_names_what_is_missing(change, missing):
     assert word == "partial" and missing in text
 
 
+def test_only_fid_missing_asks_for_more_steps_not_another_recipe():
+    word, text = v.verdict("completed", scores(fid=12.0), DIGITS)
+    assert word == "partial" and "FID above 2x the floor" in text
+    assert "raise trainer.max_steps" in text and "default recipe" not in text
+
+
 def test_at_the_thresholds_is_still_healthy():
     at = scores(fid=10.0, class_kl=v.HEALTHY_CLASS_KL) | {"is": 8.5}
     assert v.verdict("completed", at, DIGITS)[0] == "healthy"

@@ -7,6 +7,7 @@ import math
 import sys
 import textwrap
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
@@ -14,6 +15,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from ganarena.errors import GanarenaError
+from ganarena.files import write_json
+from ganarena.runfolder import discard_stub
 
 log = logging.getLogger("ganarena")
 
@@ -27,21 +30,37 @@ def in_multirun() -> bool:
         return False
 
 
-def run_cli(task: Callable[[DictConfig], Any], cfg: DictConfig, prog: str) -> Any:
+def run_cli(
+    task: Callable[[DictConfig], Any], cfg: DictConfig, prog: str, run_folder: bool = False
+) -> Any:
     """Run `task`; a GanarenaError is printed as `prog: error: ...` and exits with status 2.
 
     Inside a multirun the sweep goes on: the job's error is logged and +inf is returned, so a
-    sweeper records the failure instead of dying with it.
+    sweeper records the failure instead of dying with it. With `run_folder` (ganarena-train), a
+    refused sweep job writes metrics.json {"status": "refused", "reason": ...} into its folder
+    (unless one is there), and a refused single run removes the stub folder Hydra made for it.
     """
     try:
         return task(cfg)
     except GanarenaError as e:
         message = textwrap.fill(f"{prog}: error: {e}", width=100)
+        folder = _output_dir() if run_folder else None
         if in_multirun():
             log.error(message)
+            if folder is not None and not (folder / "metrics.json").exists():
+                write_json(folder / "metrics.json", {"status": "refused", "reason": str(e)})
             return math.inf
+        if folder is not None:
+            discard_stub(folder)
         print(message, file=sys.stderr)
         sys.exit(getattr(e, "exit_code", EXIT_USER_ERROR))
+
+
+def _output_dir() -> Path | None:
+    try:
+        return Path(HydraConfig.get().runtime.output_dir)
+    except ValueError:  # not under Hydra
+        return None
 
 
 # Options that moved when training recipes became tasks (tasks/): old spelling -> new spelling.

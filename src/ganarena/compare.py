@@ -7,7 +7,9 @@ are its repetitions) and writes into --out (default: the sweep folder):
   comparison.md / comparison.csv   one row per variant: mean ± sample std (ddof=1) over the
                                    completed runs of the final and best FID/IS/KID, the number of
                                    seeds, diverged and failed runs, mean wall time and img/s;
-                                   sorted by --metric; the shared eval settings in the header
+                                   sorted by --metric; the shared eval settings in the header.
+                                   With --metric other than fid: comparison_<metric>.md/.csv, so
+                                   a second ordering never replaces the first
   <metric>_curves.png              the metric against generator step: mean per variant with a
                                    min-max band over seeds
   <metric>_box.png                 box + strip plot of the final metric per variant over seeds
@@ -38,6 +40,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from ganarena.cli import EXIT_USER_ERROR
 from ganarena.errors import GanarenaError
+from ganarena.files import atomic_write
 from ganarena.records import RUN_KEYS, STATUSES, select
 
 log = logging.getLogger("ganarena.compare")
@@ -72,7 +75,7 @@ class Run:
 
     path: Path
     name: str  # the job folder relative to its sweep folder, e.g. "3"
-    status: str  # completed | diverged | failed | interrupted
+    status: str  # completed | diverged | failed | interrupted | refused
     note: str = ""  # why a run counts as failed, when metrics.json does not say
     metrics: dict = field(default_factory=dict)
     config: DictConfig | None = None  # .hydra/config.yaml (unresolved)
@@ -183,6 +186,8 @@ def load_run(path: Path, name: str) -> Run:
     run.status = status if status in STATUSES else "failed"
     if status not in STATUSES:
         run.note = f"unknown status {status!r} in metrics.json"
+    elif status == "refused":
+        run.note = str(metrics.get("reason") or "refused before training")
     return run
 
 
@@ -316,7 +321,7 @@ class Variant:
 
     @property
     def n_failed(self) -> int:
-        return sum(r.status in ("failed", "interrupted") for r in self.runs)
+        return sum(r.status in ("failed", "interrupted", "refused") for r in self.runs)
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -701,16 +706,24 @@ def compare(
             f"Cannot create the output folder --out {out_dir} ({e.strerror or e}). Pass a "
             "writable folder, or drop --out to write into the sweep folder."
         ) from None
+    # One set of files per metric: a comparison sorted by another metric never replaces this one.
+    stem = "comparison" if metric == "fid" else f"comparison_{metric}"
     files = [
-        out_dir / "comparison.md",
-        out_dir / "comparison.csv",
+        out_dir / f"{stem}.md",
+        out_dir / f"{stem}.csv",
         out_dir / f"{metric}_curves.png",
         out_dir / f"{metric}_box.png",
     ]
-    files[0].write_text(markdown)
-    write_csv(files[1], variants, rows, keys)
-    plot_curves(files[2], variants, metric)
-    plot_box(files[3], variants, metric)
+    try:
+        atomic_write(files[0], lambda p: p.write_text(markdown))
+        atomic_write(files[1], lambda p: write_csv(p, variants, rows, keys))
+        atomic_write(files[2], lambda p: plot_curves(p, variants, metric))
+        atomic_write(files[3], lambda p: plot_box(p, variants, metric))
+    except OSError as e:
+        raise CompareError(
+            f"Cannot write the comparison into {out_dir} ({e.strerror or e}). Pass a writable "
+            "folder with --out DIR."
+        ) from None
     return Comparison(markdown, files)
 
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 from typing import Any
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ganarena.errors import ConfigError, GanarenaError
-from ganarena.losses import LOSSES
+from ganarena.errors import ConfigError, GanarenaError, check_memory
 
 
 def _get(cfg: DictConfig, key: str) -> Any:
@@ -65,7 +66,6 @@ def validate_train(cfg: DictConfig) -> None:
     _number(cfg, "callbacks.checkpoint.keep", integer=True, low_ok=True)
     _number(cfg, "callbacks.samples.every_n_steps", integer=True)
     _number(cfg, "callbacks.samples.n", integer=True, high=1025)  # one grid, not a dataset
-    _check_kinds(cfg)
     for opt in ("optimizer_g", "optimizer_d"):
         _number(cfg, f"loss.{opt}.lr")
     # the GAN task's regularisers (other tasks have none: absent keys are skipped)
@@ -74,23 +74,13 @@ def validate_train(cfg: DictConfig) -> None:
     _number(cfg, "task.path_length.weight", low_ok=True, nullable=True)
     _number(cfg, "task.path_length.interval", integer=True, nullable=True)
     _check_conditional(cfg)
+    _check_size(cfg)
     if _get(cfg, "eval.backbone") not in (None, "none"):
         validate_eval(cfg)
     seed = _get(cfg, "seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ConfigError(
             f"seed must be a non-negative integer or null, got {seed!r}. Fix it on the command line, e.g. seed=1."
-        )
-    name = _get(cfg, "loss.name")
-    if name not in LOSSES:
-        raise ConfigError(
-            f"loss.name={name!r} is not a known loss; available: {', '.join(LOSSES)}. "
-            "Choose one with loss=<name>."
-        )
-    if _get(cfg, "loss.label_smoothing") and not LOSSES[name].prob:
-        raise ConfigError(
-            f"loss.label_smoothing applies to the cross-entropy losses (minimax, nonsaturating), "
-            f"not to loss={name}. Set loss.label_smoothing=0 or pick a BCE loss."
         )
     d_norm = _get(cfg, "model.d_norm")
     if d_norm is not None and d_norm not in D_NORMS:
@@ -109,6 +99,23 @@ def validate_train(cfg: DictConfig) -> None:
             "The R1 penalty (task.r1.gamma > 0) is a per-sample gradient penalty and invalid with "
             "batch norm in the discriminator, which mixes the samples of a batch. Set "
             "model.d_norm=none (or auto), or task.r1.gamma=0."
+        )
+
+    # Checks that import torch (the model classes, the loss registry): after the cheap ones, so a
+    # bad value is reported without loading it (tests/test_startup.py).
+    _check_kinds(cfg)
+    from ganarena.losses import LOSSES
+
+    name = _get(cfg, "loss.name")
+    if name not in LOSSES:
+        raise ConfigError(
+            f"loss.name={name!r} is not a known loss; available: {', '.join(LOSSES)}. "
+            "Choose one with loss=<name>."
+        )
+    if _get(cfg, "loss.label_smoothing") and not LOSSES[name].prob:
+        raise ConfigError(
+            f"loss.label_smoothing applies to the cross-entropy losses (minimax, nonsaturating), "
+            f"not to loss={name}. Set loss.label_smoothing=0 or pick a BCE loss."
         )
 
 
@@ -189,18 +196,61 @@ def resolve_auto(cfg: DictConfig) -> None:
 def _check_conditional(cfg: DictConfig) -> None:
     for key in ("model.conditional", "model.spectral_norm"):
         value = _get(cfg, key)
+        if key == "model.conditional" and value == "auto":
+            continue  # resolved by ganarena-train from the dataset's labels
         if not isinstance(value, bool):
             raise ConfigError(
-                f"{key} must be true or false, got {value!r}. Fix it on the command line, "
-                f"e.g. {key}=true."
+                f"{key} must be true or false"
+                + (" (or auto)" if key == "model.conditional" else "")
+                + f", got {value!r}. Fix it on the command line, e.g. {key}=true."
             )
     cond = _get(cfg, "model.conditional")
     classes = _get(cfg, "model.num_classes")
-    if classes is not None and not cond:
+    if classes is not None and cond is False:
         raise ConfigError(
             f"model.num_classes={classes!r} is set but model.conditional=false: the class count "
             "only matters for a conditional model and is read from the dataset. Drop "
             "model.num_classes, or add model.conditional=true."
+        )
+
+
+def _check_size(cfg: DictConfig) -> None:
+    """Refuse an image size whose one training step cannot fit in memory (with the estimate):
+    a real and a fake batch and one full-resolution feature map of `model.width` channels."""
+    size, batch = _get(cfg, "dataset.image_size"), _get(cfg, "dataset.batch_size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        if size is not None:
+            raise ConfigError(
+                f"dataset.image_size must be a positive integer, got {size!r}. Fix it on the "
+                "command line, e.g. dataset.image_size=32."
+            )
+        return
+    _number(cfg, "dataset.channels", integer=True, nullable=True)
+    channels = _get(cfg, "dataset.channels") or 1
+    width = _get(cfg, "model.width") if isinstance(_get(cfg, "model.width"), int) else 1
+    check_memory(
+        4.0 * batch * (2 * channels + width) * size * size,
+        f"dataset.image_size={size} with dataset.batch_size={batch}",
+        "Use a smaller dataset.image_size (e.g. 32 or 64) or dataset.batch_size.",
+    )
+
+
+def validate_cache(cfg: DictConfig) -> None:
+    """The cache folder (GANARENA_CACHE / paths.cache_dir) must be a folder one can write, known
+    before minutes of classifier training are spent on it."""
+    raw = _get(cfg, "eval.cache_dir") or _get(cfg, "paths.cache_dir")
+    if raw in (None, ""):
+        return
+    path = Path(str(raw))
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        what = "is a file" if probe.exists() and not probe.is_dir() else "is not writable"
+        raise ConfigError(
+            f"The cache folder {path} (paths.cache_dir, set by GANARENA_CACHE) cannot be used: "
+            f"{probe} {what}. Point GANARENA_CACHE (or paths.cache_dir=) at a writable folder, "
+            "or unset it to use outputs/cache."
         )
 
 
@@ -214,6 +264,7 @@ def validate_eval(cfg: DictConfig) -> None:
     _number(cfg, "eval.n_real", integer=True, low=1, low_ok=True, nullable=True)
     _number(cfg, "eval.every_n_steps", integer=True, low_ok=True)
     _number(cfg, "eval.mode_threshold", low_ok=True)
+    validate_cache(cfg)
     for key in ("fid_infinity", "per_class_fid", "allow_download"):
         value = cfg.eval.get(key, False)
         if not isinstance(value, bool):

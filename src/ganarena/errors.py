@@ -36,3 +36,32 @@ def check_int(key: str, value, minimum: int = 1, fix: str | None = None) -> int:
         fix = fix or f"Fix it on the command line, e.g. {key}={max(minimum, 1)}."
         raise ConfigError(f"{key} must be {kind}, got {value!r}. {fix}")
     return int(value)
+
+
+def physical_memory() -> int:
+    """Bytes of RAM on this machine (0 where the OS does not say)."""
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 0
+
+
+def check_memory(need: float, what: str, fix: str) -> None:
+    """ConfigError up front when `need` bytes (a lower bound for `what`) exceed this machine's
+    RAM, with the estimate, instead of an allocation failure (or swapping) later."""
+    have = physical_memory()
+    if have and need > have:
+        raise ConfigError(
+            f"{what} needs at least {_size(need)} of memory, more than this machine's "
+            f"{_size(have)}. {fix}"
+        )
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:.3g} {unit}"
+        n /= 1000
+    return f"{n:.3g} PB"

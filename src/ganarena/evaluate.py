@@ -136,6 +136,12 @@ def _score_checkpoint(cfg: DictConfig) -> tuple[dict, Path]:
 def _score_folders(cfg: DictConfig) -> tuple[dict, Path]:
     for key in ("real", "fake"):  # bad folders fail before any slow backbone setup
         list_image_folder(cfg[key], key)
+    if Path(str(cfg.real)).resolve() == Path(str(cfg.fake)).resolve():
+        raise ConfigError(
+            f"real= and fake= are the same folder ({cfg.real}), so every score would say the "
+            "images match themselves (FID 0). Pass generated images as fake=, e.g. from "
+            "ganarena-generate ckpt_path=... format=folder out=fake_images."
+        )
     dm = _datamodule(cfg.dataset) if cfg.eval.backbone == "domain" else None
     backbone = build_backbone(cfg.eval, dm, cfg.eval.cache_dir)
     shape = backbone.input_shape
@@ -157,7 +163,14 @@ def _score_folders(cfg: DictConfig) -> tuple[dict, Path]:
     evaluator = Evaluator(backbone, cfg.eval, ref, info).to(default_device())
     scores = evaluator.score_images(fake)
     inputs = {"real": str(cfg.real), "fake": str(cfg.fake)}
-    return {"scores": scores, "eval": evaluator.settings, "inputs": inputs}, Path(cfg.fake)
+    result = {"scores": scores, "eval": evaluator.settings, "inputs": inputs}
+    if real.shape == fake.shape and torch.equal(real, fake):
+        result["warning"] = (
+            "the fake images are identical to the real ones: the scores measure a copy (FID 0), "
+            "not a generator"
+        )
+        log.warning("%s", result["warning"])
+    return result, Path(cfg.fake)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:

@@ -7,12 +7,12 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import Tensor
+from ganarena.errors import CheckpointError, DivergedError
 
-from ganarena.errors import DivergedError
+if TYPE_CHECKING:  # torch is imported where it is used: config-only commands never load it
+    from torch import Tensor
 
 # Image files ganarena reads (datasets, ganarena-eval folders) and writes (ganarena-generate).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
@@ -45,12 +45,16 @@ def write_json(path: str | Path, data: Any) -> Path:
 
 def save_torch(obj: Any, path: str | Path, fsync: bool = False) -> Path:
     """torch.save, written atomically."""
+    import torch
+
     return atomic_write(path, lambda p: torch.save(obj, p), fsync=fsync)
 
 
 def to_uint8(x: Tensor) -> Tensor:
     """Images in [-1, 1] -> uint8 [0, 255], rounded exactly as torchvision.utils.save_image does
     (so scoring tensors in memory and scoring the saved PNGs agree). uint8 input is returned as is."""
+    import torch
+
     if x.dtype == torch.uint8:
         return x
     if not torch.isfinite(x).all():
@@ -61,3 +65,14 @@ def to_uint8(x: Tensor) -> Tensor:
         )
     x = (x.float().clamp(-1, 1) + 1) / 2
     return x.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
+
+
+def existing_checkpoint(path: str | Path) -> Path:
+    """`path` if it is a file, else CheckpointError (cheap: checked before torch is loaded)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"Checkpoint not found: '{path}'. Pass ckpt_path=<run folder>/checkpoints/last.ckpt "
+            "(an existing file written by ganarena-train)."
+        )
+    return path

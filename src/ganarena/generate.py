@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import shutil
 from numbers import Integral, Real
@@ -33,7 +34,7 @@ from torch import Tensor
 from torchvision.utils import save_image
 
 from ganarena.cli import run_cli
-from ganarena.errors import ConfigError, check_int
+from ganarena.errors import ConfigError, check_int, check_memory
 from ganarena.files import IMAGE_EXTENSIONS, atomic_write, to_uint8
 
 log = logging.getLogger("ganarena")
@@ -220,6 +221,38 @@ def _check_label(label: Any, n_classes: int | None, ckpt_path: str) -> int | Non
     return int(label)
 
 
+def _check_room(task: Any, cfg: DictConfig) -> None:
+    """Refuse up front what cannot be written: an unwritable destination, a grid that cannot be
+    held in memory, or a folder of PNGs larger than the free disk (estimates in the message)."""
+    out = Path(cfg.out)
+    probe = out.parent if out.suffix else out
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"out={out}: {probe} is {'a file' if probe.exists() else 'missing'} or not writable, "
+            "so nothing could be saved there. Pass an out= in a writable folder."
+        )
+    n = _int(cfg, "n", 1)
+    shape = task.sample(1, seed=0)[0].shape[1:]
+    pixels = n * math.prod(shape)
+    if cfg.format == "folder" and not cfg.interpolate and not cfg.mix:
+        free = shutil.disk_usage(probe).free
+        if pixels > free:  # an 8-bit PNG of noise-free digits is smaller; pixels bound it
+            raise ConfigError(
+                f"n={n} images of {tuple(shape)} may take up to {pixels / 1e9:.3g} GB as PNGs, "
+                f"more than the {free / 1e9:.3g} GB free under {probe}. Lower n= or pass an "
+                "out= on a larger disk."
+            )
+    elif not cfg.interpolate and not cfg.mix:
+        check_memory(
+            pixels * 4 * 3,  # the float images, the grid tensor and its 8-bit copy
+            f"A grid of n={n} images of {tuple(shape)}",
+            "Lower n= (a grid is for looking at: 64-1,024 images), or write them one PNG per "
+            "image with format=folder.",
+        )
+
+
 def _refuse_existing(path: Path, overwrite: bool) -> None:
     if path.is_dir():
         raise ConfigError(
@@ -296,12 +329,16 @@ def write_folder(task: Any, cfg: DictConfig, label: int | None) -> list[Path]:
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    for start in range(0, n, batch_size):
-        m = min(batch_size, n - start)
-        y = None if labels is None else labels[start : start + m]
-        images, _ = task.sample(m, seed=cfg.seed, labels=y, start=start, psi=cfg.psi)
-        for i, image in enumerate(images):
-            to_pil(image).save(tmp / f"{start + i:0{width}d}.png")
+    try:
+        for start in range(0, n, batch_size):
+            m = min(batch_size, n - start)
+            y = None if labels is None else labels[start : start + m]
+            images, _ = task.sample(m, seed=cfg.seed, labels=y, start=start, psi=cfg.psi)
+            for i, image in enumerate(images):
+                to_pil(image).save(tmp / f"{start + i:0{width}d}.png")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if out.exists():
         shutil.rmtree(out)  # empty, or only files this tool wrote (checked above)
     tmp.rename(out)
@@ -554,14 +591,21 @@ def generate(cfg: DictConfig) -> list[Path]:
     task = task.to(device)
     label = _check_label(cfg.label, task.num_classes, cfg.ckpt_path)
     _check_style_based(task, cfg, train_cfg)
-    if cfg.mix:
-        paths = write_mixing(task, cfg, label)
-    elif cfg.interpolate:
-        paths = write_interpolation(task, cfg, label)
-    elif cfg.format == "folder":
-        paths = write_folder(task, cfg, label)
-    else:
-        paths = write_grid(task, cfg, label)
+    _check_room(task, cfg)
+    try:
+        if cfg.mix:
+            paths = write_mixing(task, cfg, label)
+        elif cfg.interpolate:
+            paths = write_interpolation(task, cfg, label)
+        elif cfg.format == "folder":
+            paths = write_folder(task, cfg, label)
+        else:
+            paths = write_grid(task, cfg, label)
+    except OSError as e:  # a full disk, or a place that turned out not to be writable
+        raise ConfigError(
+            f"Could not write out={cfg.out} ({e.strerror or e}). Pass an out= in a writable "
+            "folder with free space; nothing was left behind."
+        ) from None
     for p in paths:
         print(p, flush=True)
     return paths

@@ -7,8 +7,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-# metrics.json "status": how a run ended.
-STATUSES = ("completed", "diverged", "failed", "interrupted")
+# metrics.json "status": how a run ended. "refused": a sweep job whose settings were refused before
+# training (metrics.json then holds only the status and the "reason").
+STATUSES = ("completed", "diverged", "failed", "interrupted", "refused")
 
 # The run-identity keys of metrics.json "config": name -> (config path, kind). kind "num" maps
 # None to NaN in HParams, "str" maps None to "none". ganarena-compare groups by these names.

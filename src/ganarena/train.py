@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -12,25 +11,25 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
-import lightning as L
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ganarena.callbacks.checkpoint import StepCheckpoint
-from ganarena.callbacks.evaluation import EvaluationCallback
-from ganarena.callbacks.progress import GANProgressBar
-from ganarena.callbacks.samples import SampleGridCallback
-from ganarena.checkpoint_io import AtomicCheckpointIO
 from ganarena.cli import refuse_renamed, run_cli
 from ganarena.config import build, resolve_auto, validate_train
 from ganarena.errors import ConfigError, DivergedError
-from ganarena.files import write_json
-from ganarena.hparams import log_hparams
+from ganarena.files import existing_checkpoint, write_json
 from ganarena.records import run_summary
-from ganarena.tasks import build_task, check_compatible, newest_checkpoint, read_checkpoint
+from ganarena.runfolder import holds_run, resuming
 from ganarena.verdict import verdict
+
+if TYPE_CHECKING:
+    import lightning as L
+
+# Lightning, torch and the tasks are imported inside the functions that use them: composing and
+# checking a config (--help, --cfg job, a typo, a bad value) answers without loading them
+# (tests/test_startup.py; startup rows in scripts/benchmark.py).
 
 log = logging.getLogger("ganarena")
 
@@ -58,6 +57,11 @@ def conditional_classes(cfg: DictConfig, datamodule: Any) -> int:
 
 
 def build_callbacks(cfg: DictConfig, run_dir: Path, evaluator: Any) -> list[L.Callback]:
+    from ganarena.callbacks.checkpoint import StepCheckpoint
+    from ganarena.callbacks.evaluation import EvaluationCallback
+    from ganarena.callbacks.progress import GANProgressBar
+    from ganarena.callbacks.samples import SampleGridCallback
+
     cb = cfg.callbacks
     callbacks: list[L.Callback] = [
         StepCheckpoint(
@@ -69,6 +73,7 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, evaluator: Any) -> list[L.Ca
             mode="max",
             save_top_k=cb.checkpoint.keep,
             save_last=True,
+            enable_version_counter=False,  # last.ckpt is replaced (atomically), never last-v1
         ),
         SampleGridCallback(cb.samples.every_n_steps, run_dir / "samples"),
     ]
@@ -81,6 +86,8 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, evaluator: Any) -> list[L.Ca
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> L.Trainer:
+    from ganarena.checkpoint_io import AtomicCheckpointIO
+
     loggers = [build(lg) for lg in (cfg.get("logger") or {}).values()]
     return build(
         cfg.trainer,
@@ -110,31 +117,6 @@ def say(line: str) -> None:
             handler.handle(record)
 
 
-class SpawnResults(L.Callback):
-    """Under `ddp_spawn` the fit runs in child processes and Lightning hands only the weights back
-    to the main process. Rank 0 writes its counters and evaluation results to `path` at the end;
-    `restore` applies them in the main process, which then writes metrics.json and last.ckpt."""
-
-    def __init__(self, path: Path, evaluation: Any) -> None:
-        self.path, self.evaluation = path, evaluation
-
-    def on_train_end(self, trainer, pl_module) -> None:
-        if trainer.is_global_zero:
-            state = dict(pl_module.counters())
-            if self.evaluation is not None:
-                state["evaluation"] = self.evaluation.state_dict()
-            write_json(self.path, state)
-
-    def restore(self, module: Any) -> None:
-        if not self.path.is_file():
-            return
-        state = json.loads(self.path.read_text())
-        self.path.unlink()
-        if self.evaluation is not None and "evaluation" in state:
-            self.evaluation.load_state_dict(state.pop("evaluation"))
-        module.load_counters(state)
-
-
 def has_checkpoint(ckpt_dir: Path) -> bool:
     return (ckpt_dir / "last.ckpt").is_file() or any(ckpt_dir.glob("step_*.ckpt"))
 
@@ -146,6 +128,8 @@ def resolve_ckpt_path(value: str, ckpt_dir: Path) -> str | None:
     if value == "auto" and not has_checkpoint(ckpt_dir):
         log.info("ckpt_path=auto: no checkpoint in %s, starting a fresh run", ckpt_dir)
         return None
+    from ganarena.tasks import newest_checkpoint
+
     return str(newest_checkpoint(ckpt_dir))
 
 
@@ -190,8 +174,23 @@ class StopOnSignal:
 
 def train(cfg: DictConfig) -> float:
     """Train one run; returns the optimized metric (final FID, +inf if unavailable or failed)."""
+    if cfg.ckpt_path not in (None, "last", "auto"):
+        existing_checkpoint(cfg.ckpt_path)  # a missing file is named before the heavy imports
     validate_train(cfg)
+    import lightning as L
+
+    from ganarena.callbacks.evaluation import EvaluationCallback
+    from ganarena.callbacks.spawn import SpawnResults
+    from ganarena.hparams import log_hparams
+    from ganarena.tasks import build_task, check_compatible, read_checkpoint
+
     run_dir = Path(cfg.paths.output_dir)
+    if holds_run(run_dir) and not resuming(cfg) and not cfg.get("overwrite", False):
+        raise ConfigError(
+            f"{run_dir} already holds a run (its metrics.json or checkpoints), which a new run "
+            "there would replace. Resume it with ckpt_path=last, choose another folder, or set "
+            "overwrite=true to replace it."
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.seed is not None:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -202,6 +201,16 @@ def train(cfg: DictConfig) -> float:
     datamodule.setup("fit")
     with open_dict(cfg):
         cfg.dataset.resolved = datamodule.resolved
+        if cfg.model.get("conditional") == "auto":  # conditional where the data has labels
+            labelled = getattr(datamodule, "labels", None) is not None
+            cfg.model.conditional = labelled and bool(getattr(datamodule, "num_classes", None))
+            log.info(
+                "model.conditional=auto: %s",
+                f"class-conditional on the {datamodule.num_classes} classes of "
+                f"'{datamodule.resolved}'"
+                if cfg.model.conditional
+                else f"unconditional ('{datamodule.resolved}' has no class labels)",
+            )
         if cfg.model.conditional:
             cfg.model.num_classes = conditional_classes(cfg, datamodule)
     resolve_auto(cfg)
@@ -225,6 +234,14 @@ def train(cfg: DictConfig) -> float:
         check_compatible(task, ckpt, cfg.ckpt_path)
         start_step = int(ckpt["ganarena"]["g_step"])
         del ckpt
+        if start_step >= int(cfg.trainer.max_steps):
+            raise ConfigError(
+                f"The checkpoint {cfg.ckpt_path} is at generator step {start_step}, and "
+                f"trainer.max_steps={cfg.trainer.max_steps} counts steps from the start of the "
+                "run, so there is nothing left to train. Raise trainer.max_steps above "
+                f"{start_step} to continue (e.g. trainer.max_steps={2 * start_step}), or score "
+                "the checkpoint with ganarena-eval ckpt_path=..."
+            )
 
     evaluator = build_evaluator(cfg, datamodule)
     callbacks = build_callbacks(cfg, run_dir, evaluator)
@@ -304,7 +321,7 @@ def train(cfg: DictConfig) -> float:
 
 @hydra.main(version_base="1.3", config_path="pkg://ganarena.conf", config_name="train")
 def _main(cfg: DictConfig) -> float:
-    return run_cli(train, cfg, "ganarena-train")
+    return run_cli(train, cfg, "ganarena-train", run_folder=True)
 
 
 def main() -> float:

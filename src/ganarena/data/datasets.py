@@ -8,7 +8,6 @@ import importlib.resources
 import io
 import logging
 import socket
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -141,8 +140,7 @@ class TorchvisionDataModule(ImageDataModule):
             f"or {self.alternative}.\n"
             f"{'!' * 78}"
         )
-        log.warning(msg)
-        warnings.warn(msg, UserWarning, stacklevel=2)
+        log.warning(msg)  # once: on stderr and in train.log
 
 
 class MNISTDataModule(TorchvisionDataModule):
@@ -233,6 +231,16 @@ class IdxDataModule(ImageDataModule):
         return {"train": read_idx_pair(self.images_path, self.labels_path)}
 
 
+def to_8bit(img: Image.Image) -> Image.Image:
+    """16-bit greyscale (PNG "I;16", or "I" holding 16-bit values) scaled to 8 bits; PIL's own
+    convert("L") clips at 255 and leaves two grey levels. Other modes pass through."""
+    if not (img.mode.startswith("I;16") or img.mode == "I"):
+        return img
+    values = np.asarray(img, dtype=np.float64)
+    peak = 65535.0 if img.mode.startswith("I;16") or values.max() > 255 else 255.0
+    return Image.fromarray(np.clip(np.round(values * 255.0 / peak), 0, 255).astype(np.uint8), "L")
+
+
 class ImageFolderDataModule(ImageDataModule):
     """All images under a folder (recursively); labels from first-level subfolders when all are in one."""
 
@@ -277,7 +285,7 @@ class ImageFolderDataModule(ImageDataModule):
         for i, k in enumerate(keep.tolist()):
             try:
                 with Image.open(files[k]) as img:
-                    images[i] = transform(img.convert(mode))
+                    images[i] = transform(to_8bit(img).convert(mode))
             except (OSError, UnidentifiedImageError, ValueError) as err:
                 raise DataError(
                     f"Cannot read image {files[k]} ({err}). Remove or replace the file."

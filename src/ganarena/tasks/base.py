@@ -33,6 +33,7 @@ import inspect
 import math
 import random
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -261,8 +262,7 @@ class Task(L.LightningModule):
         if bad:
             raise DivergedError(
                 f"Training diverged by generator step {self.g_step}: {', '.join(bad)} became "
-                f"NaN/inf. The run stopped; the newest checkpoint written before it (if any) is "
-                f"kept. {self.divergence_hint}"
+                f"NaN/inf. The run stopped; {self._kept_checkpoint()} {self.divergence_hint}"
             )
         for lg in self.loggers:
             lg.log_metrics(means, step=self.g_step)
@@ -274,14 +274,25 @@ class Task(L.LightningModule):
     def on_train_end(self) -> None:
         self._flush_logs(progress_bar=False)
 
+    def _kept_checkpoint(self) -> str:
+        """Which checkpoint survives a divergence, in words (none is claimed that does not exist)."""
+        try:
+            callback = self.trainer.checkpoint_callback
+        except RuntimeError:  # not attached to a Trainer
+            callback = None
+        path = getattr(callback, "last_model_path", "") or ""
+        if path and Path(path).is_file():
+            return f"the newest good checkpoint, {path}, is kept (resume from it with ckpt_path=)."
+        return "no checkpoint had been written before it, so there is nothing to resume."
+
     # -- checkpoint state ----------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         bad = [n for n, p in self.named_parameters() if not torch.isfinite(p).all()]
         if bad:
             raise DivergedError(
                 f"Refusing to save a checkpoint with non-finite weights ({bad[0]} and "
-                f"{len(bad) - 1} more) at generator step {self.g_step}; the previous checkpoint "
-                f"(if any) is kept. {self.divergence_hint}"
+                f"{len(bad) - 1} more) at generator step {self.g_step}; "
+                f"{self._kept_checkpoint()} {self.divergence_hint}"
             )
         np_state = np.random.get_state()
         if self.config is not None:

@@ -9,6 +9,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ganarena.errors import CheckpointError
+from ganarena.files import existing_checkpoint
 from ganarena.tasks.base import Task
 
 
@@ -22,12 +23,7 @@ def build_task(cfg: DictConfig) -> Task:
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint file safely (weights_only) or raise CheckpointError saying why."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(
-            f"Checkpoint not found: '{path}'. Pass ckpt_path=<run folder>/checkpoints/last.ckpt "
-            "(an existing file written by ganarena-train)."
-        )
+    path = existing_checkpoint(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means the file is unusable
