@@ -41,13 +41,21 @@ def assert_refused(res, *needles: str) -> None:
         assert needle in " ".join(message.split()), message
 
 
+def train_in(run: Path, *overrides: str) -> None:
+    """ganarena-train (3 MLP steps unless overridden) into `run`, which must succeed."""
+    res = run_cli(
+        ["ganarena.train", *FAST, "logger=none", *overrides, f"hydra.run.dir={run}"],
+        cwd=run.parent,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+
+
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory) -> Path:
     """A completed CLI run (3 MLP steps, eval off): metrics.json, last.ckpt, .hydra/."""
     root = tmp_path_factory.mktemp("nothing_lost")
     run = root / "run"
-    res = run_cli(["ganarena.train", *FAST, "logger=none", f"hydra.run.dir={run}"], cwd=root)
-    assert res.returncode == 0, res.stderr[-3000:]
+    train_in(run)
     assert (run / "metrics.json").is_file() and (run / ".hydra" / "config.yaml").is_file()
     return run
 
@@ -65,17 +73,12 @@ def test_a_finished_run_folder_is_never_reused_without_resume_or_overwrite(finis
 
 
 def test_resuming_or_overwriting_in_place_appends_to_the_record(finished, tmp_path):
-    run = tmp_path / "run"
     import shutil
 
+    run = tmp_path / "run"
     shutil.copytree(finished, run)
     old = {f: (run / ".hydra" / f).read_bytes() for f in runfolder.HYDRA_FILES}
-    res = run_cli(
-        ["ganarena.train", *FAST, "logger=none", "trainer.max_steps=5", "ckpt_path=last",
-         f"hydra.run.dir={run}"],
-        cwd=tmp_path,
-    )  # fmt: skip
-    assert res.returncode == 0, res.stderr[-3000:]
+    train_in(run, "trainer.max_steps=5", "ckpt_path=last")
     history = run / ".hydra" / "history" / "1"
     assert {f: (history / f).read_bytes() for f in runfolder.HYDRA_FILES} == old
     assert "ckpt_path=last" in (run / ".hydra" / "overrides.yaml").read_text()
@@ -83,12 +86,7 @@ def test_resuming_or_overwriting_in_place_appends_to_the_record(finished, tmp_pa
     assert sorted(p.name for p in (run / "checkpoints").glob("last*")) == ["last.ckpt"]
     # overwrite=true starts over in the folder; the resumed attempt's settings stay on record.
     resumed_config = (run / ".hydra" / "config.yaml").read_bytes()
-    res = run_cli(
-        ["ganarena.train", *FAST, "logger=none", "overwrite=true", "seed=5",
-         f"hydra.run.dir={run}"],
-        cwd=tmp_path,
-    )  # fmt: skip
-    assert res.returncode == 0, res.stderr[-3000:]
+    train_in(run, "overwrite=true", "seed=5")
     assert (run / ".hydra" / "history" / "2" / "config.yaml").read_bytes() == resumed_config
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["config"]["seed"] == 5 and metrics["steps"] == 3

@@ -175,7 +175,7 @@ class StopOnSignal:
 def train(cfg: DictConfig) -> float:
     """Train one run; returns the optimized metric (final FID, +inf if unavailable or failed)."""
     if cfg.ckpt_path not in (None, "last", "auto"):
-        existing_checkpoint(cfg.ckpt_path)  # a missing file is named before the heavy imports
+        existing_checkpoint(str(cfg.ckpt_path))  # a missing file is named before heavy imports
     validate_train(cfg)
     import lightning as L
 
