@@ -333,9 +333,13 @@ def startup(repeats: int = 5, baseline_src: str | None = None) -> list[dict]:
     import os
     import subprocess
 
-    def timed(argv: list[str], cwd: str, env: dict | None) -> tuple[float, int]:
+    def timed(argv: list[str], cwd: str, env: dict | None) -> tuple[float, int | str]:
+        # A baseline that accepts a typo would train the whole default run: cut it off.
         t0 = time.perf_counter()
-        res = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
+        try:
+            res = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+        except subprocess.TimeoutExpired:
+            return time.perf_counter() - t0, "ran on (accepted the command), stopped at 60 s"
         return time.perf_counter() - t0, res.returncode
 
     tools = {"ganarena-train": "ganarena.train", "ganarena-eval": "ganarena.evaluate"}

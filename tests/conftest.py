@@ -72,6 +72,16 @@ def save_untrained(cfg: DictConfig, path: Path) -> Path:
     return path
 
 
+def run_clis(
+    commands: list[list[str]], cwd: Path, timeout: int = 300
+) -> list[subprocess.CompletedProcess]:
+    """Several independent run_cli commands at once (their start-up costs overlap)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(commands)) as pool:
+        return list(pool.map(lambda args: run_cli(args, cwd, timeout), commands))
+
+
 def run_cli(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run a console script as a user would (through `python -m`), capturing output."""
     # One torch thread per process: on 2 busy cores, spinning OpenMP threads of several

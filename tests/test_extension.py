@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_clis
 
 EXT = Path(__file__).parent / "extension"
 
@@ -40,27 +40,23 @@ def test_an_outside_task_works_with_every_command(tmp_path, monkeypatch):
         assert im.size == (4 * 30 + 2, 4 * 30 + 2)  # 16 fixed samples, 4 per row
 
     ckpt = run / "checkpoints" / "last.ckpt"
-    res = run_cli(
-        ["ganarena.evaluate", f"ckpt_path={ckpt}", "eval.n_samples=64", "eval.classifier.epochs=1"],
+    grid, strip = tmp_path / "grid.png", tmp_path / "interp.png"
+    scored, drawn, interpolated = run_clis(
+        [
+            ["ganarena.evaluate", f"ckpt_path={ckpt}", "eval.n_samples=64",
+             "eval.classifier.epochs=1"],
+            ["ganarena.generate", f"ckpt_path={ckpt}", "n=8", "nrow=4", f"out={grid}"],
+            ["ganarena.generate", f"ckpt_path={ckpt}", "interpolate=true", "steps=5",
+             f"out={strip}"],
+        ],
         tmp_path,
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
-    scores = json.loads(res.stdout)["scores"]
+    )  # fmt: skip
+    for res in (scored, drawn, interpolated):
+        assert res.returncode == 0, res.stderr[-3000:]
+    scores = json.loads(scored.stdout)["scores"]
     # the same task, sample stream and classifier as the run's final evaluation: the same scores
     assert scores["fid"] == pytest.approx(metrics["final"]["fid"], rel=1e-6)
     assert scores["is"] == pytest.approx(metrics["final"]["is"], rel=1e-6)
-
-    grid = tmp_path / "grid.png"
-    res = run_cli(
-        ["ganarena.generate", f"ckpt_path={ckpt}", "n=8", "nrow=4", f"out={grid}"], tmp_path
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
     with Image.open(grid) as im:
         assert im.size == (4 * 30 + 2, 2 * 30 + 2)
-    strip = tmp_path / "interp.png"
-    res = run_cli(
-        ["ganarena.generate", f"ckpt_path={ckpt}", "interpolate=true", "steps=5", f"out={strip}"],
-        tmp_path,
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
     assert strip.is_file() and strip.with_suffix(".gif").is_file()

@@ -93,7 +93,7 @@ def hydra_ctx():
 
 
 @settings(
-    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(ov=overrides())
 def test_train_config_fields_give_a_valid_setup_or_a_clear_error(hydra_ctx, tmp_path_factory, ov):

@@ -159,7 +159,7 @@ EVAL_FIELDS = {
 }  # fmt: skip
 
 
-@fuzz(40)
+@fuzz(25)
 @given(ov=pick(EVAL_FIELDS, first=("eval",)))
 def test_eval_settings_run_or_fail_clearly(arena, cache_dir, ov, monkeypatch):
     run = arena["run"]
@@ -211,7 +211,7 @@ GEN_FIELDS = {
 }  # fmt: skip
 
 
-@fuzz(50)
+@fuzz(30)
 @given(ov=pick(GEN_FIELDS))
 def test_generate_settings_run_or_fail_clearly(arena, ov, monkeypatch):
     run, work = arena["run"], arena["work"]
@@ -277,7 +277,7 @@ def compare_argv(draw):
     return argv
 
 
-@fuzz(40)
+@fuzz(25)
 @given(argv=compare_argv())
 def test_compare_arguments_run_or_fail_clearly(arena, argv, monkeypatch):
     monkeypatch.chdir(arena["work"])  # `--out ""` writes into the working directory

@@ -22,7 +22,7 @@ from ganarena.errors import ConfigError, DivergedError
 from ganarena.evaluate import evaluate
 from ganarena.generate import generate
 from ganarena.train import train
-from tests.conftest import FAST, compose_train, run_cli
+from tests.conftest import FAST, compose_train, run_cli, run_clis
 
 
 def snapshot(folder: Path) -> dict[str, str]:
@@ -101,11 +101,13 @@ def test_refusals_before_training_leave_no_stub_folder(finished, tmp_path):
         "file": ([], ["is a file, not a folder"]),
     }  # fmt: skip
     (tmp_path / "file").write_text("keep me\n")
-    for name, (overrides, needles) in bad.items():
+    results = run_clis(
+        [["ganarena.train", *FAST, *ov, f"hydra.run.dir={tmp_path / name}"]
+         for name, (ov, _) in bad.items()],
+        cwd=tmp_path,
+    )  # fmt: skip
+    for (name, (_, needles)), res in zip(bad.items(), results, strict=True):
         target = tmp_path / name
-        res = run_cli(
-            ["ganarena.train", *FAST, *overrides, f"hydra.run.dir={target}"], cwd=tmp_path
-        )
         assert_refused(res, *needles)
         if name == "file":
             assert target.read_text() == "keep me\n"
