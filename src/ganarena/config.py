@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ganarena.errors import ConfigError, GanarenaError, check_memory
+from ganarena.files import nearest_existing, writable_dir
 
 
 def _get(cfg: DictConfig, key: str) -> Any:
@@ -242,10 +242,8 @@ def validate_cache(cfg: DictConfig) -> None:
     if raw in (None, ""):
         return
     path = Path(str(raw))
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+    probe = nearest_existing(path)
+    if not writable_dir(probe):
         what = "is a file" if probe.exists() and not probe.is_dir() else "is not writable"
         raise ConfigError(
             f"The cache folder {path} (paths.cache_dir, set by GANARENA_CACHE) cannot be used: "

@@ -76,3 +76,16 @@ def existing_checkpoint(path: str | Path) -> Path:
             "(an existing file written by ganarena-train)."
         )
     return path
+
+
+def nearest_existing(path: str | Path) -> Path:
+    """`path` made absolute, or its nearest ancestor that exists: where a write would land."""
+    probe = Path(path).absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return probe
+
+
+def writable_dir(folder: Path) -> bool:
+    """True when `folder` is a folder this process may create files in."""
+    return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)

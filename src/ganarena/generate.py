@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
 import shutil
 from numbers import Integral, Real
@@ -35,7 +34,13 @@ from torchvision.utils import save_image
 
 from ganarena.cli import run_cli
 from ganarena.errors import ConfigError, check_int, check_memory
-from ganarena.files import IMAGE_EXTENSIONS, atomic_write, to_uint8
+from ganarena.files import (
+    IMAGE_EXTENSIONS,
+    atomic_write,
+    nearest_existing,
+    to_uint8,
+    writable_dir,
+)
 
 log = logging.getLogger("ganarena")
 
@@ -225,10 +230,8 @@ def _check_room(task: Any, cfg: DictConfig) -> None:
     """Refuse up front what cannot be written: an unwritable destination, a grid that cannot be
     held in memory, or a folder of PNGs larger than the free disk (estimates in the message)."""
     out = Path(cfg.out)
-    probe = out.parent if out.suffix else out
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+    probe = nearest_existing(out.parent if out.suffix else out)
+    if not writable_dir(probe):
         raise ConfigError(
             f"out={out}: {probe} is {'a file' if probe.exists() else 'missing'} or not writable, "
             "so nothing could be saved there. Pass an out= in a writable folder."

@@ -25,6 +25,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from ganarena.files import nearest_existing, writable_dir
+
 EXIT_USER_ERROR = 2
 HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
 # Top-level options that `+key=` may add: groups declared optional or null in train.yaml.
@@ -52,15 +54,13 @@ def check_writable(folder: Path, option: str) -> str | None:
             f"{option}={folder} is a file, not a folder. Name a folder for the run (it is "
             f"created if missing), or drop {option} for a fresh timestamped one under outputs/."
         )
-    probe = folder.absolute()
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
+    probe = nearest_existing(folder)
     if not probe.is_dir():
         return (
             f"{option}={folder} lies under {probe}, which is a file. Name a folder path for the "
             "run, or drop the option for a fresh timestamped one under outputs/."
         )
-    if not os.access(probe, os.W_OK | os.X_OK):
+    if not writable_dir(probe):
         return (
             f"{option}={folder}: {probe} is not writable, so the run could not save its "
             "checkpoints or results. Pick a writable place (e.g. under your home folder), or run "
