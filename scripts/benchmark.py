@@ -234,27 +234,38 @@ def run_ganarena(args, root: Path, out: Path, extra: list[str] = ()) -> float:
 
 
 # ---------------------------------------------------------------- evaluation and memory
-def eval_throughput(args, root: Path, out: Path, n: int) -> dict:
-    """Generated images scored per second by the FID/IS/KID pipeline (domain backbone), with the
-    classifier and the reference statistics already cached (a warm-up pass builds them)."""
+def eval_throughput(
+    args, root: Path, out: Path, n: int, backbone: str = "domain", extra: list[str] = ()
+) -> dict:
+    """Generated images scored per second by the FID/IS/KID pipeline (`backbone`: domain, or
+    inception when its weights are on disk), on args.device, with the classifier and the
+    reference statistics already cached (a warm-up pass builds them)."""
     from ganarena.config import build
     from ganarena.metrics import build_evaluator
     from ganarena.tasks import build_task
 
     cfg = ganarena_config(
-        args, root, out, ["eval=domain", f"eval.n_samples={n}", f"eval.cache_dir={out / 'cache'}"]
+        args,
+        root,
+        out,
+        [f"eval={backbone}", f"eval.n_samples={n}", f"eval.cache_dir={out / 'cache'}", *extra],
     )
     dm = build(cfg.dataset)
     dm.setup("fit")
-    evaluator = build_evaluator(cfg.eval, dm, cfg.eval.cache_dir)
-    module = build_task(cfg)  # an untrained G: the pipeline's cost does not depend on quality
+    evaluator = build_evaluator(cfg.eval, dm, cfg.eval.cache_dir, torch.device(args.device))
+    # an untrained G: the pipeline's cost does not depend on quality
+    module = build_task(cfg).to(args.device)
     evaluator.score_module(module)
+    if args.device == "cuda":
+        torch.cuda.synchronize()
     t0 = time.perf_counter()
     scores = evaluator.score_module(module)
+    if args.device == "cuda":
+        torch.cuda.synchronize()
     dt = time.perf_counter() - t0
     return {
         "kind": "eval",
-        "backbone": "domain",
+        "backbone": backbone,
         "n_fake": n,
         "seconds": round(dt, 2),
         "imgs_per_s": round(n / dt, 1),
@@ -317,15 +328,23 @@ STARTUP = {  # label -> argv: commands that only compose/check a config, and the
     "floor: python -c 'import torch'": [sys.executable, "-c", "import torch"],
     "ganarena-train --help": ["ganarena-train", "--help"],
     "ganarena-train --cfg job": ["ganarena-train", "--cfg", "job"],
+    "ganarena-train --info": ["ganarena-train", "--info"],
     "ganarena-train loss=foo (unknown option)": ["ganarena-train", "loss=foo"],
     "ganarena-train trainer.max_steps=-5 (bad value)": ["ganarena-train", "trainer.max_steps=-5"],
     "ganarena-train +max_step=5 (typo)": ["ganarena-train", "+max_step=5"],
     "ganarena-train ckpt_path=missing.ckpt": ["ganarena-train", "ckpt_path=missing.ckpt"],
     "ganarena-eval (no checkpoint given)": ["ganarena-eval"],
+    "ganarena-eval ckpt_path=missing.ckpt": ["ganarena-eval", "ckpt_path=missing.ckpt"],
+    "ganarena-generate --help": ["ganarena-generate", "--help"],
+    "ganarena-generate ckpt_path=missing.ckpt": ["ganarena-generate", "ckpt_path=missing.ckpt"],
+    "ganarena-generate n=0 (bad value)": ["ganarena-generate", "ckpt_path=x.ckpt", "n=0"],
+    "ganarena-compare --help": ["ganarena-compare", "--help"],
 }
 
 
-def startup(repeats: int = 5, baseline_src: str | None = None) -> list[dict]:
+def startup(
+    repeats: int = 5, baseline_src: str | None = None, sweep: str | None = None
+) -> list[dict]:
     """Median wall time of `repeats` whole-process runs of each STARTUP command (in an empty
     folder, so nothing is written anywhere that matters). With `baseline_src` (the src/ folder
     of another checkout, e.g. `git worktree add /tmp/old <commit>`), each command also runs
@@ -342,10 +361,20 @@ def startup(repeats: int = 5, baseline_src: str | None = None) -> list[dict]:
             return time.perf_counter() - t0, "ran on (accepted the command), stopped at 60 s"
         return time.perf_counter() - t0, res.returncode
 
-    tools = {"ganarena-train": "ganarena.train", "ganarena-eval": "ganarena.evaluate"}
+    tools = {
+        "ganarena-train": "ganarena.train",
+        "ganarena-eval": "ganarena.evaluate",
+        "ganarena-generate": "ganarena.generate",
+        "ganarena-compare": "ganarena.compare",
+    }
+    commands = dict(STARTUP)
+    if sweep is not None:  # a finished sweep folder: the comparison table, written to a temp dir
+        commands[f"ganarena-compare SWEEP ({Path(sweep).name})"] = [
+            "ganarena-compare", str(Path(sweep).resolve()), "--out", "cmp"
+        ]  # fmt: skip
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for label, argv in STARTUP.items():
+        for label, argv in commands.items():
             arms = {"now": (argv, None)}
             if baseline_src and argv[0] in tools:
                 env = {**os.environ, "PYTHONPATH": baseline_src}
@@ -388,13 +417,17 @@ def main(argv: list[str] | None = None) -> int:
         "config-only commands, beside `python -c 'import torch'`",
     )  # fmt: skip
     p.add_argument(
+        "--startup-sweep", metavar="DIR",
+        help="with --startup: also time ganarena-compare on this finished sweep folder",
+    )  # fmt: skip
+    p.add_argument(
         "--startup-baseline", metavar="SRC",
         help="with --startup: also time each command from the src/ folder of another checkout",
     )  # fmt: skip
     args = p.parse_args(argv)
     if args.startup:
         repeats = args.repeats if "--repeats" in (argv or sys.argv) else 5
-        for row in startup(repeats, args.startup_baseline):
+        for row in startup(repeats, args.startup_baseline, args.startup_sweep):
             print(json.dumps(row), flush=True)
         return 0
     args.batch = args.batch or (128 if args.model == "mlp" else 64)

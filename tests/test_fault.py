@@ -157,10 +157,19 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path):
     read_checkpoint(killed / "checkpoints" / "last.ckpt")  # loads: never half-written
     at = read_checkpoint(newest_checkpoint(killed / "checkpoints"))["ganarena"]["g_step"]
     assert at >= 6 and at % 2 == 0
-    assert len(list((killed / "checkpoints").glob("step_*.ckpt"))) <= 2  # retention is bounded
+    # keep=2, plus the newest when the kill lands between writing it and removing the oldest
+    # (a checkpoint is written before the one it replaces is deleted, never the other way)
+    assert len(list((killed / "checkpoints").glob("step_*.ckpt"))) <= 3
 
     total = at + 4
+    source = newest_checkpoint(killed / "checkpoints")
     train(compose_train(killed, [*common, f"trainer.max_steps={total}", "ckpt_path=last"]))
+    # keep=2 again, beside the file the run resumed from, which Lightning never deletes
+    # (ModelCheckpoint._should_remove_checkpoint); last.ckpt is a separate file
+    kept = {p.name for p in (killed / "checkpoints").glob("step_*.ckpt")}
+    newest = {f"step_{total - 2:06d}.ckpt", f"step_{total:06d}.ckpt"}
+    assert kept == newest | ({source.name} - {"last.ckpt"})
+    assert not list((killed / "checkpoints").glob(".*"))  # a half-written temp file is removed
     straight = tmp_path / "straight"
     train(compose_train(straight, [*common, f"trainer.max_steps={total}"]))
     a = read_checkpoint(straight / "checkpoints" / "last.ckpt")["state_dict"]
@@ -298,3 +307,17 @@ def test_ckpt_path_auto_in_an_empty_run_folder_starts_fresh(tmp_path):
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["start_step"] == 0
     assert metrics["resumed_from"] is None
+
+
+def test_stale_temp_files_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
+    from ganarena.files import remove_stale_temps
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".last.{dead.pid}.tmp.ckpt"
+    live = tmp_path / f".last.{os.getpid()}.tmp.ckpt"  # a writer still at work
+    other = tmp_path / ".notes.txt"
+    for p in (stale, live, other):
+        p.write_text("x")
+    assert remove_stale_temps(tmp_path) == [stale]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name])

@@ -12,8 +12,9 @@ from PIL import Image
 
 from ganarena.cli import run_cli as run_task
 from ganarena.errors import CheckpointError, ConfigError
-from ganarena.generate import (
-    generate,
+from ganarena.files import to_uint8
+from ganarena.generate import generate
+from ganarena.sampling import (
     grid_labels,
     interpolate_latents,
     interpolation_images,
@@ -21,7 +22,6 @@ from ganarena.generate import (
     run_generator,
     sample_stream,
     slerp,
-    to_uint8,
 )
 from ganarena.tasks import load_task, seeded_normal
 from ganarena.train import train

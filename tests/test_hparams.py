@@ -7,7 +7,9 @@ import math
 import pytest
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from ganarena.hparams import flatten_hparams, log_hparams
+from ganarena.dashboard import place_tensorboard
+from ganarena.errors import ConfigError
+from ganarena.hparams import flatten_hparams, log_hparams, shown_by_default
 from tests.conftest import compose_train
 
 
@@ -53,43 +55,83 @@ def value(v):
     return getattr(v, kind)
 
 
-def test_runs_of_a_sweep_are_compared_in_the_hparams_tab(tmp_path):
-    sweep = tmp_path / "sweep"
-    jobs = [("hinge", 1, "completed", 10.0), ("hinge", 2, "completed", 14.0),
-            ("wgan", 1, "diverged", None)]  # fmt: skip
+def write_runs(root, jobs, extra=()):
+    """One TensorBoard run per job (loss, seed, status, fid) as train() leaves it: val/fid and
+    val/best_fid curves, then log_hparams after the logger was finalized."""
     for i, (loss, seed, status, fid) in enumerate(jobs):
-        cfg = compose_train(sweep / str(i), [f"loss={loss}", f"seed={seed}"])
-        logger = TensorBoardLogger(save_dir=str(sweep / str(i)), name="tensorboard", version="")
-        logger.log_metrics({"train/g_loss": 1.0}, step=1)  # an ordinary training log first
+        cfg = compose_train(root / str(i), [f"loss={loss}", f"seed={seed}", *extra])
+        logger = TensorBoardLogger(save_dir=str(root / str(i)), name="tensorboard", version="")
+        logger.log_metrics({"train/g_loss": 1.0}, step=1)
+        if fid is not None:  # the last points are the final scores the tab shows
+            logger.log_metrics({"val/fid": fid + 5, "val/best_fid": fid + 5}, step=1)
+            logger.log_metrics({"val/fid": fid, "val/best_fid": fid - 1, "val/is": 2.0}, step=7)
         logger.finalize("success")  # as after Trainer.fit: log_hparams must reopen the writer
         log_hparams([logger], cfg, summary(loss, seed, status, fid))
 
-    experiment, groups = session_groups(sweep)
-    assert {m.name.tag for m in experiment.metric_infos} == {
-        "hp/fid", "hp/is", "hp/kid", "hp/best_fid", "hp/wall_s", "hp/imgs_per_s"}  # fmt: skip
+
+JOBS = [("hinge", 1, "completed", 10.0), ("hinge", 2, "completed", 14.0),
+        ("wgan", 1, "diverged", None)]  # fmt: skip
+
+
+def test_every_run_is_a_row_of_the_hparams_tab(tmp_path):
+    write_runs(tmp_path, JOBS)
+    experiment, groups = session_groups(tmp_path)
+    assert [(m.name.tag, m.display_name) for m in experiment.metric_infos] == [
+        ("val/fid", "final FID"), ("val/best_fid", "best FID"), ("val/is", "final IS"),
+        ("val/kid", "final KID"), ("val/modes_covered", "modes covered")]  # fmt: skip
     infos = {h.name: h for h in experiment.hparam_infos}
     assert {"model", "loss", "dataset", "lr_g", "lr_d", "beta1_g", "n_critic", "batch_size",
-            "seed", "ema_decay", "max_steps", "status"} <= set(infos)  # fmt: skip
+            "seed", "ema_decay", "max_steps", "status", "health"} <= set(infos)  # fmt: skip
     assert [value(v) for v in infos["status"].domain_discrete.values] == [
         "completed", "diverged", "failed", "interrupted", "refused"]  # fmt: skip
+    # Outside a sweep nothing varies: model, loss, seed, health and status are the default columns.
+    shown = {n for n, h in infos.items() if h.differs}
+    assert shown == {"model", "loss", "seed", "health", "status"}
+    assert infos["lr_g"].description == "loss.optimizer_g.lr"
 
-    # The two hinge seeds form one session group (seed is not part of the group), averaged.
-    by_loss = {value(g.hparams["loss"]): g for g in groups}
-    assert set(by_loss) == {"hinge", "wgan"}
-    hinge = by_loss["hinge"]
-    assert len(hinge.sessions) == 2
-    metrics = {m.name.tag: m.value for m in hinge.metric_values}
-    assert metrics["hp/fid"] == pytest.approx(12.0)  # mean of 10 and 14
-    assert metrics["hp/imgs_per_s"] == pytest.approx(100.0)
+    # One session group per run (no averaging over seeds unless asked for).
+    assert len(groups) == 3 and all(len(g.sessions) == 1 for g in groups)
+    rows = {(value(g.hparams["loss"]), value(g.hparams["seed"])): g for g in groups}
+    assert set(rows) == {("hinge", "1"), ("hinge", "2"), ("wgan", "1")}  # ints as ints
+    metrics = {m.name.tag: m.value for m in rows["hinge", "1"].metric_values}
+    assert metrics["val/fid"] == 10.0 and metrics["val/best_fid"] == 9.0  # the last points
+    hinge = rows["hinge", "2"]
     assert value(hinge.hparams["lr_g"]) == pytest.approx(2e-4)
     assert value(hinge.hparams["beta1_g"]) == pytest.approx(0.5)
     assert value(hinge.hparams["optimizer_g"]) == "Adam"
-    wgan = by_loss["wgan"]
+    assert value(hinge.hparams["batch_size"]) == "32" and value(hinge.hparams["n_critic"]) == "1"
+    wgan = rows["wgan", "1"]
     (session,) = wgan.sessions
     assert session.status == 2  # STATUS_FAILURE: diverged
-    assert math.isnan({m.name.tag: m.value for m in wgan.metric_values}["hp/fid"])
+    assert "val/fid" not in {m.name.tag for m in wgan.metric_values}  # never scored: empty
     assert "beta1_g" not in wgan.hparams  # RMSprop has no betas: NaN, which the tab shows empty
     assert value(wgan.hparams["optimizer_g"]) == "RMSprop"
+
+
+def test_runs_are_grouped_only_when_asked(tmp_path):
+    write_runs(tmp_path, JOBS, ["tensorboard.group_by=[model,loss]"])
+    _, groups = session_groups(tmp_path)
+    by_loss = {value(g.hparams["loss"]): g for g in groups}
+    assert len(groups) == 2 and len(by_loss["hinge"].sessions) == 2
+    metrics = {m.name.tag: m.value for m in by_loss["hinge"].metric_values}
+    assert metrics["val/fid"] == pytest.approx(12.0)  # the mean of 10 and 14
+
+
+def test_group_by_names_hparams(tmp_path):
+    cfg = compose_train(tmp_path / "run", ["tensorboard.group_by=[model,losss]"])
+    with pytest.raises(ConfigError, match="'losss', which is no HParams column"):
+        place_tensorboard(cfg)
+
+
+def test_the_sweep_keys_are_the_default_columns():
+    assert shown_by_default(["loss", "seed"]) == ["loss", "seed", "model", "health", "status"]
+    swept = ["loss.optimizer_g.lr", "loss.optimizer_d.lr", "loss.n_critic", "loss", "model", "seed"]
+    assert shown_by_default(swept) == ["lr_g", "lr_d", "n_critic", "loss", "model", "seed"]
+    # A swept setting HPARAM_KEYS lacks becomes a column of its own, shown by default.
+    hp = flatten_hparams(None, summary("hinge", 1), {"task.r1.interval": "task.r1.interval=8"})
+    assert hp["task.r1.interval"] == "8" and "task.r1.interval" in shown_by_default(
+        ["task.r1.interval"]
+    )
 
 
 def test_every_run_writes_the_same_names_and_types(tmp_path):
@@ -100,7 +142,7 @@ def test_every_run_writes_the_same_names_and_types(tmp_path):
                         summary("hinge", None, "failed"))  # fmt: skip
     assert list(a) == list(b)
     assert {k: type(v) for k, v in a.items()} == {k: type(v) for k, v in b.items()}
-    assert a["ema_decay"] == 0.99 and math.isnan(b["ema_decay"]) and math.isnan(b["seed"])
+    assert a["ema_decay"] == 0.99 and math.isnan(b["ema_decay"]) and b["seed"] == "none"
 
 
 def test_no_tensorboard_logger_writes_nothing(tmp_path):

@@ -16,6 +16,7 @@ from ganarena.files import to_uint8
 from ganarena.metrics import build_evaluator, frechet_distance
 from ganarena.metrics.backbones import DomainBackbone, DomainClassifier
 from ganarena.metrics.evaluator import Evaluator, mode_scores, reference_stats
+from ganarena.metrics.prdc import PRDC
 from ganarena.tasks import GenerativeTask
 from tests.conftest import MNIST_TEST as MNIST
 from tests.conftest import needs_mnist
@@ -257,3 +258,19 @@ def test_caches_are_reused(evaluator, mnist, cache_dir):
     sub = build_evaluator({"backbone": "domain", "n_real": 2000}, mnist, str(cache_dir))
     assert not sub.reference_cached and sub.settings["n_real"] == 2000
     assert sub.settings["classifier_file"] == s["classifier_file"]
+
+
+@needs_mnist
+def test_precision_recall_density_coverage_real_and_collapsed(halves, mnist):
+    """In the domain classifier's features: the last 5,000 test digits against the first 5,000
+    score high on all four; the 3s alone keep their fidelity and lose recall and coverage."""
+    ev, rest, real = halves
+    threes = ev.score_images(rest[mnist.labels[5000:] == 3])
+    print({k: (round(real[k], 3), round(threes[k], 3)) for k in PRDC})
+    # measured: real P 0.873, R 0.792, D 0.848, C 0.811 (k = 3 and 5 in 128 dimensions at 5k vs
+    # 5k stay below 1 for the same distribution); the 3s: P 0.761, R 0.088, C 0.082
+    assert real["precision"] > 0.75 and real["recall"] > 0.7
+    assert 0.75 < real["density"] < 1.25 and real["coverage"] > 0.7
+    assert threes["precision"] > 0.7
+    assert threes["recall"] < 0.15 and threes["coverage"] < 0.15
+    assert ev.settings["prdc_k"] == {"precision_recall": 3, "density_coverage": 5}

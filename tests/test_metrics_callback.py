@@ -116,7 +116,16 @@ def test_periodic_and_final_evaluation(evaluator, tmp_path):
         "val/kid_std",
         "val/modes_covered",
         "val/class_kl",
+        "val/best_fid",
+        "val/precision",
+        "val/recall",
+        "val/density",
+        "val/coverage",
     }
+    # val/best_fid is the running best: its last point is the run's best FID (HParams "best FID").
+    assert [m["val/best_fid"] for _, m in val] == [
+        min(h["fid"] for h in cb.history[: i + 1]) for i in range(3)
+    ]
     assert cb.seconds > 0
 
     # The state travels in checkpoints, so a resumed run keeps history and best.

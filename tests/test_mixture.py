@@ -186,7 +186,7 @@ def test_training_writes_mode_scores_and_scatter_plots(tmp_path, capsys):
     ]
     acc = EventAccumulator(str(run / "tensorboard"), size_guidance={"images": 0, "scalars": 0})
     acc.Reload()
-    assert "samples" in acc.Tags()["images"]
+    assert "val/samples" in acc.Tags()["images"]
     assert [e.step for e in acc.Scalars("val/high_quality")] == [2, 3]
 
     # ganarena-eval scores the checkpoint with the same evaluator and the same numbers.

@@ -75,3 +75,90 @@ def test_benchmark_startup_rows(monkeypatch):
     assert [r["command"] for r in rows] == picked
     assert [r["exit_code"] for r in rows] == [0, 2]  # the bad value is refused
     assert all(r["kind"] == "startup" and r["median_s"] > 0 for r in rows)
+
+
+def _gpu_check():
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import gpu_check
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    return gpu_check
+
+
+def test_gpu_check_counts_the_mlp_step_flops_in_closed_form(tmp_path):
+    # 2*in*out FLOPs per sample per Linear forward; backward: weight grads always, input grads
+    # only where the input needs them (not z, not the real or detached fake images).
+    g = [(100, 256), (256, 512), (512, 784)]
+    d = [(784, 512), (512, 256), (256, 1)]
+    fwd = lambda layers: sum(2 * i * o for i, o in layers)  # noqa: E731
+    per_sample = (
+        fwd(g) + 3 * fwd(d)  # G(z); D(real), D(fake.detach()), D(fake)
+        + 2 * (fwd(d) + fwd(d[1:]))  # D step backward, real and detached fake
+        + 2 * fwd(d)  # G step backward through D (weights and inputs)
+        + fwd(g) + fwd(g[1:])  # ... and through G (weights; inputs but z)
+    )  # fmt: skip
+    assert per_sample == 11_280_896
+    flops = _gpu_check().step_flops("mlp", 4, "cpu", tmp_path / "data", tmp_path / "out")
+    assert flops == 4 * per_sample
+
+
+def test_gpu_check_runs_end_to_end_on_cpu(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "gpu_check.py"), "--device", "cpu", "--quick",
+         "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads(line) for line in (tmp_path / "gpu_check.jsonl").read_text().splitlines()]
+    kinds = [r["kind"] for r in rows]
+    assert kinds.count("train") == 6 and kinds.count("mfu") == 2 and kinds.count("eval") == 2
+    train = [r for r in rows if r["kind"] == "train"]
+    assert {r["arm"] for r in train} == {
+        "tutorial loop (fp32)",
+        "ganarena fp32",
+        "ganarena bf16-mixed",
+    }  # compile rows: CUDA only unless --compile
+    assert all(r["imgs_per_s"] > 0 and r["device"] == "cpu" for r in train)
+    mfu = [r for r in rows if r["kind"] == "mfu"]
+    assert all(r["mfu"] is None and r["gflop_per_step"] > 0 for r in mfu)  # no CPU peak known
+    domain = next(r for r in rows if r["kind"] == "eval" and r["backbone"] == "domain")
+    assert domain["n_fake"] == 500 and domain["seconds"] > 0 and domain["fid"] > 0
+    ddp = next(r for r in rows if r["kind"] == "ddp")
+    assert (ddp["exit_code"], ddp["status"], ddp["steps"]) == (0, "completed", 10)
+    sweep = next(r for r in rows if r["kind"] == "sweep")
+    assert sweep["estimate_min"] == pytest.approx(sweep["serial_min"] / 6, abs=0.1)
+    table = (tmp_path / "gpu_check.md").read_text()
+    assert "GPU check on CPU" in table and "| DCGAN-64 | 16 | ganarena fp32 |" in table
+
+
+def test_gpu_check_refuses_cuda_without_a_gpu(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible")
+    assert _gpu_check().main(["--device", "cuda"]) == 2
+
+
+def test_speed_compile_keeps_parameter_names_and_refuses_double_backward(tmp_path):
+    from ganarena.config import validate_train
+    from ganarena.errors import ConfigError
+    from ganarena.tasks import build_task
+    from ganarena.train import compile_networks
+
+    cfg = compose_train(tmp_path / "run", ["model=dcgan", "speed.compile=default"])
+    validate_train(cfg)
+    task = build_task(cfg)
+    before = {k: v.clone() for k, v in task.state_dict().items()}
+    compile_networks(task, "default")  # lazy: nothing is compiled before the first forward
+    assert task.generator._compiled_call_impl is not None
+    assert task.discriminator._compiled_call_impl is not None
+    assert all(ema.module._compiled_call_impl is None for _, ema in task._emas)  # not trained
+    after = task.state_dict()
+    assert list(after) == list(before)  # checkpoints stay loadable with and without compile
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    for overrides, needle in (
+        (["speed.compile=fast"], r"speed.compile must be null \(off\) or one of default"),
+        (["speed.compile=default", "loss=wgan_gp"], "loss.gp_weight > 0"),
+        (["speed.compile=default", "experiment=stylegan2"], "task.r1.gamma, task.path_length"),
+    ):
+        with pytest.raises(ConfigError, match=needle):
+            validate_train(compose_train(tmp_path / "bad", overrides))

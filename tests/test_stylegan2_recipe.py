@@ -14,7 +14,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from ganarena.errors import ConfigError
 from ganarena.files import to_uint8
-from ganarena.generate import generate, interpolation_images, latent_endpoints, mixing_images
+from ganarena.generate import generate
+from ganarena.sampling import interpolation_images, latent_endpoints, mixing_images
 from ganarena.tasks import build_task, load_task, seeded_normal
 from ganarena.train import train
 from tests.conftest import compose_train, run_cli, save_untrained

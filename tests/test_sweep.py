@@ -98,7 +98,7 @@ def test_multirun_writes_a_run_folder_per_job_and_survives_a_divergence(grid):
         assert m["steps"] == 2 and math.isfinite(m["final"]["fid"])
         assert m["eval"]["n_fake"] == 64 and m["best"]["step"] in (1, 2)
         assert (job / "checkpoints" / "last.ckpt").is_file()
-        acc = EventAccumulator(str(job / "tensorboard"), size_guidance={"scalars": 0})
+        acc = EventAccumulator(str(job / m["tensorboard"]), size_guidance={"scalars": 0})
         acc.Reload()
         assert [e.step for e in acc.Scalars("val/fid")] == [1, 2]  # a curve, not a point
 
@@ -169,22 +169,65 @@ def test_compare_tabulates_the_sweep(grid, workdir):
             assert im.format == "PNG" and im.size[0] >= 600 and im.size[1] >= 200
 
 
+def text(acc, tag: str) -> str:
+    from tensorboard.util import tensor_util
+
+    (event,) = acc.Tensors(f"{tag}/text_summary")
+    return tensor_util.make_ndarray(event.tensor_proto).item().decode()
+
+
 @pytest.mark.slow
-def test_hparams_tab_compares_the_sweep(grid):
+def test_tensorboard_shows_one_row_per_job_named_by_its_overrides(grid):
+    """The event files read back as TensorBoard's server reads them (issue #17)."""
+    from ganarena.compare import load_run, read_curves
     from tests.test_hparams import session_groups, value
 
-    experiment, groups = session_groups(grid)
-    tags = {m.name.tag for m in experiment.metric_infos}
-    assert {"hp/fid", "hp/is", "hp/kid"} <= tags, "train() must call ganarena.hparams.log_hparams"
-    variants = {(value(g.hparams["model"]), value(g.hparams["loss"])): g for g in groups}
-    # 4 variants; the diverged seed has other hyperparameters (its lr_d), so a group of its own.
-    assert len(groups) == 5 and len(variants) == 4
+    logdir = grid / "tensorboard"  # `tensorboard --logdir <sweep>/tensorboard`
+    labels = {f"model={m},loss={lo},seed={s}" for m in ("mlp", "dcgan")
+              for lo in ("nonsaturating", "hinge") for s in (1, 2)}  # fmt: skip
+    assert {p.name for p in logdir.iterdir()} == labels  # the run picker's names
+
+    # HParams: one row per job (its own session group, named by its run), the swept keys shown.
+    experiment, groups = session_groups(logdir)
+    assert {g.name for g in groups} == labels and all(len(g.sessions) == 1 for g in groups)
+    shown = {h.name for h in experiment.hparam_infos if h.differs}
+    assert shown == {"model", "loss", "seed", "health", "status"}
+    assert "The sweep varies model, loss, seed." in experiment.description
     for g in groups:
-        fids = {m.name.tag: m.value for m in g.metric_values}
-        if value(g.hparams["lr_d"]) == 1e30:
-            assert [s.status for s in g.sessions] == [2] and math.isnan(fids["hp/fid"])
+        assert g.name == "model={},loss={},seed={}".format(
+            *(value(g.hparams[k]) for k in ("model", "loss", "seed")))  # fmt: skip
+        fid = {m.name.tag: m.value for m in g.metric_values}.get("val/fid")
+        if value(g.hparams["lr_d"]) == 1e30:  # the diverged job
+            assert [s.status for s in g.sessions] == [2] and fid is None
         else:
-            assert math.isfinite(fids["hp/fid"])
+            assert math.isfinite(fid) and value(g.hparams["health"]) == "unreliable"
+
+    for job in jobs(grid):
+        m = metrics(job)
+        if m["status"] != "completed":
+            continue
+        c = m["config"]
+        label = f"model={c['model']},loss={c['loss']},seed={c['seed']}"
+        assert m["tensorboard"] == f"../tensorboard/{label}"
+        acc = EventAccumulator(str(logdir / label), size_guidance={"images": 0, "tensors": 0})
+        acc.Reload()
+        tags = acc.Tags()
+        # Time Series groups cards by the tag's first part: train/ and val/ only (both open).
+        assert {t.split("/")[0] for t in tags["scalars"] + tags["images"]} == {"train", "val"}
+        prob = c["loss"] == "nonsaturating"  # D read as a probability; hinge: raw critic scores
+        assert {"train/d_real_prob", "train/d_fake_prob"} <= set(tags["scalars"]) if prob else (
+            {"train/critic_real", "train/critic_fake"} <= set(tags["scalars"]))  # fmt: skip
+        assert "train/wasserstein" not in tags["scalars"]  # hinge's score gap is no W1 estimate
+        assert {"train/grad_norm_d", "train/grad_norm_g", "train/lr_d", "train/lr_g"} <= set(
+            tags["scalars"])  # fmt: skip
+        assert [e.step for e in acc.Images("val/samples")] == [1, 2]  # every evaluation step
+        assert [e.step for e in acc.Images("val/real")] == [0]  # once
+        config = yaml.safe_load(text(acc, "config"))
+        assert config["loss"]["name"] == c["loss"] and config["seed"] == c["seed"]
+        assert text(acc, "verdict").startswith("UNRELIABLE scores")  # smoke: a chance classifier
+        run = load_run(job, job.name)
+        read_curves(run, ["fid"])  # ganarena-compare finds the events through metrics.json
+        assert [step for step, _ in run.curves["fid"]] == [1, 2]
 
 
 @pytest.mark.slow
@@ -323,7 +366,8 @@ def test_multirun_of_ddp_spawn_jobs_runs_each_job_once(tmp_path):
         tmp_path,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr[-3000:]
-    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1", "tensorboard"]
+    assert sorted(p.name for p in (sweep / "tensorboard").iterdir()) == ["seed=1", "seed=2"]
     assert res.stderr.count("run folder:") == 2  # once per job: no replayed sweep
     for job in ("0", "1"):
         metrics = json.loads((sweep / job / "metrics.json").read_text())

@@ -47,19 +47,32 @@ def test_every_model_and_loss_trains_end_to_end(tmp_path, model, loss):
     assert (run / "checkpoints" / "step_000002.ckpt").is_file()
 
     acc = events(run)
-    for tag in ("train/d_loss", "train/g_loss", "train/d_real", "train/d_fake"):
+    prob = LOSSES[loss].prob  # D read as a probability, else raw critic scores: separate tags
+    real, fake = (
+        ("train/d_real_prob", "train/d_fake_prob")
+        if prob
+        else ("train/critic_real", "train/critic_fake")
+    )
+    for tag in ("train/d_loss", "train/g_loss", real, fake, "train/grad_norm_d", "train/lr_g"):
         assert scalar_steps(acc, tag) == [1, 2, 3], tag
-    assert "samples" in acc.Tags()["images"]
+    scalars = set(acc.Tags()["scalars"])
+    other = "train/critic_real" if prob else "train/d_real_prob"  # one meaning per tag
+    assert not {"train/d_real", "train/d_fake", other} & scalars
+    assert {"val/samples", "val/real"} <= set(acc.Tags()["images"])
     assert sorted(p.name for p in (run / "samples").glob("*.png")) == [
         "step_000002.png",
         "step_000003.png",
     ]
     if loss == "wgan_gp":
         assert scalar_steps(acc, "train/gradient_penalty") == [1, 2, 3]
-    if loss in ("wgan", "wgan_gp", "hinge", "lsgan"):
-        assert "train/wasserstein" in acc.Tags()["scalars"]
-    if loss in ("minimax", "nonsaturating"):  # D(x) read as a probability
-        assert all(0.0 <= e.value <= 1.0 for e in acc.Scalars("train/d_real"))
+    # Only a Lipschitz-constrained critic's score gap estimates W1 (not hinge's or LSGAN's).
+    assert ("train/wasserstein" in scalars) == (loss in ("wgan", "wgan_gp"))
+    if prob:
+        assert all(0.0 <= e.value <= 1.0 for e in acc.Scalars(real))
+    assert all(e.value > 0 for e in acc.Scalars("train/grad_norm_g"))
+    assert [e.value for e in acc.Scalars("train/lr_d")] == pytest.approx(
+        [cfg.loss.optimizer_d.lr] * 3
+    )
 
     module, saved = load_task(run / "checkpoints" / "last.ckpt")
     assert saved.model.name == model and module.g_step == 3

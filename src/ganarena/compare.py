@@ -48,15 +48,17 @@ log = logging.getLogger("ganarena.compare")
 PROG = "ganarena-compare"
 DEFAULT_GROUP_BY = ("model", "loss", "dataset")
 METRICS = ("fid", "is", "kid")  # always tabulated; --metric adds another final/* key
+PRDC = ("precision", "recall", "density", "coverage")  # tabulated when the runs report them
 HIGHER_IS_BETTER = {
     "is",
+    *PRDC,
     "modes_covered",
     "high_quality",
     "class_acc",
     "label_acc_ab",
     "label_acc_ba",
 }
-LABELS = {"fid": "FID", "is": "IS", "kid": "KID"}
+LABELS = {"fid": "FID", "is": "IS", "kid": "KID", **{m: m.capitalize() for m in PRDC}}
 # metrics.json `config` keys and where the same value lives in .hydra/config.yaml (used when a
 # job left no metrics.json, and to name the config path a swept override changes).
 SUMMARY_KEYS = {name: path for name, (path, _) in RUN_KEYS.items()}
@@ -253,8 +255,9 @@ def _status_counts(runs: Sequence[Run]) -> str:
 
 
 def read_curves(run: Run, metrics: Sequence[str]) -> None:
-    """Fill run.curves[m] with the (generator step, value) points of TensorBoard's val/<m>."""
-    tb = run.path / "tensorboard"
+    """Fill run.curves[m] with the (generator step, value) points of TensorBoard's val/<m>, from
+    the folder metrics.json "tensorboard" names (a sweep job's: <sweep>/tensorboard/<label>)."""
+    tb = run.path / str(run.metrics.get("tensorboard") or "tensorboard")
     if not tb.is_dir():
         return
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -681,7 +684,8 @@ def compare(
             f"Unknown --metric '{metric}'. Available: {', '.join(sorted(known))} (the keys of "
             "the runs' metrics.json final scores)."
         )
-    metrics = [*METRICS, *([metric] if metric not in METRICS else [])]
+    extra = [m for m in PRDC if m in known and m != metric]
+    metrics = [*METRICS, *extra, *([metric] if metric not in METRICS else [])]
     shared, differing = eval_settings(runs, allow_mixed_eval)
     for r in runs:
         if r.completed:

@@ -101,6 +101,8 @@ def validate_train(cfg: DictConfig) -> None:
             "model.d_norm=none (or auto), or task.r1.gamma=0."
         )
 
+    _check_compile(cfg)
+
     # Checks that import torch (the model classes, the loss registry): after the cheap ones, so a
     # bad value is reported without loading it (tests/test_startup.py).
     _check_kinds(cfg)
@@ -116,6 +118,31 @@ def validate_train(cfg: DictConfig) -> None:
         raise ConfigError(
             f"loss.label_smoothing applies to the cross-entropy losses (minimax, nonsaturating), "
             f"not to loss={name}. Set loss.label_smoothing=0 or pick a BCE loss."
+        )
+
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+
+
+def _check_compile(cfg: DictConfig) -> None:
+    mode = _get(cfg, "speed.compile")
+    if mode is None:
+        return
+    if mode not in COMPILE_MODES:
+        raise ConfigError(
+            f"speed.compile must be null (off) or one of {', '.join(COMPILE_MODES)} (torch.compile "
+            f"modes), got {mode!r}. E.g. speed.compile=default."
+        )
+    penalties = [
+        key
+        for key in ("loss.gp_weight", "task.r1.gamma", "task.path_length.weight")
+        if _get(cfg, key)
+    ]
+    if penalties:
+        raise ConfigError(
+            f"speed.compile={mode} cannot train with {', '.join(penalties)} > 0: these gradient "
+            "penalties differentiate through a gradient (double backward), which torch.compile "
+            "does not support. Drop speed.compile (speed.compile=null) for this recipe."
         )
 
 
@@ -263,7 +290,7 @@ def validate_eval(cfg: DictConfig) -> None:
     _number(cfg, "eval.every_n_steps", integer=True, low_ok=True)
     _number(cfg, "eval.mode_threshold", low_ok=True)
     validate_cache(cfg)
-    for key in ("fid_infinity", "per_class_fid", "allow_download"):
+    for key in ("fid_infinity", "per_class_fid", "prdc", "allow_download"):
         value = cfg.eval.get(key, False)
         if not isinstance(value, bool):
             raise ConfigError(f"eval.{key} must be true or false, got {value!r}.")

@@ -8,21 +8,19 @@ import logging
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
-import numpy as np
-import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ganarena.cli import run_cli
 from ganarena.config import validate_eval
 from ganarena.errors import ConfigError, DataError
-from ganarena.files import IMAGE_EXTENSIONS, atomic_write
-from ganarena.metrics import build_backbone
-from ganarena.metrics.evaluator import Evaluator, default_device, reference_stats
+from ganarena.files import IMAGE_EXTENSIONS, atomic_write, existing_checkpoint
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger("ganarena")
 
@@ -70,6 +68,8 @@ def load_image_folder(folder: str | Path, channels: int | None, key: str) -> tor
 
     channels 1/3 converts every image to grayscale/RGB; None keeps grayscale when all images are.
     """
+    import numpy as np
+    import torch
     from PIL import Image
 
     files, modes = list_image_folder(folder, key)
@@ -101,12 +101,16 @@ def _dataset_cfg(cfg: DictConfig, train_cfg: DictConfig) -> DictConfig:
 
 
 def _datamodule(ds_cfg: DictConfig):
+    from hydra.utils import instantiate
+
     dm = instantiate(ds_cfg)
     dm.setup("fit")
     return dm
 
 
 def _score_checkpoint(cfg: DictConfig) -> tuple[dict, Path]:
+    import torch
+
     from ganarena.tasks import load_task
 
     task, train_cfg = load_task(cfg.ckpt_path)
@@ -142,6 +146,11 @@ def _score_folders(cfg: DictConfig) -> tuple[dict, Path]:
             "images match themselves (FID 0). Pass generated images as fake=, e.g. from "
             "ganarena-generate ckpt_path=... format=folder out=fake_images."
         )
+    import torch
+
+    from ganarena.metrics import build_backbone
+    from ganarena.metrics.evaluator import Evaluator, default_device, reference_stats
+
     dm = _datamodule(cfg.dataset) if cfg.eval.backbone == "domain" else None
     backbone = build_backbone(cfg.eval, dm, cfg.eval.cache_dir)
     shape = backbone.input_shape
@@ -189,6 +198,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "Pass either ckpt_path=<checkpoint> or both real=<folder> and fake=<folder>, e.g. "
             "ganarena-eval ckpt_path=outputs/train/runs/<run>/checkpoints/last.ckpt."
         )
+    if cfg.ckpt_path is not None:
+        existing_checkpoint(cfg.ckpt_path)  # named before torch is loaded
     # Anything printed by libraries goes to stderr: stdout carries only the JSON object.
     with contextlib.redirect_stdout(sys.stderr):
         result, out_dir = (

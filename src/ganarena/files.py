@@ -37,6 +37,29 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any], fsync: bool = F
     return path
 
 
+def remove_stale_temps(folder: str | Path) -> list[Path]:
+    """Delete the temp files atomic_write left in `folder` when its process was killed mid-write
+    (kill -9, OOM): `.<name>.<pid>.tmp<suffix>` of a pid that no longer runs. Returns them."""
+    removed = []
+    for tmp in Path(folder).glob(".*.*.tmp*"):
+        pid = tmp.name.rsplit(".tmp", 1)[0].rsplit(".", 1)[-1]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
 def write_json(path: str | Path, data: Any) -> Path:
     """JSON (NaN allowed), written atomically."""
     text = json.dumps(data, indent=2, allow_nan=True) + "\n"

@@ -1,47 +1,60 @@
-"""Hyperparameters and final scores for TensorBoard's HParams tab.
+"""Hyperparameters and final scores for TensorBoard's HParams tab, and the run's verdict as text.
 
-`tensorboard --logdir <sweep dir>` then lists one row per job (a *session*) with its flattened
-config and `hp/fid`, `hp/is`, `hp/kid`, ... Sessions that differ only in their seed share a
-*session group*, so the tab can average a variant over seeds.
+`tensorboard --logdir <sweep dir>/tensorboard` then lists one row per job (a *session*, in a
+session group of its own unless `tensorboard.group_by` names hparams to group by) with its
+flattened config, its status and health, and its final scores: the last points of the val/*
+curves (so no extra one-point charts).
+
+What the tab shows by default: the hparams whose `differs` is set, the first five by name
+(tensorboard's hparams plugin sorts them first and displays five). Every job writes the sweep's
+experiment description, with `differs` set on the keys the sweep varies, then model, loss,
+seed, health and status while there is room. Integers are written as strings: the tab prints
+numbers with five significant digits (seed 1 as 1.0000).
 
 Every run writes the same hparam names with the same types (None becomes NaN or "none"): the
-plugin reads the experiment definition from one arbitrary run, so the runs must agree on it.
+plugin reads the experiment description from one arbitrary run, so a sweep's runs must agree.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from ganarena.dashboard import sweep_overrides, tensorboard_dirs
 from ganarena.losses import LOSSES
 from ganarena.records import HPARAM_KEYS, STATUSES, select
+from ganarena.verdict import HEALTHS
 
-# hp/<name>: where its value comes from in metrics.json.
+# The session metrics: the last point of each curve, i.e. the final evaluation (or the best).
 METRICS = {
-    "hp/fid": ("final", "fid"),
-    "hp/is": ("final", "is"),
-    "hp/kid": ("final", "kid"),
-    "hp/best_fid": ("best", "fid"),
-    "hp/wall_s": (None, "wall_s"),
-    "hp/imgs_per_s": (None, "imgs_per_s"),
+    "val/fid": "final FID",
+    "val/best_fid": "best FID",
+    "val/is": "final IS",
+    "val/kid": "final KID",
+    "val/modes_covered": "modes covered",
 }
 # Discrete domains the HParams tab shows as checkboxes (complete by construction).
-DOMAINS = {"loss": sorted(LOSSES), "status": list(STATUSES)}
+DOMAINS = {"loss": sorted(LOSSES), "status": list(STATUSES), "health": list(HEALTHS)}
+SHOWN = ("model", "loss", "seed", "health", "status")  # by default, beside the swept keys
+DEFAULT_COLUMNS = 5  # the hparams the tab displays before any is ticked by hand
 
 
-def _num(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return math.nan
-    return float(value)
+def hparam_names() -> list[str]:
+    return [*HPARAM_KEYS, "status", "health"]
 
 
-def _str(value: Any) -> str:
+def _value(value: Any, kind: str) -> float | str:
+    if kind == "num":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return float(value) if ok else math.nan
+    if kind == "int" and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
     if value is None:
         return "none"
     if isinstance(value, str) and "." in value and value.split(".")[0] == "torch":
@@ -49,11 +62,22 @@ def _str(value: Any) -> str:
     return str(value)
 
 
-def flatten_hparams(cfg: DictConfig | Mapping | None, summary: Mapping[str, Any]) -> dict:
-    """The flat {name: float | str} hyperparameters of a run, the same names for every run.
+def _name_of(key: str) -> str:
+    """The hparam an override key sets (`loss` -> loss, `loss.optimizer_g.lr` -> lr_g), or the
+    key itself for a setting HPARAM_KEYS does not list."""
+    return next((n for n, (p, _) in HPARAM_KEYS.items() if p in (key, f"{key}.name")), key)
+
+
+def flatten_hparams(
+    cfg: DictConfig | Mapping | None,
+    summary: Mapping[str, Any],
+    swept: Mapping[str, str] | None = None,
+) -> dict:
+    """The flat {name: float | str} hyperparameters of a run, the same names for every run of a
+    sweep: HPARAM_KEYS, status, health, and any swept key HPARAM_KEYS lacks (as its override text).
 
     Values come from the train config; the metrics.json `config` block fills in what the config
-    lacks (e.g. a run summarised without its config).
+    lacks (e.g. a run summarised without its config). `swept`: sweep_overrides().
     """
     if cfg is not None and not isinstance(cfg, DictConfig):
         cfg = OmegaConf.create(dict(cfg))
@@ -67,24 +91,22 @@ def flatten_hparams(cfg: DictConfig | Mapping | None, summary: Mapping[str, Any]
             value = given.get(name)
         if OmegaConf.is_config(value):
             value = OmegaConf.to_container(value, resolve=True)
-        out[name] = _num(value) if kind == "num" else _str(value)
-    out["status"] = _str(summary.get("status"))
+        out[name] = _value(value, kind)
+    out["status"] = _value(summary.get("status"), "str")
+    out["health"] = _value(summary.get("health"), "str")
+    for key, line in (swept or {}).items():
+        if _name_of(key) not in out:
+            out[key] = line.split("=", 1)[1]
     return out
 
 
-def final_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
-    """hp/* values from a metrics.json summary; NaN where a score is missing."""
-    out = {}
-    for name, (block, key) in METRICS.items():
-        source = summary if block is None else (summary.get(block) or {})
-        out[name] = _num(source.get(key))
-    return out
-
-
-def group_name(hparams: Mapping[str, Any]) -> str:
-    """Sessions with the same hyperparameters except the seed form one session group."""
-    keep = {k: v for k, v in hparams.items() if k not in ("seed", "status")}
-    return ", ".join(f"{k}={v}" for k, v in sorted(keep.items()))
+def shown_by_default(swept: Iterable[str]) -> list[str]:
+    """The hparams marked `differs`: the swept ones, then SHOWN while there is room."""
+    shown = list(dict.fromkeys(_name_of(k) for k in swept))
+    for name in SHOWN:
+        if len(shown) < DEFAULT_COLUMNS and name not in shown:
+            shown.append(name)
+    return shown
 
 
 def _plugin_summary(tag: str, **content: Any):
@@ -101,33 +123,44 @@ def _plugin_summary(tag: str, **content: Any):
     return Summary(value=[Summary.Value(tag=tag, metadata=meta)])
 
 
-def hparams_summaries(hparams: Mapping[str, Any], metrics: Mapping[str, float]) -> list:
+def hparams_summaries(
+    hparams: Mapping[str, Any],
+    shown: Sequence[str] = SHOWN,
+    group: str = "",
+    description: str = "",
+) -> list:
     """The experiment, session-start and session-end Summary protos of TensorBoard's hparams
-    plugin (tensorboard.plugins.hparams.summary builds the same ones but needs TensorFlow)."""
+    plugin (tensorboard.plugins.hparams.summary builds the same ones but needs TensorFlow).
+
+    `shown`: the hparams marked `differs` (displayed by default); `group`: the session group
+    ("": a group of its own)."""
     from google.protobuf import struct_pb2
     from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 
     infos, values = [], {}
     for name, value in hparams.items():
+        path = HPARAM_KEYS.get(name, (name,))[0]
+        info = api_pb2.HParamInfo(name=name, description=path, differs=name in shown)
         if isinstance(value, str):
             values[name] = struct_pb2.Value(string_value=value)
-            domain = DOMAINS.get(name)
-            discrete = (
-                struct_pb2.ListValue(values=[struct_pb2.Value(string_value=v) for v in domain])
-                if domain
-                else None
-            )
-            infos.append(
-                api_pb2.HParamInfo(
-                    name=name, type=api_pb2.DATA_TYPE_STRING, domain_discrete=discrete
-                )
-            )
+            info.type = api_pb2.DATA_TYPE_STRING
+            if name in DOMAINS:
+                info.domain_discrete.extend(DOMAINS[name])
         else:
             values[name] = struct_pb2.Value(number_value=float(value))
-            infos.append(api_pb2.HParamInfo(name=name, type=api_pb2.DATA_TYPE_FLOAT64))
+            info.type = api_pb2.DATA_TYPE_FLOAT64
+        infos.append(info)
     experiment = api_pb2.Experiment(
+        description=description,
         hparam_infos=infos,
-        metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=t)) for t in metrics],
+        metric_infos=[
+            api_pb2.MetricInfo(
+                name=api_pb2.MetricName(tag=tag),
+                display_name=shown_name,
+                description=f"the last point of the {tag} curve",
+            )
+            for tag, shown_name in METRICS.items()
+        ],
     )
     status = {
         "completed": api_pb2.STATUS_SUCCESS,
@@ -136,9 +169,7 @@ def hparams_summaries(hparams: Mapping[str, Any], metrics: Mapping[str, float]) 
         "interrupted": api_pb2.STATUS_UNKNOWN,
     }.get(str(hparams.get("status")), api_pb2.STATUS_UNKNOWN)
     now = time.time()
-    start = plugin_data_pb2.SessionStartInfo(
-        hparams=values, group_name=group_name(hparams), start_time_secs=now
-    )
+    start = plugin_data_pb2.SessionStartInfo(hparams=values, group_name=group, start_time_secs=now)
     end = plugin_data_pb2.SessionEndInfo(status=status, end_time_secs=now)
     return [
         _plugin_summary(metadata.EXPERIMENT_TAG, experiment=experiment),
@@ -147,42 +178,49 @@ def hparams_summaries(hparams: Mapping[str, Any], metrics: Mapping[str, float]) 
     ]
 
 
+def describe(swept: Iterable[str]) -> str:
+    """The experiment description: what the rows are and which keys the sweep varies."""
+    keys = list(swept)
+    varies = f"The sweep varies {', '.join(keys)}. " if keys else ""
+    return (
+        f"ganarena-train runs, one row per run. {varies}Metrics: the last point of each val/* "
+        "curve (the final evaluation; val/best_fid: the best FID of the run)."
+    )
+
+
 def write_hparams(
-    log_dir: str | Path, hparams: Mapping[str, Any], metrics: Mapping[str, float], step: int = 0
+    log_dir: str | Path, summaries: list, verdict: str | None = None, step: int = 0
 ) -> None:
-    """Write hparams plugin data and the hp/* scalars into a TensorBoard run folder."""
+    """Write hparams plugin data (and the verdict as text) into a TensorBoard run folder."""
     from torch.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(log_dir=str(log_dir))
     try:
         file_writer = writer._get_file_writer()
-        for pb in hparams_summaries(hparams, metrics):
+        for pb in summaries:
             file_writer.add_summary(pb)
-        for tag, value in metrics.items():
-            writer.add_scalar(tag, value, global_step=step)
+        if verdict:
+            writer.add_text("verdict", verdict, global_step=step)
     finally:
         writer.close()
 
 
-def _tensorboard_dirs(loggers: Iterable[Any]) -> list[str]:
-    from lightning.pytorch.loggers import TensorBoardLogger
-
-    return [lg.log_dir for lg in loggers if isinstance(lg, TensorBoardLogger)]
-
-
 @rank_zero_only
 def log_hparams(loggers: Iterable[Any], cfg: DictConfig | None, summary: Mapping[str, Any]) -> None:
-    """Log the run's flattened config with its final scores (hp/fid, hp/is, hp/kid, hp/best_fid,
-    hp/wall_s, hp/imgs_per_s; NaN when missing) to every TensorBoard logger, for the HParams tab.
+    """Log the run's flattened config, status and health (with the val/* curves' last points as
+    its scores) and its verdict sentence to every TensorBoard logger, for the HParams tab.
 
     `summary` is the metrics.json dict. Call it once, after training (also after a divergence,
     so failed runs show up with status "diverged").
     """
-    dirs = _tensorboard_dirs(loggers or [])
+    dirs = tensorboard_dirs(loggers)
     if not dirs:
         return
-    hparams = flatten_hparams(cfg, summary)
-    metrics = final_metrics(summary)
+    swept = sweep_overrides() or {}
+    hparams = flatten_hparams(cfg, summary, swept)
+    group_by = OmegaConf.select(cfg, "tensorboard.group_by", default=None) if cfg else None
+    group = ", ".join(f"{k}={hparams[k]}" for k in group_by or [])
+    summaries = hparams_summaries(hparams, shown_by_default(swept), group, describe(swept))
     step = int(summary.get("steps") or 0)
     for log_dir in dirs:
-        write_hparams(log_dir, hparams, metrics, step=step)
+        write_hparams(log_dir, summaries, summary.get("verdict"), step=step)

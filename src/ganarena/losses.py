@@ -76,18 +76,21 @@ def clip_weights(module: nn.Module, c: float) -> None:
 
 @dataclass(frozen=True)
 class Loss:
-    """A named pair of D and G losses; `prob` says whether D's logits read as probabilities."""
+    """A named pair of D and G losses; `prob` says whether D's logits read as probabilities,
+    `w1` whether E[D(x)] - E[D(G(z))] of its (Lipschitz-constrained) critic estimates the
+    Wasserstein-1 distance up to scale."""
 
     d: Callable[..., Tensor]
     g: Callable[[Tensor], Tensor]
     prob: bool
+    w1: bool = False
 
 
 LOSSES: dict[str, Loss] = {
     "minimax": Loss(d_bce, g_minimax, prob=True),
     "nonsaturating": Loss(d_bce, g_nonsaturating, prob=True),
     "lsgan": Loss(d_lsgan, g_lsgan, prob=False),
-    "wgan": Loss(d_wasserstein, g_wasserstein, prob=False),
-    "wgan_gp": Loss(d_wasserstein, g_wasserstein, prob=False),
+    "wgan": Loss(d_wasserstein, g_wasserstein, prob=False, w1=True),
+    "wgan_gp": Loss(d_wasserstein, g_wasserstein, prob=False, w1=True),
     "hinge": Loss(d_hinge, g_wasserstein, prob=False),
 }

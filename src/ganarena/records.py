@@ -11,18 +11,19 @@ from omegaconf import DictConfig, OmegaConf
 # training (metrics.json then holds only the status and the "reason").
 STATUSES = ("completed", "diverged", "failed", "interrupted", "refused")
 
-# The run-identity keys of metrics.json "config": name -> (config path, kind). kind "num" maps
-# None to NaN in HParams, "str" maps None to "none". ganarena-compare groups by these names.
+# The run-identity keys of metrics.json "config": name -> (config path, kind). In HParams, kind
+# "num" is a number (None: NaN), "int" and "str" are text (None: "none"; integers as text, since
+# the tab prints numbers as 1.0000). ganarena-compare groups by these names.
 RUN_KEYS: dict[str, tuple[str, str]] = {
     "task": ("task.name", "str"),
     "model": ("model.name", "str"),
     "loss": ("loss.name", "str"),
     "dataset": ("dataset.name", "str"),
     "dataset_resolved": ("dataset.resolved", "str"),
-    "seed": ("seed", "num"),
-    "batch_size": ("dataset.batch_size", "num"),
-    "max_steps": ("trainer.max_steps", "num"),
-    "n_critic": ("loss.n_critic", "num"),
+    "seed": ("seed", "int"),
+    "batch_size": ("dataset.batch_size", "int"),
+    "max_steps": ("trainer.max_steps", "int"),
+    "n_critic": ("loss.n_critic", "int"),
     "lr_g": ("loss.optimizer_g.lr", "num"),
     "lr_d": ("loss.optimizer_d.lr", "num"),
     "ema_decay": ("model.ema_decay", "num"),
@@ -34,7 +35,7 @@ RUN_KEYS: dict[str, tuple[str, str]] = {
 # Further settings shown in HParams (not part of a run's identity in metrics.json).
 HPARAM_KEYS: dict[str, tuple[str, str]] = {
     **RUN_KEYS,
-    "dataset_limit": ("dataset.limit", "num"),
+    "dataset_limit": ("dataset.limit", "int"),
     "optimizer_g": ("loss.optimizer_g._target_", "str"),
     "optimizer_d": ("loss.optimizer_d._target_", "str"),
     "beta1_g": ("loss.optimizer_g.betas.0", "num"),
@@ -45,16 +46,16 @@ HPARAM_KEYS: dict[str, tuple[str, str]] = {
     "gp_weight": ("loss.gp_weight", "num"),
     "label_smoothing": ("loss.label_smoothing", "num"),
     "d_norm": ("model.d_norm", "str"),
-    "latent_dim": ("model.latent_dim", "num"),
+    "latent_dim": ("model.latent_dim", "int"),
     "spectral_norm": ("model.spectral_norm", "str"),
     "precision": ("trainer.precision", "str"),
     "devices": ("trainer.devices", "str"),
     "eval_backbone": ("eval.backbone", "str"),
-    "eval_n_samples": ("eval.n_samples", "num"),
+    "eval_n_samples": ("eval.n_samples", "int"),
     # translation tasks (task=cyclegan); NaN for other tasks
     "lambda_cycle": ("task.lambda_cycle", "num"),
     "lambda_identity": ("task.lambda_identity", "num"),
-    "pool_size": ("task.pool_size", "num"),
+    "pool_size": ("task.pool_size", "int"),
 }
 
 # Where keys lived before tasks existed: read from old runs' saved configs.

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from ganarena.cli import refuse_renamed, run_cli
 from ganarena.config import build, resolve_auto, validate_train
 from ganarena.errors import ConfigError, DivergedError
-from ganarena.files import existing_checkpoint, write_json
+from ganarena.files import existing_checkpoint, remove_stale_temps, write_json
 from ganarena.records import run_summary
 from ganarena.runfolder import holds_run, resuming
 from ganarena.verdict import verdict
@@ -75,7 +75,11 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, evaluator: Any) -> list[L.Ca
             save_last=True,
             enable_version_counter=False,  # last.ckpt is replaced (atomically), never last-v1
         ),
-        SampleGridCallback(cb.samples.every_n_steps, run_dir / "samples"),
+        SampleGridCallback(
+            cb.samples.every_n_steps,
+            run_dir / "samples",
+            eval_every_n_steps=cfg.eval.every_n_steps if evaluator is not None else 0,
+        ),
     ]
     if cfg.trainer.get("enable_progress_bar", True):
         callbacks.append(GANProgressBar(refresh_rate=cb.get("progress_refresh", 10)))
@@ -106,6 +110,15 @@ def build_evaluator(cfg: DictConfig, datamodule: Any) -> Any:
     if cfg.eval.backbone == "none":
         return None
     return datamodule.make_evaluator(cfg.eval, cfg.paths.cache_dir)
+
+
+def compile_networks(task: Any, mode: str) -> None:
+    """speed.compile: torch.compile each network the task trains, in place (nn.Module.compile),
+    so parameter names, checkpoints and EMA copies stay as they are."""
+    for name, net in task.named_children():
+        if any(p.requires_grad for p in net.parameters()):
+            net.compile(mode=mode)
+            log.info("speed.compile=%s: compiled %s", mode, name)
 
 
 def say(line: str) -> None:
@@ -181,9 +194,11 @@ def train(cfg: DictConfig) -> float:
 
     from ganarena.callbacks.evaluation import EvaluationCallback
     from ganarena.callbacks.spawn import SpawnResults
+    from ganarena.dashboard import log_config, place_tensorboard, tensorboard_dir
     from ganarena.hparams import log_hparams
     from ganarena.tasks import build_task, check_compatible, read_checkpoint
 
+    place_tensorboard(cfg)  # checks tensorboard.*; a sweep job logs to <sweep>/tensorboard/<label>
     run_dir = Path(cfg.paths.output_dir)
     if holds_run(run_dir) and not resuming(cfg) and not cfg.get("overwrite", False):
         raise ConfigError(
@@ -220,6 +235,8 @@ def train(cfg: DictConfig) -> float:
 
     task = build_task(cfg)
     task.config = OmegaConf.to_container(cfg, resolve=True)
+    if cfg.speed.get("compile"):
+        compile_networks(task, cfg.speed.compile)
     start_step = 0
     if cfg.ckpt_path is None and int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0:
         # A requeued SLURM job (preempted or timed out) continues its own folder, never restarts
@@ -230,6 +247,8 @@ def train(cfg: DictConfig) -> float:
         with open_dict(cfg):
             cfg.ckpt_path = resolve_ckpt_path(cfg.ckpt_path, run_dir / "checkpoints")
     if cfg.ckpt_path is not None:
+        for stale in remove_stale_temps(run_dir / "checkpoints"):
+            log.info("removed %s, half a checkpoint from a process that was killed", stale.name)
         ckpt = read_checkpoint(cfg.ckpt_path)
         check_compatible(task, ckpt, cfg.ckpt_path)
         start_step = int(ckpt["ganarena"]["g_step"])
@@ -249,6 +268,7 @@ def train(cfg: DictConfig) -> float:
     spawned = "spawn" in str(cfg.trainer.get("strategy", ""))  # ddp_spawn[_find_unused_...]
     spawn = SpawnResults(run_dir / ".spawn_results.json", eval_cb)
     trainer = build_trainer(cfg, run_dir, [*callbacks, spawn] if spawned else callbacks)
+    log_config(trainer.loggers, cfg, step=start_step)
 
     summary: dict[str, Any] = {
         "status": "failed",
@@ -259,6 +279,7 @@ def train(cfg: DictConfig) -> float:
         "best": None,
         "eval": evaluator.settings if evaluator is not None else None,
         "config": {**run_summary(cfg), **task.summary()},
+        "tensorboard": tensorboard_dir(trainer.loggers, run_dir),
     }
     metrics_path = run_dir / "metrics.json"
     t0 = time.perf_counter()

@@ -18,6 +18,13 @@ COLLAPSED_LABEL_ACC (near chance: the input's content is lost); healthy when the
 HEALTHY_LABEL_SHARE x as often as the target classifier is right on real images and each FID is
 within HEALTHY_FID_FACTOR x that domain's real-vs-real floor. Labels are not judged where the
 target classifier's held-out accuracy is below RELIABLE_CLASSIFIER.
+
+unreliable: the scores come from a domain classifier (eval=domain) whose held-out accuracy is
+below RELIABLE_CLASSIFIER. Its features then carry next to no signal about the data: the smoke
+preset's one-epoch classifier scored 11.5 % (chance: 10 %) and gave generated digits an FID
+below that of real data. The run is flagged whatever its scores: health "unreliable", a sentence
+that starts with UNRELIABLE (stdout, train.log, TensorBoard text `verdict`, HParams `health`)
+and `classifier_reliable: false` in metrics.json "eval". Below WEAK_CLASSIFIER the log warns.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ HEALTHY_HIGH_QUALITY = 0.5
 COLLAPSED_LABEL_ACC = 0.2
 HEALTHY_LABEL_SHARE = 0.9
 RELIABLE_CLASSIFIER = 0.5
+WEAK_CLASSIFIER = 0.9
+HEALTHS = ("healthy", "partial", "collapsed", "diverged", "unscored", "unreliable")
 
 FIXES = (
     "try the default recipe (ganarena-train with no model/loss overrides: a DCGAN with EMA, "
@@ -45,8 +54,15 @@ def _num(x: Any) -> float:
     return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else math.nan
 
 
+def classifier_reliable(settings: dict | None) -> bool:
+    """False when a domain classifier scored the samples with held-out accuracy below
+    RELIABLE_CLASSIFIER (True without one: Inception, mixtures, translation)."""
+    acc = _num((settings or {}).get("classifier_accuracy"))
+    return not acc < RELIABLE_CLASSIFIER
+
+
 def verdict(status: str, final: dict | None, settings: dict | None) -> tuple[str, str]:
-    """(word, sentence): word is healthy | partial | collapsed | diverged | unscored."""
+    """(word, sentence): word is one of HEALTHS."""
     if status == "diverged":
         return (
             "diverged",
@@ -58,6 +74,15 @@ def verdict(status: str, final: dict | None, settings: dict | None) -> tuple[str
             "score the checkpoint with ganarena-eval"
         )
     settings = settings or {}
+    if not classifier_reliable(settings):
+        acc, n = settings["classifier_accuracy"], settings.get("num_classes") or 10
+        return "unreliable", (
+            f"UNRELIABLE scores (final FID {_num(final.get('fid')):.3g}, IS "
+            f"{_num(final.get('is')):.2f}): the domain classifier that computed them reaches only "
+            f"{acc:.1%} held-out accuracy (chance {1 / n:.0%}; reliable from "
+            f"{RELIABLE_CLASSIFIER:.0%}), so they say nothing about the samples. Give it more "
+            "labelled data or training (eval.classifier.epochs), or use eval=inception"
+        )
     if settings.get("backbone") == "translation":
         return _translation(final, settings)
     fid, modes = _num(final.get("fid")), final.get("modes_covered")

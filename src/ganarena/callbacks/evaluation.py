@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 LOGGED = (
     "fid", "fid_inf", "is", "is_std", "kid", "kid_std", "modes_covered", "class_kl",
-    "class_acc", "fid_class_mean", "high_quality",
+    "class_acc", "fid_class_mean", "high_quality", "precision", "recall", "density", "coverage",
     # translation tasks (ganarena.metrics.translation)
     "fid_ab", "fid_ba", "kid_ab", "kid_ba", "label_acc_ab", "label_acc_ba", "cycle_l1_a",
     "cycle_l1_b", "truth_l1_ab", "truth_l1_ba",
@@ -87,10 +87,12 @@ class EvaluationCallback(L.Callback):
             self.best = {"fid": fid, "step": step}
         log.info(
             "step %d: %s (%.1f s)",
-            step, ", ".join(f"{k}={v:.4g}" for k, v in scores.items() if k in LOGGED), time.perf_counter() - t0,
+            step, ", ".join(f"{k}={v:.4g}" for k, v in scores.items() if k in LOGGED and v is not None), time.perf_counter() - t0,
         )  # fmt: skip
         if trainer.is_global_zero:
-            metrics = {f"val/{k}": float(scores[k]) for k in LOGGED if k in scores}
+            metrics = {f"val/{k}": float(scores[k]) for k in LOGGED if scores.get(k) is not None}
+            if self.best is not None:  # the running best: its last point is the run's best FID
+                metrics["val/best_fid"] = float(self.best["fid"])
             for lg in trainer.loggers:
                 lg.log_metrics(metrics, step=step)
         return scores

@@ -267,6 +267,27 @@ class ImageDataModule(L.LightningDataModule):
         images = task.sample_fixed()
         return make_grid(images, nrow=task.grid_nrow, normalize=True, value_range=(-1, 1))
 
+    def preview_real(self, task) -> Tensor:
+        """Real images laid out as `preview`'s samples (as many, `task.grid_nrow` per row), to
+        compare against: for a class-conditional task row r holds class r mod C, as its samples
+        do (grey where the data lacks a class); otherwise images evenly spaced through the
+        training set (so a set stored class by class shows every class)."""
+        from torchvision.utils import make_grid
+
+        n, nrow = len(task.sample_fixed()), task.grid_nrow
+        classes = getattr(task, "num_classes", None)
+        if classes and self.labels is not None:
+            by_class = [(self.labels == c).nonzero().flatten() for c in range(classes)]
+            blank = torch.zeros_like(self.images[0])
+            picks = []
+            for i in range(n):
+                pool = by_class[(i // nrow) % classes]
+                picks.append(self.images[pool[i % nrow % len(pool)]] if len(pool) else blank)
+            images = torch.stack(picks)
+        else:
+            images = self.images[torch.linspace(0, len(self.images) - 1, n).long()]
+        return make_grid(images, nrow=nrow, normalize=True, value_range=(-1, 1))
+
     @property
     def sampler(self) -> ResumableBatchSampler:
         if self._sampler is None:

@@ -157,6 +157,10 @@ class GaussianMixtureDataModule(ImageDataModule):
         points, _ = task.sample(PREVIEW_POINTS, seed=task.seed)
         return self.scatter_figure(points, title=f"step {step}")
 
+    def preview_real(self, task) -> None:
+        """No separate real picture: every scatter plot shows the real points already."""
+        return None
+
     def scatter_figure(self, fake: Tensor, title: str = ""):
         """A matplotlib Figure: reference points (light grey), `fake` model output on top, mode
         centres as crosses, in the original units."""

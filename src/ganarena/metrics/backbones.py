@@ -19,6 +19,7 @@ from torch import Tensor
 
 from ganarena.errors import ConfigError, DataError, GanarenaError
 from ganarena.files import save_torch
+from ganarena.verdict import RELIABLE_CLASSIFIER, WEAK_CLASSIFIER
 
 log = logging.getLogger(__name__)
 
@@ -230,13 +231,23 @@ def build_domain_backbone(eval_cfg, datamodule, cache_dir: str | Path) -> Domain
             "domain classifier: held-out accuracy %.4f, trained in %.1f s, saved to %s",
             info["classifier_accuracy"], info["classifier_train_s"], path,
         )  # fmt: skip
-    if info["classifier_accuracy"] < 0.9:
+    acc = info["classifier_accuracy"]
+    reliable = acc >= RELIABLE_CLASSIFIER
+    if not reliable:
+        log.error(
+            "UNRELIABLE EVALUATION: the domain classifier reaches only %.1f%% held-out accuracy on "
+            "'%s' (reliable from %.0f%%): every FID/IS/mode score of this run is flagged as "
+            "meaningless (metrics.json health 'unreliable'). Give it more labelled data or "
+            "eval.classifier.epochs, or use eval.backbone=inception",
+            100 * acc, name, 100 * RELIABLE_CLASSIFIER,
+        )  # fmt: skip
+    elif acc < WEAK_CLASSIFIER:
         log.warning(
             "the domain classifier reaches only %.1f%% held-out accuracy on '%s': its FID/IS are "
             "weak signals here; consider more labelled data or eval.backbone=inception",
-            100 * info["classifier_accuracy"], name,
+            100 * acc, name,
         )  # fmt: skip
-    info = {**info, "classifier_file": str(path)}
+    info = {**info, "classifier_file": str(path), "classifier_reliable": reliable}
     return DomainBackbone(model, shape, f"domain-{name}-cnn", info)
 
 

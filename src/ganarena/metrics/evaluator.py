@@ -26,6 +26,7 @@ from ganarena.errors import ConfigError, DataError
 from ganarena.files import save_torch, to_uint8
 from ganarena.metrics.backbones import build_backbone
 from ganarena.metrics.fid import FeaturesIn, fid_metric, quiet
+from ganarena.metrics.prdc import K_DC, K_PR, knn_radii, prdc
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,8 @@ class Evaluator:
         self.mode_threshold = float(eval_cfg.get("mode_threshold", 0.5))
         self.fid_infinity = bool(eval_cfg.get("fid_infinity", False))
         self.per_class_fid = bool(eval_cfg.get("per_class_fid", False))
+        self.prdc = bool(eval_cfg.get("prdc", True))
+        self._real_radii: Tensor | None = None
         if self.n_samples < 2 or self.batch_size < 1 or self.kid_subset_size < 2:
             raise ConfigError(
                 f"eval.n_samples must be >= 2 (FID needs two samples; 10000 gives reportable "
@@ -93,6 +96,11 @@ class Evaluator:
             ),
             **({"fid_infinity_points": FID_INF_POINTS} if self.fid_infinity else {}),
             **({"per_class_fid": True} if self.per_class_fid else {}),
+            **(
+                {"prdc_k": {"precision_recall": K_PR, "density_coverage": K_DC}}
+                if self.prdc
+                else {}
+            ),
             **(
                 {"real_floor_fid": reference["floor_fid"], "real_floor": FLOOR_RULE}
                 if reference.get("floor_fid") is not None
@@ -154,7 +162,7 @@ class Evaluator:
         cfg = eval_cfg or {
             "n_samples": self.n_samples, "seed": self.seed, "batch_size": self.batch_size,
             "kid_subset_size": self.kid_subset_size, "mode_threshold": self.mode_threshold,
-            "fid_infinity": self.fid_infinity,
+            "fid_infinity": self.fid_infinity, "prdc": self.prdc,
         }  # fmt: skip
         keep = {k: v for k, v in self._settings.items() if k in ("dataset", "dataset_fingerprint")}
         ref = reference_stats(self.backbone, images, split, self.batch_size, device=self.device)
@@ -263,6 +271,12 @@ class Evaluator:
             "kid": float(kid),
             "kid_std": float(kid_std),
         }
+        if self.prdc:  # against the real features KID keeps (up to KID_MAX_REAL)
+            fake = dim_zero_cat(self._kid.fake_features)
+            real = self.reference["kid_features"].to(fake.device)
+            if self._real_radii is None or self._real_radii.device != real.device:
+                self._real_radii = knn_radii(real.float(), (K_PR, K_DC))  # once per reference
+            scores.update(prdc(real, fake, self._real_radii))
         if self.fid_infinity and n >= 10:
             scores["fid_inf"] = self._fid_infinity(dim_zero_cat(self._kid.fake_features))
         if self.modes:

@@ -112,6 +112,28 @@ def adversarial_loss(name: str, hint: str = ""):
     return LOSSES[name]
 
 
+def discriminator_stats(loss: Any, real: Tensor, fake: Tensor, side: str = "") -> dict[str, Tensor]:
+    """What a discriminator made of a batch, under tags that mean one thing whatever the loss.
+
+    Probability losses (minimax, non-saturating): train/d_real_prob, train/d_fake_prob, the mean
+    sigmoid(D) in [0, 1]. The others (lsgan, wgan, wgan_gp, hinge): train/critic_real,
+    train/critic_fake, the mean raw score; for WGAN(-GP) also train/wasserstein, their difference
+    (the critic's W1 estimate, up to scale). `side` names one of several discriminators (d_a_...).
+    """
+    real, fake = real.detach().float(), fake.detach().float()
+    if loss.prob:
+        d = f"train/d_{side}_" if side else "train/d_"
+        return {
+            f"{d}real_prob": torch.sigmoid(real).mean(),
+            f"{d}fake_prob": torch.sigmoid(fake).mean(),
+        }
+    c = f"train/critic_{side}_" if side else "train/critic_"
+    stats = {f"{c}real": real.mean(), f"{c}fake": fake.mean()}
+    if loss.w1:
+        stats[f"train/wasserstein{'_' + side if side else ''}"] = real.mean() - fake.mean()
+    return stats
+
+
 class Task(L.LightningModule):
     """The shared base of ganarena's training recipes; see the module docstring."""
 
@@ -238,6 +260,22 @@ class Task(L.LightningModule):
             self._flush_logs()
         if self.max_steps is not None and self.g_step >= self.max_steps:
             self.trainer.should_stop = True
+
+    def log_due(self) -> bool:
+        """True when the coming generator step flushes the logs: snapshots such as gradient
+        norms are taken only then (train/grad_norm_*, train/lr_*)."""
+        return (self.g_step + 1) % self.log_every_n_steps == 0
+
+    def grad_norm(self, optimizer: Any) -> Tensor:
+        """The L2 norm of the gradients `optimizer` is about to apply (all its parameters)."""
+        grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        return nn.utils.get_total_norm(grads) if grads else torch.zeros((), device=self.device)
+
+    def optimizer_stats(self, optimizer: Any, name: str) -> dict[str, Tensor]:
+        """train/grad_norm_<name> (see grad_norm) and train/lr_<name>, the learning rate now."""
+        norm = self.grad_norm(optimizer)
+        lr = torch.tensor(float(optimizer.param_groups[0]["lr"]), device=norm.device)
+        return {f"train/grad_norm_{name}": norm, f"train/lr_{name}": lr}
 
     def accumulate(self, stats: dict[str, Tensor]) -> None:
         """Add scalars to the running means logged every log_every_n_steps generator steps.

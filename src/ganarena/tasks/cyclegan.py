@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from ganarena.errors import CheckpointError, ConfigError, check_int
 from ganarena.image_pool import ImagePool
 from ganarena.losses import clip_weights, gradient_penalty
-from ganarena.tasks.base import Task, adversarial_loss, check_optimizer
+from ganarena.tasks.base import Task, adversarial_loss, check_optimizer, discriminator_stats
 
 DIRECTIONS = ("ab", "ba")
 
@@ -301,9 +301,7 @@ class CycleGANTask(Task):
             if self.gp_weight:
                 loss = loss + self.gp_weight * gradient_penalty(d, real, fake)
             terms[f"train/d_{side}_loss"] = loss.detach()
-            read = torch.sigmoid if self.loss.prob else (lambda t: t)
-            terms[f"train/d_{side}_real"] = read(real_logits.detach()).mean()
-            terms[f"train/d_{side}_fake"] = read(fake_logits.detach()).mean()
+            terms.update(discriminator_stats(self.loss, real_logits, fake_logits, side))
             total = total + loss
         total = self.d_loss_factor * total
         terms["train/d_loss"] = total.detach()
@@ -313,12 +311,15 @@ class CycleGANTask(Task):
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
         x_a, _, x_b, _ = batch
         opt_g, opt_d = self.optimizers()
+        snapshot = self.log_due()  # gradient norms, once per log interval
 
         # Generators first, against the current discriminators (reference order).
         self.toggle_optimizer(opt_g)
         g_loss, stats, fakes = self.generator_loss(x_a, x_b)
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(g_loss)
+        if snapshot:
+            stats["train/grad_norm_g"] = self.grad_norm(opt_g)
         opt_g.step()
         self.untoggle_optimizer(opt_g)
 
@@ -329,6 +330,8 @@ class CycleGANTask(Task):
         d_loss, d_stats = self.discriminator_loss(x_a, x_b, pooled_a, pooled_b)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d_loss)
+        if snapshot:
+            d_stats["train/grad_norm_d"] = self.grad_norm(opt_d)
         opt_d.step()
         self.untoggle_optimizer(opt_d)
         if self.clip_value is not None:

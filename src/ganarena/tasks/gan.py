@@ -14,7 +14,12 @@ from torch import Tensor, nn
 from ganarena.errors import ConfigError
 from ganarena.losses import clip_weights, gradient_penalty
 from ganarena.penalties import r1_penalty
-from ganarena.tasks.base import GenerativeTask, adversarial_loss, check_optimizer
+from ganarena.tasks.base import (
+    GenerativeTask,
+    adversarial_loss,
+    check_optimizer,
+    discriminator_stats,
+)
 
 
 @dataclass
@@ -204,6 +209,7 @@ class GANTask(GenerativeTask):
         # The generator step follows the n_critic-th critic step and reuses its fakes (as the
         # PyTorch DCGAN example does): one generator forward per iteration instead of two.
         g_now = (self.d_step + 1) % self.n_critic == 0
+        snapshot = g_now and self.log_due()  # gradient norms and learning rates, once per log
         z = torch.randn(n, self.latent_dim, device=self.device)
         with torch.set_grad_enabled(g_now):
             fake = self._g(z, y)
@@ -223,6 +229,8 @@ class GANTask(GenerativeTask):
         d_loss = d_loss + self._eager(self.d_phases, self.d_step, real_in, y)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d_loss)
+        if snapshot:
+            stats.update(self.optimizer_stats(opt_d, "d"))
         opt_d.step()
         self._lazy(self.d_phases, self.d_step, opt_d, real_in, y)
         self.untoggle_optimizer(opt_d)
@@ -231,11 +239,7 @@ class GANTask(GenerativeTask):
         self.d_step += 1
         self.real_images_seen += n
 
-        read = torch.sigmoid if self.loss.prob else (lambda t: t)
-        stats["train/d_real"] = read(real_logits.detach()).mean()
-        stats["train/d_fake"] = read(fake_logits.detach()).mean()
-        if not self.loss.prob:  # critic losses: E[D(x)] - E[D(G(z))] estimates W1 (up to scale)
-            stats["train/wasserstein"] = real_logits.detach().mean() - fake_logits.detach().mean()
+        stats.update(discriminator_stats(self.loss, real_logits, fake_logits))
         self.accumulate(stats)
         if not g_now:
             return
@@ -246,10 +250,12 @@ class GANTask(GenerativeTask):
         g_total = g_loss + self._eager(self.g_phases, self.g_step, n, y)
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(g_total)
+        g_stats = self.optimizer_stats(opt_g, "g") if snapshot else {}
         opt_g.step()
         self._lazy(self.g_phases, self.g_step, opt_g, n, y)
         self.untoggle_optimizer(opt_g)
-        self.generator_step_done({"train/g_loss": g_loss.detach(), **self._generator_stats()})
+        g_stats.update({"train/g_loss": g_loss.detach(), **self._generator_stats()})
+        self.generator_step_done(g_stats)
 
     def _generator_stats(self) -> dict[str, Tensor]:
         """The generator's own scalars, from its optional stats() (StyleGAN2: w_avg_norm)."""
