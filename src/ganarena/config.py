@@ -102,6 +102,18 @@ def validate_train(cfg: DictConfig) -> None:
         )
 
     _check_compile(cfg)
+    _number(cfg, "freeze_d", integer=True, low_ok=True, nullable=True)
+    if _get(cfg, "freeze_d") and _get(cfg, "init_from") is None:
+        raise ConfigError(
+            f"freeze_d={_get(cfg, 'freeze_d')} keeps discriminator layers as loaded, which only "
+            "makes sense when fine-tuning: add init_from=<another run>/checkpoints/last.ckpt, "
+            "or drop freeze_d."
+        )
+    if _get(cfg, "freeze_d") and _get(cfg, "task.name") not in (None, "gan"):
+        raise ConfigError(
+            f"freeze_d applies to the GAN task's one discriminator, not to task="
+            f"{_get(cfg, 'task.name')}. Drop freeze_d."
+        )
 
     # Checks that import torch (the model classes, the loss registry): after the cheap ones, so a
     # bad value is reported without loading it (tests/test_startup.py).

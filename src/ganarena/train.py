@@ -189,6 +189,8 @@ def train(cfg: DictConfig) -> float:
     """Train one run; returns the optimized metric (final FID, +inf if unavailable or failed)."""
     if cfg.ckpt_path not in (None, "last", "auto"):
         existing_checkpoint(str(cfg.ckpt_path))  # a missing file is named before heavy imports
+    if cfg.get("init_from") is not None:
+        existing_checkpoint(str(cfg.init_from))
     validate_train(cfg)
     import lightning as L
 
@@ -196,7 +198,13 @@ def train(cfg: DictConfig) -> float:
     from ganarena.callbacks.spawn import SpawnResults
     from ganarena.dashboard import log_config, place_tensorboard, tensorboard_dir
     from ganarena.hparams import log_hparams
-    from ganarena.tasks import build_task, check_compatible, read_checkpoint
+    from ganarena.tasks import (
+        build_task,
+        check_compatible,
+        freeze_layers,
+        init_weights,
+        read_checkpoint,
+    )
 
     place_tensorboard(cfg)  # checks tensorboard.*; a sweep job logs to <sweep>/tensorboard/<label>
     run_dir = Path(cfg.paths.output_dir)
@@ -261,6 +269,13 @@ def train(cfg: DictConfig) -> float:
                 f"{start_step} to continue (e.g. trainer.max_steps={2 * start_step}), or score "
                 "the checkpoint with ganarena-eval ckpt_path=..."
             )
+
+    if cfg.get("init_from") is not None and cfg.ckpt_path is None:  # a resume has its own weights
+        init_weights(task, cfg.init_from)
+        log.info("init_from: weights of %s (optimizers and counters start fresh)", cfg.init_from)
+    if cfg.get("freeze_d"):
+        frozen = freeze_layers(task.discriminator, int(cfg.freeze_d))
+        log.info("freeze_d=%s: D's %s stay as loaded", cfg.freeze_d, ", ".join(frozen))
 
     evaluator = build_evaluator(cfg, datamodule)
     callbacks = build_callbacks(cfg, run_dir, evaluator)

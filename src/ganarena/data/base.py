@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -22,6 +24,30 @@ CHUNK = 4096
 def _check_int(name: str, value, minimum: int) -> None:
     fix = f"Fix it in the dataset config or override it, e.g. dataset.{name}=64."
     check_int(f"dataset.{name}", value, minimum, fix)
+
+
+def _check_class_counts(counts: Any, limit: int | None) -> dict[int, int]:
+    """{class: count} with integer classes >= 0 and counts >= 1, or ConfigError."""
+    example = "e.g. dataset.class_counts={0:500,1:50} (500 zeros, 50 ones, no other class)"
+    if not isinstance(counts, Mapping) or not counts:
+        raise ConfigError(
+            f"dataset.class_counts must map classes to image counts, {example}; got {counts!r}."
+        )
+    out = {}
+    for c, n in counts.items():
+        for what, v, low in (("class", c, 0), ("count", n, 1)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ConfigError(
+                    f"dataset.class_counts: every {what} must be an integer >= {low}, got "
+                    f"{v!r}; {example}."
+                )
+        out[int(c)] = int(n)
+    if limit is not None:
+        raise ConfigError(
+            "dataset.class_counts and dataset.limit both choose a subset; keep one "
+            "(class_counts sets the size per class)."
+        )
+    return out
 
 
 def subset_indices(n: int, limit: int | None, seed: int) -> Tensor:
@@ -83,6 +109,7 @@ class ImageDataModule(L.LightningDataModule):
         limit: int | None = None,
         seed: int = 0,
         part: str | None = None,
+        class_counts: Mapping[int, int] | None = None,
     ):
         super().__init__()
         if not isinstance(name, str) or not name:
@@ -102,6 +129,9 @@ class ImageDataModule(L.LightningDataModule):
             raise ConfigError(
                 f"dataset.channels must be 1 (grayscale) or 3 (RGB), got {channels!r}."
             )
+        if class_counts is not None:
+            class_counts = _check_class_counts(class_counts, limit)
+        self.class_counts = class_counts
         self.name = name
         self.image_size = image_size
         self.channels = channels
@@ -134,7 +164,12 @@ class ImageDataModule(L.LightningDataModule):
         if labels is not None and self.num_classes is None:
             # From the full set, so a small `limit` cannot shrink the class count.
             self.num_classes = int(labels.max()) + 1
-        idx = torch.arange(len(images)) if self.selects_in_load else self.select(len(images))
+        if self.selects_in_load:
+            idx = torch.arange(len(images))
+        elif self.class_counts is not None:
+            idx = self.select_classes(labels)
+        else:
+            idx = self.select(len(images))
         self.images = self._convert(images, idx)
         self.labels = None if labels is None else labels[idx].clone()
         self._require_full_batch("raise dataset.limit / use more data")
@@ -143,13 +178,44 @@ class ImageDataModule(L.LightningDataModule):
             test_labels = (
                 None if test_labels is None else torch.as_tensor(np.asarray(test_labels)).long()
             )
-            self._reference = (
-                self._convert(test_images, torch.arange(len(test_images))),
-                test_labels,
-                "test",
-            )
+            keep = torch.arange(len(test_images))
+            if self.class_counts is not None and test_labels is not None:
+                # the same classes at their natural frequencies: the real data to match
+                keep = torch.isin(test_labels, torch.tensor(list(self.class_counts))).nonzero()[
+                    :, 0
+                ]
+                test_labels = test_labels[keep]
+            self._reference = (self._convert(test_images, keep), test_labels, "test")
         else:
             self._reference = (self.images, self.labels, "train")
+
+    def select_classes(self, labels: Tensor | None) -> Tensor:
+        """Sorted indices of a seeded subset with `class_counts[c]` images of each class c (of
+        `part`, when set): a long-tailed, few-shot or class-restricted version of the data."""
+        if labels is None:
+            raise ConfigError(
+                f"dataset.class_counts needs class labels, but dataset '{self.resolved}' has none. "
+                "Drop dataset.class_counts, or use a labelled dataset."
+            )
+        kept = part_indices(len(labels), self.part)
+        gen = torch.Generator().manual_seed(self.seed)
+        chosen = []
+        for c, count in self.class_counts.items():
+            pool = kept[labels[kept] == c]
+            if count > len(pool):
+                present = sorted(int(v) for v in labels[kept].unique())
+                what = (
+                    f"has {len(pool)} images of class {c}"
+                    if len(pool)
+                    else f"has no class {c} (its classes: {present[0]}..{present[-1]})"
+                )
+                raise ConfigError(
+                    f"dataset.class_counts asks for {count} images of class {c}, but dataset "
+                    f"'{self.resolved}' {what}. Ask for at most {len(pool)} of it, or name only "
+                    "classes the data has."
+                )
+            chosen.append(pool[torch.randperm(len(pool), generator=gen)[:count]])
+        return torch.cat(chosen).sort().values
 
     def select(self, n: int) -> Tensor:
         """Sorted indices, out of n training items, that `part` and then `limit` keep."""

@@ -7,6 +7,8 @@ from ganarena.tasks.gan import GANTask
 from ganarena.tasks.loading import (
     build_task,
     check_compatible,
+    freeze_layers,
+    init_weights,
     load_task,
     newest_checkpoint,
     read_checkpoint,
@@ -19,6 +21,8 @@ __all__ = [
     "Task",
     "build_task",
     "check_compatible",
+    "freeze_layers",
+    "init_weights",
     "load_task",
     "newest_checkpoint",
     "read_checkpoint",

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ganarena.errors import CheckpointError
+from ganarena.errors import CheckpointError, ConfigError
 from ganarena.files import existing_checkpoint
 from ganarena.tasks.base import Task
 
@@ -66,7 +66,9 @@ def newest_checkpoint(ckpt_dir: str | Path) -> Path:
     return max(candidates, key=lambda c: (c[0], c[1].name == "last.ckpt"))[1]
 
 
-def check_compatible(task: Task, ckpt: dict[str, Any], path: str | Path) -> None:
+def check_compatible(
+    task: Task, ckpt: dict[str, Any], path: str | Path, option: str = "ckpt_path"
+) -> None:
     """Raise CheckpointError when the checkpoint's weights do not fit `task`."""
     own = task.state_dict()
     theirs = ckpt["state_dict"]
@@ -87,7 +89,7 @@ def check_compatible(task: Task, ckpt: dict[str, Any], path: str | Path) -> None
             f"Checkpoint '{path}' does not fit this model: it was written for {what} "
             f"({len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} mis-shaped "
             f"tensors, e.g. '{first}'). Use the same task/model/dataset/EMA settings as the run "
-            "that wrote it (see its .hydra/config.yaml), or drop ckpt_path."
+            f"that wrote it (see its .hydra/config.yaml), or drop {option}."
         )
 
 
@@ -124,3 +126,34 @@ def load_task(ckpt_path: str | Path, map_location: str = "cpu") -> tuple[Task, D
     task.config = OmegaConf.to_container(cfg, resolve=True)
     task.eval()
     return task.to(map_location), cfg
+
+
+def init_weights(task: Task, path: str | Path) -> None:
+    """Transfer learning: the weights of another run's checkpoint (networks, EMA copies, fixed
+    latents), nothing else: optimizers, counters and schedules start fresh."""
+    ckpt = read_checkpoint(path)
+    check_compatible(task, ckpt, path, option="init_from")
+    task.load_state_dict(ckpt["state_dict"])
+
+
+def freeze_layers(net: torch.nn.Module, k: int) -> list[str]:
+    """FreezeD (Mo et al. 2020): stop training the first `k` convolution/linear layers of `net`
+    (in module order) and any normalisation layers before the k+1-th. Returns the frozen names."""
+    total = sum(isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) for m in net.modules())
+    if k >= total:
+        raise ConfigError(
+            f"freeze_d={k}, but the discriminator has {total} convolution/linear layers and its "
+            f"last one must learn. Freeze at most {total - 1}."
+        )
+    frozen, layers = [], 0
+    for name, module in net.named_modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+            layers += 1
+            if layers > k:
+                break
+        params = list(module.parameters(recurse=False))
+        if params:
+            for p in params:
+                p.requires_grad_(False)
+            frozen.append(name)
+    return frozen

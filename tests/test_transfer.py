@@ -1,0 +1,91 @@
+"""Transfer learning (init_from, freeze_d) and class-restricted / long-tailed data
+(dataset.class_counts): what is loaded, what stays fixed, and what is refused."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ganarena.data import MNISTSampleDataModule
+from ganarena.errors import CheckpointError, ConfigError
+from ganarena.tasks import read_checkpoint
+from ganarena.train import train
+from tests.conftest import compose_train
+
+DCGAN = ["model=dcgan", "model.conditional=false", "logger=none"]
+
+
+def sample(**kwargs) -> MNISTSampleDataModule:
+    dm = MNISTSampleDataModule(batch_size=8, **kwargs)
+    dm.setup("fit")
+    return dm
+
+
+def test_class_counts_take_a_seeded_subset_of_the_named_classes():
+    dm = sample(class_counts={3: 20, 7: 5})
+    assert torch.bincount(dm.labels, minlength=10).tolist() == [0, 0, 0, 20, 0, 0, 0, 5, 0, 0]
+    assert dm.num_classes == 10  # from the full set: a conditional model keeps its label space
+    images, labels, _ = dm.reference()
+    assert set(labels.tolist()) == {3, 7}  # the real data to match has those classes only
+    again = sample(class_counts={3: 20, 7: 5})
+    assert torch.equal(again.images, dm.images)  # seeded: the same subset every time
+    other = sample(class_counts={3: 20, 7: 5}, seed=1)
+    assert not torch.equal(other.images, dm.images)
+
+
+@pytest.mark.parametrize(
+    ("counts", "extra", "needle"),
+    [
+        ({12: 5}, {}, "has no class 12 (its classes: 0..9)"),
+        ({3: 501}, {}, "asks for 501 images of class 3, but dataset 'mnist_sample' has 500"),
+        ({3: 0}, {}, "every count must be an integer >= 1"),
+        ({"three": 5}, {}, "every class must be an integer >= 0"),
+        ([3, 7], {}, "must map classes to image counts"),
+        ({3: 5}, {"limit": 100}, "class_counts and dataset.limit both choose a subset"),
+    ],
+)
+def test_bad_class_counts_are_refused(counts, extra, needle):
+    with pytest.raises(ConfigError, match=needle.replace("(", r"\(").replace(")", r"\)")):
+        sample(class_counts=counts, **extra)
+
+
+def test_init_from_loads_the_weights_with_fresh_counters_and_freeze_d_keeps_d_layers(tmp_path):
+    source = tmp_path / "source"
+    train(compose_train(source, [*DCGAN, "trainer.max_steps=3"]))
+    tuned = tmp_path / "tuned"
+    cfg = compose_train(
+        tuned,
+        [*DCGAN, "trainer.max_steps=2", f"init_from={source}/checkpoints/last.ckpt", "freeze_d=1",
+         "+dataset.class_counts={5:64,6:64}", "dataset.limit=null"],
+    )  # fmt: skip
+    train(cfg)
+    a = read_checkpoint(source / "checkpoints" / "last.ckpt")
+    b = read_checkpoint(tuned / "checkpoints" / "last.ckpt")
+    assert b["ganarena"]["g_step"] == 2  # counted from 0: a new run, not a resume
+    d_keys = [k for k in a["state_dict"] if k.startswith("discriminator.") and "weight" in k]
+    first, rest = d_keys[0], d_keys[1:]
+    assert torch.equal(a["state_dict"][first], b["state_dict"][first])  # frozen: as loaded
+    assert any(not torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in rest)
+    # the fixed sample latents came with the weights; Adam's state starts empty (2 G steps)
+    assert torch.equal(a["state_dict"]["fixed_z"], b["state_dict"]["fixed_z"])
+    opt_g = b["optimizer_states"][0]["state"]
+    assert all(int(s["step"]) == 2 for s in opt_g.values())
+    with pytest.raises(ConfigError, match="its last one must learn"):  # DCGAN D: 3 conv layers
+        train(
+            compose_train(
+                tmp_path / "all",
+                [*DCGAN, "freeze_d=3", f"init_from={source}/checkpoints/last.ckpt"],
+            )
+        )
+
+
+def test_incompatible_init_from_and_freeze_d_without_it_are_refused(tmp_path):
+    mlp = tmp_path / "mlp"
+    train(compose_train(mlp, ["logger=none"]))
+    cfg = compose_train(tmp_path / "b", [*DCGAN, f"init_from={mlp}/checkpoints/last.ckpt"])
+    with pytest.raises(CheckpointError, match="does not fit this model.*drop init_from"):
+        train(cfg)
+    with pytest.raises(ConfigError, match="add init_from="):
+        train(compose_train(tmp_path / "c", [*DCGAN, "freeze_d=1"]))
+    with pytest.raises(CheckpointError, match="Checkpoint not found"):
+        train(compose_train(tmp_path / "e", [*DCGAN, "init_from=nope.ckpt"]))
