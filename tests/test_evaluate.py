@@ -81,6 +81,10 @@ def test_checkpoint_scores_are_reproducible(mnist, cache_dir, tmp_path, capsys):
         "kid_std",
         "modes_covered",
         "class_kl",
+        "precision",
+        "recall",
+        "density",
+        "coverage",
     }
     s = first["eval"]
     assert s["backbone"] == "domain-idx-cnn" and s["n_fake"] == 300 and s["n_real"] == 10000

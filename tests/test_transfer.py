@@ -13,6 +13,7 @@ from ganarena.train import train
 from tests.conftest import compose_train
 
 DCGAN = ["model=dcgan", "model.conditional=false", "logger=none"]
+MLP = ["logger=none"]  # FAST's MLP: D is three Linear layers
 
 
 def sample(**kwargs) -> MNISTSampleDataModule:
@@ -51,11 +52,11 @@ def test_bad_class_counts_are_refused(counts, extra, needle):
 
 def test_init_from_loads_the_weights_with_fresh_counters_and_freeze_d_keeps_d_layers(tmp_path):
     source = tmp_path / "source"
-    train(compose_train(source, [*DCGAN, "trainer.max_steps=3"]))
+    train(compose_train(source, [*MLP, "trainer.max_steps=3"]))
     tuned = tmp_path / "tuned"
     cfg = compose_train(
         tuned,
-        [*DCGAN, "trainer.max_steps=2", f"init_from={source}/checkpoints/last.ckpt", "freeze_d=1",
+        [*MLP, "trainer.max_steps=2", f"init_from={source}/checkpoints/last.ckpt", "freeze_d=1",
          "+dataset.class_counts={5:64,6:64}", "dataset.limit=null"],
     )  # fmt: skip
     train(cfg)
@@ -70,13 +71,9 @@ def test_init_from_loads_the_weights_with_fresh_counters_and_freeze_d_keeps_d_la
     assert torch.equal(a["state_dict"]["fixed_z"], b["state_dict"]["fixed_z"])
     opt_g = b["optimizer_states"][0]["state"]
     assert all(int(s["step"]) == 2 for s in opt_g.values())
-    with pytest.raises(ConfigError, match="its last one must learn"):  # DCGAN D: 3 conv layers
-        train(
-            compose_train(
-                tmp_path / "all",
-                [*DCGAN, "freeze_d=3", f"init_from={source}/checkpoints/last.ckpt"],
-            )
-        )
+    with pytest.raises(ConfigError, match="its last one must learn"):  # the MLP D: 3 Linear
+        init = f"init_from={source}/checkpoints/last.ckpt"
+        train(compose_train(tmp_path / "all", [*MLP, "freeze_d=3", init]))
 
 
 def test_incompatible_init_from_and_freeze_d_without_it_are_refused(tmp_path):

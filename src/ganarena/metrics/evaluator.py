@@ -274,7 +274,8 @@ class Evaluator:
         if self.prdc:  # against the real features KID keeps (up to KID_MAX_REAL)
             fake = dim_zero_cat(self._kid.fake_features)
             real = self.reference["kid_features"].to(fake.device)
-            if self._real_radii is None or self._real_radii.device != real.device:
+            stale = self._real_radii is None or self._real_radii.device != real.device
+            if stale and len(real) > K_DC:  # (fewer: prdc() reports nothing)
                 self._real_radii = knn_radii(real.float(), (K_PR, K_DC))  # once per reference
             scores.update(prdc(real, fake, self._real_radii))
         if self.fid_infinity and n >= 10:

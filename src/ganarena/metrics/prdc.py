@@ -35,10 +35,10 @@ def knn_radii(x: Tensor, ks: tuple[int, ...], chunk: int = 1024) -> Tensor:
 
 def prdc(real: Tensor, fake: Tensor, real_radii: Tensor | None = None, chunk: int = 1024) -> dict:
     """precision, recall (k = 3), density, coverage (k = 5) of `fake` against `real` features
-    (rows); None for all four when either set has too few rows for the neighbourhoods.
+    (rows); {} when either set has too few rows for the neighbourhoods (k + 1).
     `real_radii`: knn_radii(real, (K_PR, K_DC)), when already known."""
     if min(len(real), len(fake)) <= max(K_PR, K_DC):
-        return dict.fromkeys(PRDC)
+        return {}
     real, fake = real.float(), fake.float()
     if real_radii is None:
         real_radii = knn_radii(real, (K_PR, K_DC), chunk)
