@@ -201,7 +201,6 @@ def train(cfg: DictConfig) -> float:
     from ganarena.tasks import (
         build_task,
         check_compatible,
-        freeze_layers,
         init_weights,
         read_checkpoint,
     )
@@ -274,7 +273,7 @@ def train(cfg: DictConfig) -> float:
         init_weights(task, cfg.init_from)
         log.info("init_from: weights of %s (optimizers and counters start fresh)", cfg.init_from)
     if cfg.get("freeze_d"):
-        frozen = freeze_layers(task.discriminator, int(cfg.freeze_d))
+        frozen = task.freeze_d(int(cfg.freeze_d))
         log.info("freeze_d=%s: D's %s stay as loaded", cfg.freeze_d, ", ".join(frozen))
 
     evaluator = build_evaluator(cfg, datamodule)

@@ -185,6 +185,13 @@ class Task(L.LightningModule):
             if k in counters:
                 setattr(self, k, int(counters[k]))
 
+    def freeze_d(self, k: int) -> list[str]:
+        """FreezeD: keep the first `k` layers of the discriminator as loaded (freeze_d=K);
+        returns the names frozen. Tasks with one discriminator implement it."""
+        raise ConfigError(
+            f"freeze_d applies to tasks with one discriminator, not to {type(self).__name__}."
+        )
+
     @property
     def divergence_hint(self) -> str:
         """What to try when training diverges (subclasses name their own knobs)."""

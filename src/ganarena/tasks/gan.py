@@ -257,6 +257,11 @@ class GANTask(GenerativeTask):
         g_stats.update({"train/g_loss": g_loss.detach(), **self._generator_stats()})
         self.generator_step_done(g_stats)
 
+    def freeze_d(self, k: int) -> list[str]:
+        from ganarena.tasks.loading import freeze_layers
+
+        return freeze_layers(self.discriminator, k)
+
     def _generator_stats(self) -> dict[str, Tensor]:
         """The generator's own scalars, from its optional stats() (StyleGAN2: w_avg_norm)."""
         stats = getattr(self.generator, "stats", None)
