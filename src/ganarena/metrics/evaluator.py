@@ -271,15 +271,15 @@ class Evaluator:
             "kid": float(kid),
             "kid_std": float(kid_std),
         }
+        fake = dim_zero_cat(self._kid.fake_features)  # (n, dim): PRDC, FID-infinity, per class
         if self.prdc:  # against the real features KID keeps (up to KID_MAX_REAL)
-            fake = dim_zero_cat(self._kid.fake_features)
             real = self.reference["kid_features"].to(fake.device)
             stale = self._real_radii is None or self._real_radii.device != real.device
             if stale and len(real) > K_DC:  # (fewer: prdc() reports nothing)
                 self._real_radii = knn_radii(real.float(), (K_PR, K_DC))  # once per reference
             scores.update(prdc(real, fake, self._real_radii))
         if self.fid_infinity and n >= 10:
-            scores["fid_inf"] = self._fid_infinity(dim_zero_cat(self._kid.fake_features))
+            scores["fid_inf"] = self._fid_infinity(fake)
         if self.modes:
             scores.update(mode_scores(hist / n, self.reference["class_hist"], self.mode_threshold))
         if classify:
@@ -287,7 +287,7 @@ class Evaluator:
             # real data recognise the class the generator was asked for?
             scores["class_acc"] = correct / n
         if self.per_class_fid and labels is not None and self.reference.get("per_class"):
-            per_class = self._per_class_fid(dim_zero_cat(self._kid.fake_features), labels[:n])
+            per_class = self._per_class_fid(fake, labels[:n])
             scores["fid_per_class"] = per_class
             vals = [v for v in per_class if v is not None]
             scores["fid_class_mean"] = float(np.mean(vals)) if vals else float("nan")
