@@ -199,6 +199,14 @@ def test_class_accuracy_and_per_class_fid(labelled_mnist, cache_dir):
     assert right["fid_class_mean"] == pytest.approx(np.mean(right["fid_per_class"]))
     # The pooled FID barely sees the label shift (the same digits overall, shifted labels).
     assert right["fid"] == pytest.approx(wrong["fid"], rel=0.5)
+    # Coverage per class (real images of class c whose 5-NN ball holds a fake; 2,000 fakes
+    # against 10,000 reals cover 0.41-0.93 of each class): a generator that draws 4s when asked
+    # for 3s leaves the 3s bare (0.005).
+    assert len(right["coverage_per_class"]) == 10 and right["coverage_class_min"] > 0.3
+    no_threes = RealDigits(x, y)
+    no_threes.pool[3] = no_threes.pool[4]
+    missing = ev.score_module(no_threes)["coverage_per_class"]
+    assert missing[3] < 0.1 and min(missing[:3] + missing[4:]) > 0.3, missing
     # Unconditional modules get neither score.
     plain = ev.score_images(x[:1000])
     assert "class_acc" not in plain and "fid_per_class" not in plain

@@ -85,7 +85,10 @@ def test_checkpoint_scores_are_reproducible(mnist, cache_dir, tmp_path, capsys):
         "recall",
         "density",
         "coverage",
+        "coverage_per_class",  # labelled real data: coverage of each class's real images
+        "coverage_class_min",
     }
+    assert len(first["scores"]["coverage_per_class"]) == 10
     s = first["eval"]
     assert s["backbone"] == "domain-idx-cnn" and s["n_fake"] == 300 and s["n_real"] == 10000
     assert s["real_split"] == "train" and s["seed"] == 0 and s["classifier_accuracy"] >= 0.985

@@ -269,3 +269,22 @@ def test_zero_byte_and_truncated_checkpoints_are_refused_by_every_tool(finished,
             generate(compose("generate", overrides=[f"ckpt_path={bad}", f"out={tmp_path}/g.png"]))
     assert bad.stat().st_size == (0 if cut == "empty" else len(data) // 2)
     assert not (tmp_path / "g.png").exists()
+
+
+def test_incompatible_init_from_and_unknown_classes_exit_2_and_touch_nothing(finished, tmp_path):
+    before = snapshot(finished)
+    init = f"init_from={finished}/checkpoints/last.ckpt"  # an MLP's weights
+    dcgan, classes = run_clis(
+        [
+            ["ganarena.train", *FAST, "model=dcgan", init, f"hydra.run.dir={tmp_path}/dcgan"],
+            ["ganarena.train", *FAST, "dataset.limit=null", "dataset.class_counts={3:50,12:5}",
+             f"hydra.run.dir={tmp_path}/classes"],
+        ],  # fmt: skip
+        cwd=tmp_path,
+    )
+    assert_refused(dcgan, "does not fit this model", "drop init_from")
+    assert_refused(classes, "has no class 12 (its classes: 0..9)", "name only classes the data has")
+    assert snapshot(finished) == before  # the source run is only read
+    for run in ("dcgan", "classes"):
+        assert not (tmp_path / run / "checkpoints").exists()
+        assert not (tmp_path / run / "metrics.json").exists()

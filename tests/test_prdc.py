@@ -64,3 +64,19 @@ def test_a_one_class_generator_keeps_precision_and_loses_recall_and_coverage():
 def test_too_few_samples_give_no_scores():
     x = torch.randn(5, 4)
     assert prdc(x, torch.randn(50, 4)) == {}  # no 5-neighbourhood in 5 points: not scored
+
+
+def test_coverage_per_class_shows_the_class_a_generator_misses():
+    (real, real_labels), (other, labels) = digits()
+    no_sevens = other[labels != 7]  # real digits of every class but 7
+    scores = prdc(real, no_sevens, real_labels=real_labels)
+    per_class = scores["coverage_per_class"]
+    assert len(per_class) == 10
+    assert per_class[7] < 0.25  # 7s are covered only where another digit happens to lie close
+    assert min(v for c, v in enumerate(per_class) if c != 7) > 0.85
+    assert scores["coverage_class_min"] == per_class[7]
+    sizes = torch.bincount(real_labels).double()
+    weighted = float((torch.tensor(per_class, dtype=torch.float64) * sizes).sum() / sizes.sum())
+    assert weighted == pytest.approx(scores["coverage"])  # the classes add up to the whole
+    missing = prdc(real, other, real_labels=torch.where(real_labels == 4, 6, real_labels))
+    assert missing["coverage_per_class"][4] is None  # no real 4s left to cover: not scored

@@ -122,3 +122,22 @@ def test_ema_decay_ramps_up_like_tensorflows_num_updates():
         expected = w if expected is None else d * expected + (1 - d) * w
         ema.update_parameters(source)
         assert torch.allclose(ema.module.weight, expected, atol=1e-6), t
+
+
+def test_decay_start_decays_both_rates_linearly_over_the_last_part(tmp_path):
+    """task.decay_start=0.5 with 6 G steps and 2 critic steps per G step: rates constant for 3 G
+    steps, then 1 - (s + 1 - 3) / 4 (CycleGAN's rule, per generator step), in D and G alike."""
+    run = tmp_path / "run"
+    cfg = compose_train(
+        run, ["task.decay_start=0.5", "trainer.max_steps=6", "loss=wgan", "loss.n_critic=2"]
+    )
+    train(cfg)
+    base = cfg.loss.optimizer_g.lr
+    expected = [base * (1 - max(0, s + 1 - 3) / 4) for s in range(6)]
+    for side in ("g", "d"):  # logged before each G step's update: the rate that step used
+        assert scalars(run, f"train/lr_{side}") == pytest.approx(expected, rel=1e-6), side
+    ckpt = read_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert [s["last_epoch"] for s in ckpt["lr_schedulers"]] == [6, 6]  # resumed from there
+    assert ckpt["ganarena_config"]["task"]["decay_start"] == 0.5
+    with pytest.raises(Exception, match="between 0 and 1"):
+        build_task(compose_train(tmp_path / "bad", ["task.decay_start=1.5"]))

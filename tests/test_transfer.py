@@ -27,11 +27,57 @@ def test_class_counts_take_a_seeded_subset_of_the_named_classes():
     assert torch.bincount(dm.labels, minlength=10).tolist() == [0, 0, 0, 20, 0, 0, 0, 5, 0, 0]
     assert dm.num_classes == 10  # from the full set: a conditional model keeps its label space
     images, labels, _ = dm.reference()
-    assert set(labels.tolist()) == {3, 7}  # the real data to match has those classes only
+    # the real data to match: every image of those classes (natural frequencies), not the subset
+    assert torch.bincount(labels, minlength=10).tolist() == [0, 0, 0, 500, 0, 0, 0, 500, 0, 0]
+    pool, pool_labels, digest = dm.classifier_data()  # the domain classifier learns from the same
+    assert torch.equal(pool, images) and torch.equal(pool_labels, labels)
+    assert digest != dm.fingerprint()
     again = sample(class_counts={3: 20, 7: 5})
     assert torch.equal(again.images, dm.images)  # seeded: the same subset every time
     other = sample(class_counts={3: 20, 7: 5}, seed=1)
     assert not torch.equal(other.images, dm.images)
+    fractions = sample(class_counts={3: 0.5, 7: 1.0, 9: 0.001})  # of each class's 500 images
+    assert torch.bincount(fractions.labels, minlength=10)[[3, 7, 9]].tolist() == [250, 500, 1]
+
+
+LONG_TAIL = {c: round(500 * 0.1 ** (c / 9)) for c in range(10)}  # 500 zeros ... 50 nines: 10:1
+
+
+def drawn(dm, batches: int) -> list[int]:
+    """How often each class is drawn in the first `batches` training batches."""
+    idx = [i for batch, _ in zip(iter(dm.sampler), range(batches)) for i in batch]
+    return torch.bincount(dm.labels[idx], minlength=10).tolist()
+
+
+def test_balance_draws_every_class_of_a_long_tail_equally_often_and_resumes_exactly():
+    plain = sample(class_counts=LONG_TAIL)
+    counts = torch.bincount(plain.labels).tolist()
+    assert counts[0] == 500 and counts[9] == 50
+    seen = drawn(plain, len(plain.sampler))  # one epoch: each image once, the tail as it is
+    assert seen[0] / seen[9] > 8
+    dm = sample(class_counts=LONG_TAIL, balance=True)
+    seen = drawn(dm, 300)  # 2,400 draws: 240 per class expected
+    assert max(seen) / min(seen) < 1.5, seen
+    # the order is a function of the batches consumed, as without balancing (resume)
+    first = [b for b, _ in zip(iter(sample(class_counts=LONG_TAIL, balance=True).sampler), range(40))]
+    again = sample(class_counts=LONG_TAIL, balance=True)
+    again.seek(25)
+    assert [b for b, _ in zip(iter(again.sampler), range(15))] == first[25:]
+
+
+def test_balance_is_refused_without_labels_or_as_a_non_boolean():
+    with pytest.raises(ConfigError, match="must be true or false"):
+        sample(balance="yes")
+    with pytest.raises(ConfigError, match="has no class labels. Drop dataset.balance"):
+        DigitsNoLabels(batch_size=8, balance=True).setup("fit")
+
+
+class DigitsNoLabels(MNISTSampleDataModule):
+    """The digits without their labels (as a folder of images would be)."""
+
+    def load(self):
+        images, _ = super().load()["train"]
+        return {"train": (images, None)}
 
 
 @pytest.mark.parametrize(
@@ -40,6 +86,7 @@ def test_class_counts_take_a_seeded_subset_of_the_named_classes():
         ({12: 5}, {}, "has no class 12 (its classes: 0..9)"),
         ({3: 501}, {}, "asks for 501 images of class 3, but dataset 'mnist_sample' has 500"),
         ({3: 0}, {}, "every count must be an integer >= 1"),
+        ({3: 1.5}, {}, "or a fraction in (0, 1] (of the class's images), got 1.5 for class 3"),
         ({"three": 5}, {}, "every class must be an integer >= 0"),
         ([3, 7], {}, "must map classes to image counts"),
         ({3: 5}, {"limit": 100}, "class_counts and dataset.limit both choose a subset"),

@@ -21,6 +21,15 @@ def test_healthy_needs_every_threshold():
     assert "final FID 9 (real-vs-real floor 5), IS 9.10, 10/10 modes covered" in text
 
 
+def test_a_class_restricted_run_is_judged_by_the_classes_its_data_has():
+    """dataset.class_counts={5:100,...,9:100}: the reference shows 5 of the classifier's 10."""
+    five = DIGITS | {"real_classes": 5}
+    word, text = v.verdict("completed", scores(modes_covered=5, **{"is": 4.5}), five)
+    assert word == "healthy" and "5/5 modes covered" in text  # IS threshold 0.85 x 5
+    word, text = v.verdict("completed", scores(modes_covered=2, **{"is": 2.1}), five)
+    assert word == "collapsed" and "2/5 modes" in text
+
+
 @pytest.mark.parametrize(
     ("change", "missing"),
     [

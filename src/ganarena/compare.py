@@ -52,6 +52,7 @@ PRDC = ("precision", "recall", "density", "coverage")  # tabulated when the runs
 HIGHER_IS_BETTER = {
     "is",
     *PRDC,
+    "coverage_class_min",
     "modes_covered",
     "high_quality",
     "class_acc",

@@ -36,6 +36,8 @@ RUN_KEYS: dict[str, tuple[str, str]] = {
 HPARAM_KEYS: dict[str, tuple[str, str]] = {
     **RUN_KEYS,
     "dataset_limit": ("dataset.limit", "int"),
+    "balance": ("dataset.balance", "str"),
+    "decay_start": ("task.decay_start", "num"),
     "optimizer_g": ("loss.optimizer_g._target_", "str"),
     "optimizer_d": ("loss.optimizer_d._target_", "str"),
     "beta1_g": ("loss.optimizer_g.betas.0", "num"),

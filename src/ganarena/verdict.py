@@ -4,7 +4,7 @@ The thresholds live here and only here (README, "What a run says"):
 
 - collapsed: at most half of the classes covered (`modes_covered`, eval.mode_threshold) or IS
   below COLLAPSED_IS — the samples are a few kinds of image, or one.
-- healthy: every class covered, class KL <= HEALTHY_CLASS_KL, IS >= HEALTHY_IS_SHARE x the number
+- healthy: every class covered (the classes the reference shows, `real_classes`), class KL <= HEALTHY_CLASS_KL, IS >= HEALTHY_IS_SHARE x the number
   of classes (8.5 for 10), and FID <= HEALTHY_FID_FACTOR x the real-vs-real floor (the FID between
   the two halves of the reference data, `real_floor_fid` in metrics.json "eval").
 - partial: anything between; the sentence names what is missing.
@@ -97,7 +97,7 @@ def verdict(status: str, final: dict | None, settings: dict | None) -> tuple[str
 
     is_ = _num(final.get("is"))
     floor = _num(settings.get("real_floor_fid"))
-    n = settings.get("num_classes") or 10
+    n = settings.get("real_classes") or settings.get("num_classes") or 10
     facts = f"final FID {fid:.3g}" + (
         f" (real-vs-real floor {floor:.3g})" if floor == floor else ""
     )

@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 LOGGED = (
     "fid", "fid_inf", "is", "is_std", "kid", "kid_std", "modes_covered", "class_kl",
     "class_acc", "fid_class_mean", "high_quality", "precision", "recall", "density", "coverage",
+    "coverage_class_min",
     # translation tasks (ganarena.metrics.translation)
     "fid_ab", "fid_ba", "kid_ab", "kid_ba", "label_acc_ab", "label_acc_ba", "cycle_l1_a",
     "cycle_l1_b", "truth_l1_ab", "truth_l1_ba",

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset, WeightedRandomSampler
 
 from ganarena.errors import ConfigError, DataError, check_int
 
@@ -26,22 +26,31 @@ def _check_int(name: str, value, minimum: int) -> None:
     check_int(f"dataset.{name}", value, minimum, fix)
 
 
-def _check_class_counts(counts: Any, limit: int | None) -> dict[int, int]:
-    """{class: count} with integer classes >= 0 and counts >= 1, or ConfigError."""
-    example = "e.g. dataset.class_counts={0:500,1:50} (500 zeros, 50 ones, no other class)"
+def _check_class_counts(counts: Any, limit: int | None) -> dict[int, int | float]:
+    """{class: count or fraction}: integer classes >= 0, each with an integer count >= 1 or a
+    fraction in (0, 1] of that class's images; or ConfigError."""
+    example = (
+        "e.g. dataset.class_counts={0:500,1:50} (500 zeros, 50 ones, no other class) or "
+        "{0:1.0,1:0.1} (every zero, a tenth of the ones)"
+    )
     if not isinstance(counts, Mapping) or not counts:
         raise ConfigError(
             f"dataset.class_counts must map classes to image counts, {example}; got {counts!r}."
         )
     out = {}
     for c, n in counts.items():
-        for what, v, low in (("class", c, 0), ("count", n, 1)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise ConfigError(
-                    f"dataset.class_counts: every {what} must be an integer >= {low}, got "
-                    f"{v!r}; {example}."
-                )
-        out[int(c)] = int(n)
+        if isinstance(c, bool) or not isinstance(c, int) or c < 0:
+            raise ConfigError(
+                f"dataset.class_counts: every class must be an integer >= 0, got {c!r}; {example}."
+            )
+        count = not isinstance(n, bool) and isinstance(n, int) and n >= 1
+        fraction = isinstance(n, float) and 0 < n <= 1
+        if not (count or fraction):
+            raise ConfigError(
+                f"dataset.class_counts: every count must be an integer >= 1 (images) or a "
+                f"fraction in (0, 1] (of the class's images), got {n!r} for class {c}; {example}."
+            )
+        out[int(c)] = n
     if limit is not None:
         raise ConfigError(
             "dataset.class_counts and dataset.limit both choose a subset; keep one "
@@ -110,6 +119,7 @@ class ImageDataModule(L.LightningDataModule):
         seed: int = 0,
         part: str | None = None,
         class_counts: Mapping[int, int] | None = None,
+        balance: bool = False,
     ):
         super().__init__()
         if not isinstance(name, str) or not name:
@@ -131,7 +141,13 @@ class ImageDataModule(L.LightningDataModule):
             )
         if class_counts is not None:
             class_counts = _check_class_counts(class_counts, limit)
+        if not isinstance(balance, bool):
+            raise ConfigError(
+                f"dataset.balance must be true or false, got {balance!r}. Use dataset.balance=true "
+                "to draw every class equally often."
+            )
         self.class_counts = class_counts
+        self.balance = balance
         self.name = name
         self.image_size = image_size
         self.channels = channels
@@ -146,6 +162,7 @@ class ImageDataModule(L.LightningDataModule):
         self.num_classes: int | None = None
         self._reference: tuple[Tensor, Tensor | None, str] | None = None
         self._fingerprint: str | None = None
+        self._pool: tuple[Tensor, Tensor] | None = None  # with class_counts: see classifier_data
 
     def load(self) -> dict[str, tuple]:
         """Return {"train": (images, labels), optionally "test": (...)} as raw arrays.
@@ -173,6 +190,17 @@ class ImageDataModule(L.LightningDataModule):
         self.images = self._convert(images, idx)
         self.labels = None if labels is None else labels[idx].clone()
         self._require_full_batch("raise dataset.limit / use more data")
+        if self.balance and self.labels is None:
+            raise ConfigError(
+                f"dataset.balance=true draws every class equally often, but dataset "
+                f"'{self.resolved}' has no class labels. Drop dataset.balance, or use a labelled "
+                "dataset."
+            )
+        self._pool = None
+        if self.class_counts is not None and not self.selects_in_load:
+            # all the split's images of the chosen classes (of `part`), not just the subset
+            keep = self.natural(labels, part_indices(len(labels), self.part))
+            self._pool = (self._convert(images, keep), labels[keep].clone())
         if "test" in splits:
             test_images, test_labels = splits["test"]
             test_labels = (
@@ -180,14 +208,20 @@ class ImageDataModule(L.LightningDataModule):
             )
             keep = torch.arange(len(test_images))
             if self.class_counts is not None and test_labels is not None:
-                # the same classes at their natural frequencies: the real data to match
-                keep = torch.isin(test_labels, torch.tensor(list(self.class_counts))).nonzero()[
-                    :, 0
-                ]
+                keep = self.natural(test_labels, torch.arange(len(test_labels)))
                 test_labels = test_labels[keep]
             self._reference = (self._convert(test_images, keep), test_labels, "test")
+        elif self._pool is not None:
+            self._reference = (*self._pool, "train")
         else:
             self._reference = (self.images, self.labels, "train")
+
+    def natural(self, labels: Tensor, pool: Tensor) -> Tensor:
+        """The items of `pool` whose class is one of `class_counts`: those classes at their natural
+        frequencies, the real data a class-restricted or long-tailed run is measured against (a
+        few-shot run's 50 images would make a poor FID reference, and a long-tailed subset would
+        reward a generator for reproducing the tail's shortage)."""
+        return pool[torch.isin(labels[pool], torch.tensor(list(self.class_counts)))]
 
     def select_classes(self, labels: Tensor | None) -> Tensor:
         """Sorted indices of a seeded subset with `class_counts[c]` images of each class c (of
@@ -202,6 +236,8 @@ class ImageDataModule(L.LightningDataModule):
         chosen = []
         for c, count in self.class_counts.items():
             pool = kept[labels[kept] == c]
+            if isinstance(count, float) and len(pool):  # a fraction of the class
+                count = max(1, round(count * len(pool)))
             if count > len(pool):
                 present = sorted(int(v) for v in labels[kept].unique())
                 what = (
@@ -268,11 +304,17 @@ class ImageDataModule(L.LightningDataModule):
         """sha256 hex digest of the training images and labels (a cache key)."""
         self._require_setup()
         if self._fingerprint is None:
-            h = hashlib.sha256(f"{tuple(self.images.shape)}".encode())
-            h.update(self.images.numpy().tobytes())
-            h.update(b"none" if self.labels is None else self.labels.numpy().tobytes())
-            self._fingerprint = h.hexdigest()
+            self._fingerprint = digest(self.images, self.labels)
         return self._fingerprint
+
+    def classifier_data(self) -> tuple[Tensor, Tensor | None, str]:
+        """(images, labels, digest) the domain classifier learns from: the training images, or
+        with class_counts every training image of the chosen classes (a few-shot subset of 50
+        images would make a weak judge; the long tail a biased one)."""
+        self._require_setup()
+        if self._pool is None:
+            return self.images, self.labels, self.fingerprint()
+        return *self._pool, digest(*self._pool)
 
     def train_dataloader(self) -> DataLoader:
         self._require_setup()
@@ -284,10 +326,15 @@ class ImageDataModule(L.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         if trainer is not None and trainer.world_size > 1:
             # Distributed: a plain shuffled loader, so Lightning can insert its DistributedSampler.
+            balanced = self.class_weights()
             return DataLoader(
                 TensorDataset(self.images, labels),
                 batch_size=self.batch_size,
-                shuffle=True,
+                shuffle=balanced is None,
+                # Lightning wraps this sampler in a DistributedSamplerWrapper (one share per rank)
+                sampler=None if balanced is None else WeightedRandomSampler(
+                    balanced, len(balanced), generator=torch.Generator().manual_seed(self.shuffle_seed)
+                ),
                 drop_last=True,
                 num_workers=self.num_workers,
                 persistent_workers=self.num_workers > 0,
@@ -354,31 +401,51 @@ class ImageDataModule(L.LightningDataModule):
             images = self.images[torch.linspace(0, len(self.images) - 1, n).long()]
         return make_grid(images, nrow=nrow, normalize=True, value_range=(-1, 1))
 
+    def class_weights(self) -> Tensor | None:
+        """With dataset.balance: each image's chance of being drawn, 1 / (its class's count), so
+        every class present is drawn equally often (minority images repeat within an epoch);
+        None otherwise (plain shuffling, each image once per epoch)."""
+        if not self.balance:
+            return None
+        counts = torch.bincount(self.labels)
+        return 1.0 / counts[self.labels].double()
+
     @property
     def sampler(self) -> ResumableBatchSampler:
         if self._sampler is None:
             self._sampler = ResumableBatchSampler(
-                len(self.images), self.batch_size, self.shuffle_seed
+                len(self.images), self.batch_size, self.shuffle_seed, self.class_weights()
             )
         return self._sampler
+
+
+def digest(images: Tensor, labels: Tensor | None) -> str:
+    """sha256 hex digest of images (shape and values) and labels."""
+    h = hashlib.sha256(f"{tuple(images.shape)}".encode())
+    h.update(images.numpy().tobytes())
+    h.update(b"none" if labels is None else labels.numpy().tobytes())
+    return h.hexdigest()
 
 
 class ResumableBatchSampler:
     """Shuffled batches of indices, epoch by epoch, from (seed, epoch) alone, so the data order
     is a function of how many batches were consumed: `seek(n)` puts a resumed run exactly where
-    the interrupted one stopped."""
+    the interrupted one stopped. With `weights` (one per item) an epoch's items are drawn with
+    replacement in proportion to them instead (torch.multinomial, as WeightedRandomSampler)."""
 
-    def __init__(self, n: int, batch_size: int, seed: int = 0) -> None:
-        self.n, self.batch_size, self.seed = n, batch_size, seed
+    def __init__(self, n: int, batch_size: int, seed: int = 0, weights: Tensor | None = None):
+        self.n, self.batch_size, self.seed, self.weights = n, batch_size, seed, weights
         self.epoch, self.position = 0, 0
 
     def __len__(self) -> int:
         return self.n // self.batch_size
 
     def __iter__(self):
-        perm = torch.randperm(
-            self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch)
-        )
+        gen = torch.Generator().manual_seed(self.seed + self.epoch)
+        if self.weights is None:
+            perm = torch.randperm(self.n, generator=gen)
+        else:
+            perm = torch.multinomial(self.weights, len(self) * self.batch_size, True, generator=gen)
         batches = perm[: len(self) * self.batch_size].view(len(self), self.batch_size)
         while self.position < len(self):
             self.position += 1

@@ -201,8 +201,11 @@ def build_domain_backbone(eval_cfg, datamodule, cache_dir: str | Path) -> Domain
     recipe_hash = hashlib.sha256(
         json.dumps({**recipe, "arch": DOMAIN_ARCH}, sort_keys=True).encode()
     ).hexdigest()[:12]
-    path = Path(cache_dir) / "domain" / f"{datamodule.fingerprint()}-{recipe_hash}.pt"
-    images = datamodule.images
+    if hasattr(datamodule, "classifier_data"):
+        images, labels, fingerprint = datamodule.classifier_data()
+    else:
+        images, labels, fingerprint = datamodule.images, datamodule.labels, datamodule.fingerprint()
+    path = Path(cache_dir) / "domain" / f"{fingerprint}-{recipe_hash}.pt"
     shape = tuple(images.shape[1:])
     model = DomainClassifier(shape[0], datamodule.num_classes, recipe["width"], recipe["features"])
     info = None
@@ -223,7 +226,7 @@ def build_domain_backbone(eval_cfg, datamodule, cache_dir: str | Path) -> Domain
             name, len(images), recipe["epochs"],
         )  # fmt: skip
         model, info = train_domain_classifier(
-            images, datamodule.labels, datamodule.num_classes, recipe
+            images, labels, datamodule.num_classes, recipe
         )
         info.update(classifier_sha256=state_sha256(model), classifier_recipe=recipe_hash)
         save_torch({"state_dict": model.state_dict(), "info": info, "recipe": recipe}, path)

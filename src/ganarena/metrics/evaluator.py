@@ -38,7 +38,7 @@ REFERENCE_SEED = 0
 IS_SPLITS = 10
 FLOOR_RULE = "first vs last half of the reference data (per class)"
 FID_INF_POINTS = 15  # sample sizes for FID-infinity, from n/5 to n
-REFERENCE_VERSION = 3  # 2: per-class statistics of labelled data; 3: the real-vs-real floor
+REFERENCE_VERSION = 4  # 2: per-class statistics; 3: the real-vs-real floor; 4: kid_labels
 
 
 class Evaluator:
@@ -90,7 +90,12 @@ class Evaluator:
             "kid_subsets": KID_SUBSETS,
             "is_splits": IS_SPLITS,
             **(
-                {"mode_threshold": self.mode_threshold, "num_classes": backbone.num_classes}
+                {
+                    "mode_threshold": self.mode_threshold,
+                    "num_classes": backbone.num_classes,
+                    # the classes the real data shows (fewer than num_classes with class_counts)
+                    "real_classes": int((reference["class_hist"] > 0).sum()),
+                }
                 if self.modes
                 else {}
             ),
@@ -277,7 +282,8 @@ class Evaluator:
             stale = self._real_radii is None or self._real_radii.device != real.device
             if stale and len(real) > K_DC:  # (fewer: prdc() reports nothing)
                 self._real_radii = knn_radii(real.float(), (K_PR, K_DC))  # once per reference
-            scores.update(prdc(real, fake, self._real_radii))
+            labels_real = self.reference.get("kid_labels")
+            scores.update(prdc(real, fake, self._real_radii, real_labels=labels_real))
         if self.fid_infinity and n >= 10:
             scores["fid_inf"] = self._fid_infinity(fake)
         if self.modes:
@@ -336,11 +342,13 @@ def reference_stats(
     device=None,
     labels: Tensor | None = None,
     second_half: Tensor | None = None,
+    per_class_fid: bool = False,
 ) -> dict:
-    """FID sums/covariance (float64), a seeded subset of features for KID, the class histogram,
-    with `labels` the FID sums of every class (for per-class FID), and with `second_half` (a
-    bool mask) `floor_fid`: the FID between the two halves of the real data, the score a
-    generator as good as the data itself would get (see halves())."""
+    """FID sums/covariance (float64), a seeded subset of features for KID (and for precision,
+    recall, density, coverage) with their `labels` when known (`kid_labels`, for per-class
+    coverage), the class histogram, with `per_class_fid` the FID sums of every class, and with
+    `second_half` (a bool mask) `floor_fid`: the FID between the two halves of the real data, the
+    score a generator as good as the data itself would get (see halves())."""
     if len(images) < 2:
         raise DataError(
             f"The real reference set '{split}' has {len(images)} images; FID needs at least 2."
@@ -353,7 +361,7 @@ def reference_stats(
     gen = torch.Generator().manual_seed(REFERENCE_SEED)
     keep[torch.randperm(len(images), generator=gen)[:KID_MAX_REAL]] = True
     kid_feats, hist = [], None
-    n_cls = int(labels.max()) + 1 if labels is not None and len(labels) else 0
+    n_cls = int(labels.max()) + 1 if per_class_fid and labels is not None and len(labels) else 0
     per_class = [fid_metric(dim) for _ in range(n_cls)]  # the real side of each class's FID
     # the floor needs two images on each side (FID's covariances)
     both = second_half is not None and min(int(second_half.sum()), int((~second_half).sum())) >= 2
@@ -377,6 +385,7 @@ def reference_stats(
         "version": REFERENCE_VERSION,
         **_real_side(fid),
         "kid_features": torch.cat(kid_feats),
+        "kid_labels": None if labels is None else labels[keep].clone(),
         "class_hist": None if hist is None else hist / hist.sum(),
         "per_class": [_real_side(m) for m in per_class],
         "floor_fid": float(floor.compute()) if floor is not None else None,
@@ -454,10 +463,9 @@ def build_evaluator(eval_cfg, datamodule, cache_dir: str, device=None) -> Evalua
             "eval.n_real=%s exceeds the %d reference images; using all of them", n_real, len(images)
         )
     second_half = halves(len(images), labels)
-    if bool(eval_cfg.get("per_class_fid", False)) and labels is not None:
+    per_class_fid = bool(eval_cfg.get("per_class_fid", False)) and labels is not None
+    if per_class_fid:
         tag += "-pc"  # class statistics cost C covariance matrices: only kept when asked for
-    else:
-        labels = None
     fp = datamodule.fingerprint()
     name = getattr(datamodule, "resolved", None) or getattr(datamodule, "name", "dataset")
     path = (
@@ -471,7 +479,8 @@ def build_evaluator(eval_cfg, datamodule, cache_dir: str, device=None) -> Evalua
         log.info("computing reference statistics of '%s' (%s, %d images)", name, split, len(images))
         bs = int(eval_cfg.get("batch_size", 500))
         ref = reference_stats(
-            backbone, images, split, bs, device or default_device(), labels, second_half
+            backbone, images, split, bs, device or default_device(), labels, second_half,
+            per_class_fid,
         )
         save_torch(ref, path)
     ev = Evaluator(

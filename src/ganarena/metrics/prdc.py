@@ -33,10 +33,19 @@ def knn_radii(x: Tensor, ks: tuple[int, ...], chunk: int = 1024) -> Tensor:
     return torch.cat(out)
 
 
-def prdc(real: Tensor, fake: Tensor, real_radii: Tensor | None = None, chunk: int = 1024) -> dict:
+def prdc(
+    real: Tensor,
+    fake: Tensor,
+    real_radii: Tensor | None = None,
+    chunk: int = 1024,
+    real_labels: Tensor | None = None,
+) -> dict:
     """precision, recall (k = 3), density, coverage (k = 5) of `fake` against `real` features
     (rows); {} when either set has too few rows for the neighbourhoods (k + 1).
-    `real_radii`: knn_radii(real, (K_PR, K_DC)), when already known."""
+    `real_radii`: knn_radii(real, (K_PR, K_DC)), when already known. With `real_labels` (the
+    class of each real row) also `coverage_per_class`: coverage over the real rows of each class
+    c = 0..max (None where there are none), whose mean weighted by class size is coverage: a class
+    the generator misses or renders badly shows as a low entry; `coverage_class_min` the lowest."""
     if min(len(real), len(fake)) <= max(K_PR, K_DC):
         return {}
     real, fake = real.float(), fake.float()
@@ -55,9 +64,18 @@ def prdc(real: Tensor, fake: Tensor, real_radii: Tensor | None = None, chunk: in
         balls[start:stop] = (d < r_dc).sum(1).double()
         recalled |= (d < fake_radii[start:stop, None]).any(0)
         nearest = torch.minimum(nearest, d.min(0).values)
-    return {
+    covered = nearest < r_dc
+    out = {
         "precision": float(in_real.double().mean()),
         "recall": float(recalled.double().mean()),
         "density": float(balls.mean() / K_DC),
-        "coverage": float((nearest < r_dc).double().mean()),
+        "coverage": float(covered.double().mean()),
     }
+    if real_labels is not None and len(real_labels):
+        real_labels = real_labels.to(covered.device)
+        n = torch.bincount(real_labels)
+        hit = torch.bincount(real_labels, weights=covered.double(), minlength=len(n))
+        per_class = [float(h / c) if c else None for h, c in zip(hit, n, strict=True)]
+        out["coverage_per_class"] = per_class
+        out["coverage_class_min"] = min(v for v in per_class if v is not None)
+    return out

@@ -79,6 +79,32 @@ def ema_with_warmup(decay: float) -> Callable:
     return update
 
 
+def linear_decay(max_steps: int | None, decay_start: float) -> Callable[[int], float]:
+    """The reference's `lambda_rule` (models/networks.py, lr_policy "linear") in generator steps:
+    factor 1 for the first C = floor(decay_start * max_steps) steps, then
+    1 - (s + 1 - C) / (D + 1) at step s over the D = max_steps - C remaining steps (the reference
+    counts epochs: --n_epochs constant, --n_epochs_decay decaying, ending at 1 / (D + 1)).
+    Without max_steps the rate stays constant."""
+    if max_steps is None:
+        return lambda step: 1.0
+    constant = int(decay_start * max_steps)
+    decay = max_steps - constant
+
+    def factor(step: int) -> float:
+        return 1.0 - max(0, step + 1 - constant) / float(decay + 1)
+
+    return factor
+
+
+def check_decay_start(value: Any, example: str) -> None:
+    """ConfigError unless `value` is a fraction of max_steps in [0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 <= value <= 1):
+        raise ConfigError(
+            f"task.decay_start must be a fraction of trainer.max_steps between 0 and 1, got "
+            f"{value!r}; {example}."
+        )
+
+
 def accepts_fused(factory: Callable[..., torch.optim.Optimizer]) -> bool:
     """True for optimizer partials whose class takes `fused` and that do not set it already."""
     cls = getattr(factory, "func", factory)

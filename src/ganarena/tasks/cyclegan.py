@@ -33,26 +33,16 @@ from torch import Tensor, nn
 from ganarena.errors import CheckpointError, ConfigError, check_int
 from ganarena.image_pool import ImagePool
 from ganarena.losses import clip_weights, gradient_penalty
-from ganarena.tasks.base import Task, adversarial_loss, check_optimizer, discriminator_stats
+from ganarena.tasks.base import (
+    Task,
+    adversarial_loss,
+    check_decay_start,
+    check_optimizer,
+    discriminator_stats,
+    linear_decay,
+)
 
 DIRECTIONS = ("ab", "ba")
-
-
-def linear_decay(max_steps: int | None, decay_start: float) -> Callable[[int], float]:
-    """The reference's `lambda_rule` (models/networks.py, lr_policy "linear") in generator steps:
-    factor 1 for the first C = floor(decay_start * max_steps) steps, then
-    1 - (s + 1 - C) / (D + 1) at step s over the D = max_steps - C remaining steps (the reference
-    counts epochs: --n_epochs constant, --n_epochs_decay decaying, ending at 1 / (D + 1)).
-    Without max_steps the rate stays constant."""
-    if max_steps is None:
-        return lambda step: 1.0
-    constant = int(decay_start * max_steps)
-    decay = max_steps - constant
-
-    def factor(step: int) -> float:
-        return 1.0 - max(0, step + 1 - constant) / float(decay + 1)
-
-    return factor
 
 
 class CycleGANTask(Task):
@@ -153,16 +143,7 @@ class CycleGANTask(Task):
                 f"task=cyclegan does not augment its discriminators' inputs (augment={name}); the "
                 "reference trains without. Drop augment= (augment=none)."
             )
-        if (
-            isinstance(decay_start, bool)
-            or not isinstance(decay_start, (int, float))
-            or not (0 <= decay_start <= 1)
-        ):
-            raise ConfigError(
-                f"task.decay_start must be a fraction of trainer.max_steps between 0 and 1, got "
-                f"{decay_start!r}; e.g. task.decay_start=0.5 (the reference: half constant, half "
-                "linear decay)."
-            )
+        check_decay_start(decay_start, "e.g. task.decay_start=0.5 (the reference: half constant, half linear decay)")
         check_int("task.pool_size", pool_size, 0, "e.g. task.pool_size=50 (the reference's).")
         check_int("task.n_fixed", n_fixed, 1, "e.g. task.n_fixed=8.")
 

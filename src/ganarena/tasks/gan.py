@@ -17,8 +17,10 @@ from ganarena.penalties import r1_penalty
 from ganarena.tasks.base import (
     GenerativeTask,
     adversarial_loss,
+    check_decay_start,
     check_optimizer,
     discriminator_stats,
+    linear_decay,
 )
 
 
@@ -73,9 +75,13 @@ class GANTask(GenerativeTask):
         n_fixed: int = 64,
         grid_nrow: int = 8,
         name: str = "gan",
+        decay_start: float | None = None,
         **base: Any,
     ) -> None:
         super().__init__(**base)
+        if decay_start is not None:
+            check_decay_start(decay_start, "e.g. task.decay_start=0.67 (the last third decays)")
+        self.decay_start = decay_start
         from ganarena.augment import build_augment
 
         self.loss = adversarial_loss(loss)
@@ -134,6 +140,7 @@ class GANTask(GenerativeTask):
             "n_critic": self.n_critic,
             "r1_gamma": 2 * self.d_phases[0].weight,
             "pl_weight": self.g_phases[0].weight if self.g_phases else 0.0,
+            **({"decay_start": self.decay_start} if self.decay_start is not None else {}),
         }
 
     @property
@@ -190,7 +197,7 @@ class GANTask(GenerativeTask):
         return lazy[0] / (lazy[0] + 1) if lazy else 1.0
 
     def configure_optimizers(self):
-        return [
+        opts = [
             self.make_optimizer(
                 self.optimizer_g, self.generator.parameters(), self._lazy_ratio(self.g_phases)
             ),
@@ -198,6 +205,12 @@ class GANTask(GenerativeTask):
                 self.optimizer_d, self.discriminator.parameters(), self._lazy_ratio(self.d_phases)
             ),
         ]
+        if self.decay_start is None:
+            return opts
+        # Both rates decay linearly to ~0 over the last (1 - decay_start) of max_steps, stepped
+        # once per generator step (Lightning keeps the schedulers' state in checkpoints).
+        rule = linear_decay(self.max_steps, self.decay_start)
+        return opts, [torch.optim.lr_scheduler.LambdaLR(o, lr_lambda=rule) for o in opts]
 
     # -- training --------------------------------------------------------------------------------
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
@@ -255,6 +268,9 @@ class GANTask(GenerativeTask):
         self._lazy(self.g_phases, self.g_step, opt_g, n, y)
         self.untoggle_optimizer(opt_g)
         g_stats.update({"train/g_loss": g_loss.detach(), **self._generator_stats()})
+        if self.decay_start is not None:
+            for sched in self.lr_schedulers():
+                sched.step()
         self.generator_step_done(g_stats)
 
     def freeze_d(self, k: int) -> list[str]:
