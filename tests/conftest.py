@@ -11,6 +11,13 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
+# Under pytest-xdist (README: `-n 2 --dist worksteal`) each worker gets one core: two workers with two torch threads
+# each would fight over the 2 cores. Set before torch is first imported.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if WORKER:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+
 REPO = Path(__file__).resolve().parents[1]
 MNIST_TEST = REPO.parent / "shared" / "datasets" / "mnist-test"
 MNIST_IMAGES = MNIST_TEST / "t10k-images-idx3-ubyte.gz"
@@ -21,10 +28,18 @@ needs_mnist = pytest.mark.skipif(
 )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Long tests (marked slow) first: under `-n 2` the two workers then finish together
+    instead of one running the longest test alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: else in order
+
+
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:
-    """One cache for the session: the domain classifier is trained once for all test modules."""
-    return tmp_path_factory.getbasetemp() / "ganarena-cache"
+    """One cache for the session: the domain classifier is trained once for all test modules,
+    and once for all xdist workers (they share it; ganarena's cache lock makes the second wait)."""
+    root = tmp_path_factory.getbasetemp()
+    return (root.parent if WORKER else root) / "ganarena-cache"
 
 
 # Small, fast settings for end-to-end runs: a 256-image subset, a few steps, eval off.

@@ -178,6 +178,7 @@ def labelled_mnist():
     return dm
 
 
+@pytest.mark.slow
 @needs_mnist
 def test_class_accuracy_and_per_class_fid(labelled_mnist, cache_dir):
     from ganarena.metrics import build_evaluator

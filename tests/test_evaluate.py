@@ -60,6 +60,7 @@ def one_json(stdout: str) -> dict:
     return result
 
 
+@pytest.mark.slow
 @needs_mnist
 def test_checkpoint_scores_are_reproducible(mnist, cache_dir, tmp_path, capsys):
     train = run_cli(

@@ -177,6 +177,7 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_ddp_cpu_two_processes_train_and_write_once(tmp_path):
     """accelerator=ddp_cpu: 2 gloo processes train in lockstep; rank 0 alone writes the outputs;
     the final FID is computed over both ranks' samples and equals a single-process evaluation."""

@@ -277,8 +277,13 @@ def test_incompatible_init_from_and_unknown_classes_exit_2_and_touch_nothing(fin
     dcgan, classes = run_clis(
         [
             ["ganarena.train", *FAST, "model=dcgan", init, f"hydra.run.dir={tmp_path}/dcgan"],
-            ["ganarena.train", *FAST, "dataset.limit=null", "dataset.class_counts={3:50,12:5}",
-             f"hydra.run.dir={tmp_path}/classes"],
+            [
+                "ganarena.train",
+                *FAST,
+                "dataset.limit=null",
+                "dataset.class_counts={3:50,12:5}",
+                f"hydra.run.dir={tmp_path}/classes",
+            ],
         ],  # fmt: skip
         cwd=tmp_path,
     )

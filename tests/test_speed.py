@@ -103,6 +103,7 @@ def test_gpu_check_counts_the_mlp_step_flops_in_closed_form(tmp_path):
     assert flops == 4 * per_sample
 
 
+@pytest.mark.slow
 def test_gpu_check_runs_end_to_end_on_cpu(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "gpu_check.py"), "--device", "cpu", "--quick",

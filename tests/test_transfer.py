@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from itertools import islice
+
 import pytest
 import torch
 
@@ -45,7 +47,7 @@ LONG_TAIL = {c: round(500 * 0.1 ** (c / 9)) for c in range(10)}  # 500 zeros ...
 
 def drawn(dm, batches: int) -> list[int]:
     """How often each class is drawn in the first `batches` training batches."""
-    idx = [i for batch, _ in zip(iter(dm.sampler), range(batches)) for i in batch]
+    idx = [i for batch in islice(dm.sampler, batches) for i in batch]
     return torch.bincount(dm.labels[idx], minlength=10).tolist()
 
 
@@ -59,10 +61,10 @@ def test_balance_draws_every_class_of_a_long_tail_equally_often_and_resumes_exac
     seen = drawn(dm, 300)  # 2,400 draws: 240 per class expected
     assert max(seen) / min(seen) < 1.5, seen
     # the order is a function of the batches consumed, as without balancing (resume)
-    first = [b for b, _ in zip(iter(sample(class_counts=LONG_TAIL, balance=True).sampler), range(40))]
+    first = list(islice(sample(class_counts=LONG_TAIL, balance=True).sampler, 40))
     again = sample(class_counts=LONG_TAIL, balance=True)
     again.seek(25)
-    assert [b for b, _ in zip(iter(again.sampler), range(15))] == first[25:]
+    assert list(islice(again.sampler, 15)) == first[25:]
 
 
 def test_balance_is_refused_without_labels_or_as_a_non_boolean():

@@ -3,6 +3,7 @@ and the [-1, 1] -> uint8 conversion that every saved or scored image goes throug
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable
@@ -64,6 +65,27 @@ def write_json(path: str | Path, data: Any) -> Path:
     """JSON (NaN allowed), written atomically."""
     text = json.dumps(data, indent=2, allow_nan=True) + "\n"
     return atomic_write(path, lambda p: p.write_text(text))
+
+
+@contextlib.contextmanager
+def cache_lock(path: str | Path):
+    """Hold `<path>.lock` across processes while a cache entry is read or computed: of parallel
+    sweep jobs (or test workers) that need the same domain classifier or reference statistics,
+    the first computes it and the others wait, then reuse it. No lock (and no waiting) where the
+    folder cannot be written."""
+    from filelock import FileLock
+
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(f"{path}.lock")
+        lock.acquire()
+    except OSError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def save_torch(obj: Any, path: str | Path, fsync: bool = False) -> Path:

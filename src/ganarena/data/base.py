@@ -332,8 +332,12 @@ class ImageDataModule(L.LightningDataModule):
                 batch_size=self.batch_size,
                 shuffle=balanced is None,
                 # Lightning wraps this sampler in a DistributedSamplerWrapper (one share per rank)
-                sampler=None if balanced is None else WeightedRandomSampler(
-                    balanced, len(balanced), generator=torch.Generator().manual_seed(self.shuffle_seed)
+                sampler=None
+                if balanced is None
+                else WeightedRandomSampler(
+                    balanced,
+                    len(balanced),
+                    generator=torch.Generator().manual_seed(self.shuffle_seed),
                 ),
                 drop_last=True,
                 num_workers=self.num_workers,

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ganarena.errors import ConfigError, DataError, GanarenaError
-from ganarena.files import save_torch
+from ganarena.files import cache_lock, save_torch
 from ganarena.verdict import RELIABLE_CLASSIFIER, WEAK_CLASSIFIER
 
 log = logging.getLogger(__name__)
@@ -201,39 +201,35 @@ def build_domain_backbone(eval_cfg, datamodule, cache_dir: str | Path) -> Domain
     recipe_hash = hashlib.sha256(
         json.dumps({**recipe, "arch": DOMAIN_ARCH}, sort_keys=True).encode()
     ).hexdigest()[:12]
-    if hasattr(datamodule, "classifier_data"):
-        images, labels, fingerprint = datamodule.classifier_data()
-    else:
-        images, labels, fingerprint = datamodule.images, datamodule.labels, datamodule.fingerprint()
+    images, labels, fingerprint = datamodule.classifier_data()
     path = Path(cache_dir) / "domain" / f"{fingerprint}-{recipe_hash}.pt"
     shape = tuple(images.shape[1:])
     model = DomainClassifier(shape[0], datamodule.num_classes, recipe["width"], recipe["features"])
-    info = None
-    if path.is_file():
-        try:
-            saved = torch.load(path, map_location="cpu", weights_only=True)
-            model.load_state_dict(saved["state_dict"])
-            info = saved["info"]
-            if state_sha256(model) != info["classifier_sha256"]:
-                raise ValueError("weight hash mismatch")
-            log.info("domain classifier: reusing %s", path)
-        except Exception as e:  # noqa: BLE001 - any unreadable cache entry is rebuilt
-            log.warning("domain classifier cache %s is unusable (%s); retraining", path, e)
-            info = None
-    if info is None:
-        log.info(
-            "training the domain classifier for '%s' (%d images, %d epochs; once, then cached)",
-            name, len(images), recipe["epochs"],
-        )  # fmt: skip
-        model, info = train_domain_classifier(
-            images, labels, datamodule.num_classes, recipe
-        )
-        info.update(classifier_sha256=state_sha256(model), classifier_recipe=recipe_hash)
-        save_torch({"state_dict": model.state_dict(), "info": info, "recipe": recipe}, path)
-        log.info(
-            "domain classifier: held-out accuracy %.4f, trained in %.1f s, saved to %s",
-            info["classifier_accuracy"], info["classifier_train_s"], path,
-        )  # fmt: skip
+    with cache_lock(path):
+        info = None
+        if path.is_file():
+            try:
+                saved = torch.load(path, map_location="cpu", weights_only=True)
+                model.load_state_dict(saved["state_dict"])
+                info = saved["info"]
+                if state_sha256(model) != info["classifier_sha256"]:
+                    raise ValueError("weight hash mismatch")
+                log.info("domain classifier: reusing %s", path)
+            except Exception as e:  # noqa: BLE001 - any unreadable cache entry is rebuilt
+                log.warning("domain classifier cache %s is unusable (%s); retraining", path, e)
+                info = None
+        if info is None:
+            log.info(
+                "training the domain classifier for '%s' (%d images, %d epochs; once, then cached)",
+                name, len(images), recipe["epochs"],
+            )  # fmt: skip
+            model, info = train_domain_classifier(images, labels, datamodule.num_classes, recipe)
+            info.update(classifier_sha256=state_sha256(model), classifier_recipe=recipe_hash)
+            save_torch({"state_dict": model.state_dict(), "info": info, "recipe": recipe}, path)
+            log.info(
+                "domain classifier: held-out accuracy %.4f, trained in %.1f s, saved to %s",
+                info["classifier_accuracy"], info["classifier_train_s"], path,
+            )  # fmt: skip
     acc = info["classifier_accuracy"]
     reliable = acc >= RELIABLE_CLASSIFIER
     if not reliable:

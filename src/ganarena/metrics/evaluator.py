@@ -23,7 +23,7 @@ from torchmetrics.image.kid import KernelInceptionDistance
 from torchmetrics.utilities.data import dim_zero_cat
 
 from ganarena.errors import ConfigError, DataError
-from ganarena.files import save_torch, to_uint8
+from ganarena.files import cache_lock, save_torch, to_uint8
 from ganarena.metrics.backbones import build_backbone
 from ganarena.metrics.fid import FeaturesIn, fid_metric, quiet
 from ganarena.metrics.prdc import K_DC, K_PR, knn_radii, prdc
@@ -473,16 +473,25 @@ def build_evaluator(eval_cfg, datamodule, cache_dir: str, device=None) -> Evalua
         / "reference"
         / f"{fp[:16]}-{split}-{backbone.cache_id}-n{tag}-{images.shape[-1]}px.pt"
     )
-    ref = _load_reference(path, backbone.feature_dim) if path.is_file() else None
-    cached = ref is not None
-    if ref is None:
-        log.info("computing reference statistics of '%s' (%s, %d images)", name, split, len(images))
-        bs = int(eval_cfg.get("batch_size", 500))
-        ref = reference_stats(
-            backbone, images, split, bs, device or default_device(), labels, second_half,
-            per_class_fid,
-        )
-        save_torch(ref, path)
+    with cache_lock(path):
+        ref = _load_reference(path, backbone.feature_dim) if path.is_file() else None
+        cached = ref is not None
+        if ref is None:
+            log.info(
+                "computing reference statistics of '%s' (%s, %d images)", name, split, len(images)
+            )
+            bs = int(eval_cfg.get("batch_size", 500))
+            ref = reference_stats(
+                backbone,
+                images,
+                split,
+                bs,
+                device or default_device(),
+                labels,
+                second_half,
+                per_class_fid,
+            )
+            save_torch(ref, path)
     ev = Evaluator(
         backbone,
         eval_cfg,

@@ -143,7 +143,10 @@ class CycleGANTask(Task):
                 f"task=cyclegan does not augment its discriminators' inputs (augment={name}); the "
                 "reference trains without. Drop augment= (augment=none)."
             )
-        check_decay_start(decay_start, "e.g. task.decay_start=0.5 (the reference: half constant, half linear decay)")
+        check_decay_start(
+            decay_start,
+            "e.g. task.decay_start=0.5 (the reference: half constant, half linear decay)",
+        )
         check_int("task.pool_size", pool_size, 0, "e.g. task.pool_size=50 (the reference's).")
         check_int("task.n_fixed", n_fixed, 1, "e.g. task.n_fixed=8.")
 
