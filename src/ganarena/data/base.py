@@ -196,7 +196,6 @@ class ImageDataModule(L.LightningDataModule):
                 f"'{self.resolved}' has no class labels. Drop dataset.balance, or use a labelled "
                 "dataset."
             )
-        self._pool = None
         if self.class_counts is not None and not self.selects_in_load:
             # all the split's images of the chosen classes (of `part`), not just the subset
             keep = self.natural(labels, part_indices(len(labels), self.part))
