@@ -43,3 +43,37 @@ def test_the_default_recipe_beats_the_collapsing_tutorial_mlp(tmp_path, cache_di
     assert d["modes_covered"] >= m["modes_covered"] + 3, (d, m)
     assert d["is"] >= m["is"] + 1.0, (d, m)
     assert d["fid"] < m["fid"] / 3, (d, m)
+
+
+def betas(overrides: list[str]) -> tuple[list[float], list[float]]:
+    with initialize_config_module("ganarena.conf", version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    return list(cfg.loss.optimizer_g.betas), list(cfg.loss.optimizer_d.betas)
+
+
+def test_tuned_settings_apply_to_their_pair_only():
+    """conf/tuned/dcgan_nonsaturating.yaml gives the default pair Adam betas (0, 0.99); every other
+    pair keeps its loss's own, so the MLP lesson trains exactly as the tutorial does."""
+    tuned, loss_own = [0.0, 0.99], [0.5, 0.999]
+    assert betas([]) == (tuned, tuned)
+    assert betas(["model.conditional=false"]) == (tuned, tuned)  # the pair, not the data
+    assert betas(["model=mlp"]) == (loss_own, loss_own)
+    assert betas(["model=mlp", "loss=minimax"]) == (loss_own, loss_own)
+    assert betas(["loss=hinge"]) == (loss_own, loss_own)
+    assert betas(["tuned=none"]) == (loss_own, loss_own)
+    assert betas(["~tuned"]) == (loss_own, loss_own)
+    assert betas(["experiment=loss_zoo"]) == (loss_own, loss_own)  # every loss on paper settings
+    # the command line still wins over the tuned file
+    assert betas(["loss.optimizer_d.betas=[0.5,0.9]"]) == (tuned, [0.5, 0.9])
+    assert betas(["tuned=dcgan_nonsaturating", "loss=hinge"]) == (tuned, tuned)  # asked for
+
+
+def test_a_misspelt_tuned_name_is_refused(tmp_path):
+    from tests.conftest import run_cli
+
+    r = run_cli(["ganarena.train", "tuned=dcgan_nonsaturatng", "trainer.max_steps=1"], tmp_path)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "tuned=dcgan_nonsaturatng is not a tuned-settings file" in r.stderr
+    assert "dcgan_nonsaturating, none" in r.stderr and "Traceback" not in r.stderr
+    # refused before training: no checkpoint, no scores
+    assert not [*tmp_path.rglob("*.ckpt"), *tmp_path.rglob("metrics.json")]

@@ -363,6 +363,27 @@ def test_projection_head_equals_inner_product(norm):
     assert torch.allclose(d(x, y), psi, atol=1e-6)
 
 
+def test_minibatch_stddev_map_feeds_the_final_conv():
+    """model.mbstd=G: D's final conv sees the penultimate map plus ProGAN's minibatch-stddev map
+    (the stddev over groups of G samples, averaged); the projection still pools the map without it."""
+    torch.manual_seed(0)
+    d = DCGANDiscriminator(image_size=28, num_classes=10, mbstd=4).eval()
+    x, y = torch.randn(8, 1, 28, 28), torch.tensor([0, 1, 2, 3, 4, 5, 6, 9])
+    h = d.features(x)
+    assert h.shape == (8, 128, 7, 7) and d.net[-1].in_channels == 129
+    groups = h.reshape(4, 2, 128, 7, 7)  # NVIDIA's strided groups: sample i in group i % 2
+    std = (groups.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # one per group
+    stat = std.repeat(4)[:, None, None, None].expand(8, 1, 7, 7)
+    psi = d.net[-1](torch.cat([h, stat], dim=1)).view(8)
+    pooled = h.sum(dim=(2, 3))
+    assert torch.allclose(d(x, y), psi + (d.embed(y) * pooled).sum(dim=1), atol=1e-5)
+    # identical samples have no spread: the extra map is ~0 whatever the batch
+    same = x[:1].expand(8, -1, -1, -1)
+    assert d.net[-2](d.features(same))[:, -1].abs().max() < 1e-3
+    with pytest.raises(ConfigError, match="mbstd"):
+        DCGANDiscriminator(mbstd=-1)
+
+
 def top_singular_value(w: torch.Tensor, iters: int = 200) -> float:
     """Largest singular value by float64 power iteration (torch.linalg's first call loads its
     solver library, and a dense SVD is slow on shared CPUs)."""

@@ -29,8 +29,9 @@ def test_gan_task_reproduces_the_pre_task_losses(tmp_path, case):
     """Same seed, same losses as the GANModule before the redesign (values recorded from it)."""
     expected = GOLDEN[case]
     run = tmp_path / "run"
-    # Recorded when every model was unconditional by default (the DCGAN's is now auto).
-    cfg = compose_train(run, ["model.conditional=false", *expected["overrides"]])
+    # Recorded when every model was unconditional by default (the DCGAN's is now auto) and every
+    # loss used its own optimizer settings (no conf/tuned/ pairs).
+    cfg = compose_train(run, ["model.conditional=false", "tuned=none", *expected["overrides"]])
     train(cfg)
     # Recorded as train/d_real, train/d_fake; now named by what they are (probability or score).
     read = "d_{}_prob" if LOSSES[cfg.loss.name].prob else "critic_{}"

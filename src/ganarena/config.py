@@ -75,6 +75,7 @@ def validate_train(cfg: DictConfig) -> None:
     _number(cfg, "task.path_length.interval", integer=True, nullable=True)
     _check_conditional(cfg)
     _check_size(cfg)
+    _check_tuned()
     if _get(cfg, "eval.backbone") not in (None, "none"):
         validate_eval(cfg)
     seed = _get(cfg, "seed")
@@ -134,6 +135,28 @@ def validate_train(cfg: DictConfig) -> None:
 
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+
+
+def _check_tuned() -> None:
+    """`tuned` (conf/tuned/, picked as <model>_<loss> and skipped where that pair has no file) may
+    be overridden only by a file that exists there, or `none`: a misspelt name must not silently
+    train without the settings it was meant to bring."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    choices = HydraConfig.get().runtime.choices
+    choice = choices.get("tuned")
+    if choice is None or choice == f"{choices.get('model')}_{choices.get('loss')}":
+        return
+    options = GlobalHydra.instance().config_loader().get_group_options("tuned")
+    if choice not in options:
+        raise ConfigError(
+            f"tuned={choice} is not a tuned-settings file (conf/tuned/): the options are "
+            f"{', '.join(options)}. Each is a model+loss pair, picked up automatically when that "
+            "pair trains; pass tuned=none to train with the loss's own settings instead."
+        )
 
 
 def _check_compile(cfg: DictConfig) -> None:

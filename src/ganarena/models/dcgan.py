@@ -122,7 +122,9 @@ class DCGANDiscriminator(nn.Module):
     With `num_classes`, a projection head (Miyato & Koyama 2018) adds <embed(y), h> to the logit,
     h being the penultimate feature map summed over space (their global sum pooling); the final
     conv plays psi, the unconditional term. `spectral_norm` normalises every conv (and the
-    projection embedding).
+    projection embedding). `mbstd` > 0 appends ProGAN's minibatch-stddev feature map (Karras et
+    al. 2018, sec. 3: the stddev of each feature over groups of `mbstd` samples, averaged) to the
+    penultimate map before the final conv, so D can see how varied a batch is.
     """
 
     def __init__(
@@ -134,6 +136,7 @@ class DCGANDiscriminator(nn.Module):
         negative_slope: float = 0.2,
         num_classes: int | None = None,
         spectral_norm: bool = False,
+        mbstd: int = 0,
     ):
         super().__init__()
         self.image_size = check_positive_int("image_size", image_size)
@@ -141,6 +144,11 @@ class DCGANDiscriminator(nn.Module):
         self.num_classes = check_num_classes(num_classes)
         width = check_positive_int("width", width)
         norm = check_norm(norm)
+        if isinstance(mbstd, bool) or not isinstance(mbstd, int) or mbstd < 0:
+            raise ConfigError(
+                f"Model setting `mbstd` must be a whole number >= 0 (the minibatch-stddev group "
+                f"size; 0 turns the layer off), got {mbstd!r}. Set e.g. model.mbstd=4."
+            )
         s0, n_up = dcgan_layout(image_size)
         ch = width
         layers: list[nn.Module] = [
@@ -154,8 +162,13 @@ class DCGANDiscriminator(nn.Module):
                 nn.LeakyReLU(negative_slope),
             ]
             ch *= 2
-        layers.append(nn.Conv2d(ch, 1, s0, 1, 0))
+        if mbstd:
+            from ganarena.models.stylegan2 import MinibatchStdLayer
+
+            layers.append(MinibatchStdLayer(mbstd, 1))
+        layers.append(nn.Conv2d(ch + (1 if mbstd else 0), 1, s0, 1, 0))
         self.net = nn.Sequential(*layers)
+        self.mbstd = mbstd
         init_weights(self)
         if self.num_classes is not None:
             self.embed = nn.Embedding(self.num_classes, ch)
@@ -164,8 +177,9 @@ class DCGANDiscriminator(nn.Module):
             apply_spectral_norm(self)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The penultimate feature map (B, C, s0, s0): everything but the final conv."""
-        for m in islice(self.net, len(self.net) - 1):
+        """The penultimate feature map (B, C, s0, s0): everything but the final conv (and the
+        minibatch-stddev map)."""
+        for m in islice(self.net, len(self.net) - (2 if self.mbstd else 1)):
             x = m(x)
         return x
 
@@ -174,6 +188,6 @@ class DCGANDiscriminator(nn.Module):
         if y is None:
             return self.net(x).view(x.shape[0])
         h = self.features(x)
-        out = self.net[-1](h).view(x.shape[0])
+        out = self.net[-1](self.net[-2](h) if self.mbstd else h).view(x.shape[0])
         pooled = h.sum(dim=(2, 3))
         return out + (self.embed(y).to(pooled.dtype) * pooled).sum(dim=1)
