@@ -379,7 +379,7 @@ def test_minibatch_stddev_map_feeds_the_final_conv():
     assert torch.allclose(d(x, y), psi + (d.embed(y) * pooled).sum(dim=1), atol=1e-5)
     # identical samples have no spread: the extra map is ~0 whatever the batch
     same = x[:1].expand(8, -1, -1, -1)
-    assert d.net[-2](d.features(same))[:, -1].abs().max() < 1e-3
+    assert d.mbstd(d.features(same))[:, -1].abs().max() < 1e-3
     with pytest.raises(ConfigError, match="mbstd"):
         DCGANDiscriminator(mbstd=-1)
 

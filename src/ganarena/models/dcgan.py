@@ -9,7 +9,7 @@ from itertools import islice
 import torch
 from torch import nn
 
-from ganarena.errors import ConfigError
+from ganarena.errors import ConfigError, check_int
 from ganarena.models.mlp import (
     apply_spectral_norm,
     check_labels,
@@ -17,6 +17,7 @@ from ganarena.models.mlp import (
     check_num_classes,
     check_positive_int,
 )
+from ganarena.models.stylegan2 import MinibatchStdLayer
 
 _NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.LayerNorm)
 
@@ -144,11 +145,9 @@ class DCGANDiscriminator(nn.Module):
         self.num_classes = check_num_classes(num_classes)
         width = check_positive_int("width", width)
         norm = check_norm(norm)
-        if isinstance(mbstd, bool) or not isinstance(mbstd, int) or mbstd < 0:
-            raise ConfigError(
-                f"Model setting `mbstd` must be a whole number >= 0 (the minibatch-stddev group "
-                f"size; 0 turns the layer off), got {mbstd!r}. Set e.g. model.mbstd=4."
-            )
+        mbstd = check_int(
+            "Model setting `mbstd`", mbstd, 0, "Set the group size, e.g. model.mbstd=4 (0 = off)."
+        )
         s0, n_up = dcgan_layout(image_size)
         ch = width
         layers: list[nn.Module] = [
@@ -162,13 +161,10 @@ class DCGANDiscriminator(nn.Module):
                 nn.LeakyReLU(negative_slope),
             ]
             ch *= 2
-        if mbstd:
-            from ganarena.models.stylegan2 import MinibatchStdLayer
-
-            layers.append(MinibatchStdLayer(mbstd, 1))
         layers.append(nn.Conv2d(ch + (1 if mbstd else 0), 1, s0, 1, 0))
         self.net = nn.Sequential(*layers)
-        self.mbstd = mbstd
+        # between features() and the final conv; parameter-free, so state dicts are unchanged
+        self.mbstd = MinibatchStdLayer(mbstd, 1) if mbstd else nn.Identity()
         init_weights(self)
         if self.num_classes is not None:
             self.embed = nn.Embedding(self.num_classes, ch)
@@ -179,15 +175,15 @@ class DCGANDiscriminator(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The penultimate feature map (B, C, s0, s0): everything but the final conv (and the
         minibatch-stddev map)."""
-        for m in islice(self.net, len(self.net) - (2 if self.mbstd else 1)):
+        for m in islice(self.net, len(self.net) - 1):
             x = m(x)
         return x
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         y = check_labels("DCGANDiscriminator", self.num_classes, y, x.shape[0])
-        if y is None:
-            return self.net(x).view(x.shape[0])
         h = self.features(x)
-        out = self.net[-1](self.net[-2](h) if self.mbstd else h).view(x.shape[0])
+        out = self.net[-1](self.mbstd(h)).view(x.shape[0])
+        if y is None:
+            return out
         pooled = h.sum(dim=(2, 3))
         return out + (self.embed(y).to(pooled.dtype) * pooled).sum(dim=1)
