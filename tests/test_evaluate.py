@@ -159,3 +159,40 @@ def test_bad_mode_combinations():
         evaluate(compose_eval(["ckpt_path=x.ckpt", "real=a", "fake=b"]))
     with pytest.raises(ConfigError, match="eval=domain"):
         evaluate(compose_eval(["ckpt_path=x.ckpt", "eval=none"]))
+
+
+@needs_mnist
+def test_ema_false_scores_the_trained_generator(mnist, cache_dir, tmp_path, capsys):
+    """ganarena-eval ema=false scores the trained G instead of its EMA copy: the same numbers as
+    the evaluator gives a task whose EMA is off, different from the EMA's (decay 0.5, 4 steps)."""
+    from ganarena.tasks import load_task
+    from ganarena.train import train
+
+    with initialize_config_module("ganarena.conf", version_base="1.3"):
+        cfg = compose("train", overrides=[
+            *IDX, "model.width=8", "model.ema_decay=0.5", "trainer.max_steps=4", "eval=none",
+            "logger=none", "trainer.enable_progress_bar=false", f"paths.output_dir={tmp_path}",
+        ])  # fmt: skip
+    train(cfg)
+    capsys.readouterr()  # the run's own verdict line
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    args = [f"ckpt_path={ckpt}", "eval.n_samples=200", f"paths.cache_dir={cache_dir}"]
+    results = {}
+    for ema in ("true", "false"):
+        evaluate(compose_eval([*args, f"ema={ema}"]))
+        results[ema] = one_json(capsys.readouterr().out)
+    assert results["true"]["inputs"]["generator"] == "ema"
+    assert results["false"]["inputs"]["generator"] == "trained"
+    assert results["true"]["scores"]["fid"] != results["false"]["scores"]["fid"]
+
+    task, _ = load_task(str(ckpt))
+    assert task.sampler is task.ema.module
+    task.use_ema(False)
+    assert task.sampler is task.generator
+    evaluator = build_evaluator(
+        compose_eval(args).eval, mnist, str(cache_dir)
+    )  # the checkpoint's data, scored directly
+    assert evaluator.score_module(task)["fid"] == pytest.approx(results["false"]["scores"]["fid"])
+
+    with pytest.raises(ConfigError, match="ema must be true or false"):
+        evaluate(compose_eval([*args, "ema=maybe"]))

@@ -125,10 +125,12 @@ def _score_checkpoint(cfg: DictConfig) -> tuple[dict, Path]:
     evaluator = dm.make_evaluator(cfg.eval, cfg.eval.cache_dir)  # the data picks its evaluator
     if torch.cuda.is_available():
         task = task.to("cuda")
+    task.use_ema(cfg.ema)
     scores = evaluator.score_module(task)
     inputs = {
         "ckpt_path": str(cfg.ckpt_path),
         "step": task.g_step,
+        "generator": "ema" if task.has_ema and cfg.ema else "trained",
         "model": OmegaConf.select(train_cfg, "model.name"),
         "loss": OmegaConf.select(train_cfg, "loss.name"),
     }
@@ -190,6 +192,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "eval=domain (offline, trained on the dataset's labels) or eval=inception."
         )
     validate_eval(cfg)
+    if not isinstance(cfg.ema, bool):
+        raise ConfigError(
+            f"ema must be true or false, got ema={cfg.ema!r}. ema=true scores a checkpoint's EMA "
+            "generator (what training evaluated), ema=false the trained generator itself."
+        )
     folders = cfg.real is not None or cfg.fake is not None
     if (cfg.ckpt_path is None) == (not folders) or (
         folders and (cfg.real is None or cfg.fake is None)

@@ -185,6 +185,7 @@ class Task(L.LightningModule):
         self.real_images_seen = 0
         self._sums: dict[str, tuple[Tensor, int]] = {}  # key -> (sum on the device, count)
         self._emas: list[tuple[nn.Module, AveragedModel]] = []
+        self.sample_with_ema = True  # use_ema(False): sample from the trained networks
 
     # -- protocol defaults ---------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
@@ -234,6 +235,15 @@ class Task(L.LightningModule):
         ema.requires_grad_(False)
         self._emas.append((source, ema))
         return ema
+
+    @property
+    def has_ema(self) -> bool:
+        return bool(self._emas)
+
+    def use_ema(self, on: bool) -> None:
+        """Sample (and so evaluate) with the EMA copies when kept (on, the default) or with the
+        trained networks themselves (ganarena-eval ema=false)."""
+        self.sample_with_ema = bool(on)
 
     @torch.no_grad()
     def _update_emas(self) -> None:

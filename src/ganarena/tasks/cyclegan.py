@@ -175,7 +175,7 @@ class CycleGANTask(Task):
                 f"direction must be 'ab' (domain A to B) or 'ba' (B to A), got {direction!r}."
             )
         ema = self.ema_ab if direction == "ab" else self.ema_ba
-        if ema is not None:
+        if ema is not None and self.sample_with_ema:
             return ema.module
         return self.generator_ab if direction == "ab" else self.generator_ba
 

@@ -154,7 +154,7 @@ class GANTask(GenerativeTask):
     @property
     def sampler(self) -> nn.Module:
         """The generator used for samples and evaluation (the EMA copy when enabled)."""
-        return self.ema.module if self.ema is not None else self.generator
+        return self.ema.module if self.ema is not None and self.sample_with_ema else self.generator
 
     def sampling_modules(self) -> list[nn.Module]:
         return [self.sampler]
