@@ -130,7 +130,7 @@ def _score_checkpoint(cfg: DictConfig) -> tuple[dict, Path]:
     inputs = {
         "ckpt_path": str(cfg.ckpt_path),
         "step": task.g_step,
-        "generator": "ema" if task.has_ema and cfg.ema else "trained",
+        "generator": "ema" if task.samples_from_ema else "trained",
         "model": OmegaConf.select(train_cfg, "model.name"),
         "loss": OmegaConf.select(train_cfg, "loss.name"),
     }

@@ -237,8 +237,9 @@ class Task(L.LightningModule):
         return ema
 
     @property
-    def has_ema(self) -> bool:
-        return bool(self._emas)
+    def samples_from_ema(self) -> bool:
+        """Whether samples (and scores) come from EMA copies: kept, and not turned off."""
+        return self.sample_with_ema and bool(self._emas)
 
     def use_ema(self, on: bool) -> None:
         """Sample (and so evaluate) with the EMA copies when kept (on, the default) or with the
