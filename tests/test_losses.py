@@ -52,7 +52,7 @@ EXPECTED = {
 def test_loss_values_match_hand_computation(name):
     d_exp, g_exp = EXPECTED[name]
     assert LOSSES[name].d(REAL, FAKE).item() == pytest.approx(d_exp, rel=1e-6, abs=1e-6)
-    assert LOSSES[name].g(FAKE).item() == pytest.approx(g_exp, rel=1e-6, abs=1e-6)
+    assert LOSSES[name].g(REAL, FAKE).item() == pytest.approx(g_exp, rel=1e-6, abs=1e-6)
 
 
 def test_label_smoothing_changes_only_the_real_target():
@@ -65,7 +65,7 @@ def test_bce_losses_are_stable_for_extreme_logits():
     big = torch.tensor([80.0, -80.0])
     for name in ("minimax", "nonsaturating"):
         assert torch.isfinite(LOSSES[name].d(big, -big))
-        assert torch.isfinite(LOSSES[name].g(big))
+        assert torch.isfinite(LOSSES[name].g(big, big))
     # -log(sigmoid(-80)) is 80 to float precision: the log-sum-exp form does not saturate.
     assert losses.g_nonsaturating(torch.tensor([-80.0])).item() == pytest.approx(80.0, rel=1e-6)
 

@@ -39,9 +39,14 @@ def test_gan_task_reproduces_the_pre_task_losses(tmp_path, case):
         "train/d_real": f"train/{read.format('real')}",
         "train/d_fake": f"train/{read.format('fake')}",
     }
+    # The MLP cases reproduce to 1e-5 on every machine seen. The DCGAN cases run oneDNN
+    # convolutions whose kernels depend on the CPU: recorded on an Intel machine, they differ by up
+    # to 3.9e-4 (relative; 2.2e-3 for WGAN-GP's G loss, a small number after the double backward of
+    # the penalty) on an AMD EPYC with AVX512 at the same commit, so they are held to 1e-3 (5e-3).
+    rel = 1e-5 if not case.startswith("dcgan") else 5e-3 if "gp" in case else 1e-3
     for tag in ("train/d_loss", "train/g_loss", "train/d_real", "train/d_fake"):
         got = scalars(run, tags.get(tag, tag))
-        assert got == pytest.approx(expected[tag], rel=1e-5, abs=1e-6), tag
+        assert got == pytest.approx(expected[tag], rel=rel, abs=1e-6), tag
 
 
 def test_lazy_r1_is_its_own_phase_with_the_stylegan2_correction(tmp_path):

@@ -288,3 +288,32 @@ def build_augment(cfg: Mapping[str, Any] | None) -> Callable[[Tensor], Tensor] |
         raise ConfigError(
             f"Bad setting for augment={name}: {e}. See conf/augment/{name}.yaml for its keys."
         ) from None
+
+
+def build_d_input(cfg: Mapping[str, Any] | None, conditional: bool = False) -> list[Callable]:
+    """The discriminator-input transforms (conf/d_input/*.yaml, `d_input=[a,b]`), in config order.
+
+    The plug-in point for what D sees (PacGAN's packing and its like): each entry is an object
+    built from its `_target_` (any importable class, also outside the package), called as
+    `t(x, real=bool) -> Tensor` on D's real and fake inputs alike, after `augment=`. One whose
+    output no longer holds one row per input image declares `keeps_batch = False`; such a
+    transform cannot pair rows with class labels, so it is refused with a conditional D.
+    """
+    transforms = []
+    for name, t in (cfg or {}).items():
+        if t is None:  # d_input.<name>=null switches one off
+            continue
+        if not callable(t):
+            raise ConfigError(
+                f"d_input.{name} is {t!r}, not a transform: give it a `_target_` naming a class "
+                "whose instances are called as t(x, real=...) -> Tensor (README, \"Extending "
+                "ganarena\"), or remove it with ~d_input." + name + "."
+            )
+        if conditional and not getattr(t, "keeps_batch", True):
+            raise ConfigError(
+                f"d_input.{name} ({type(t).__name__}) merges several images into one D input, so "
+                "D's inputs no longer pair with class labels, but the model is class-conditional. "
+                "Train unconditionally (model.conditional=false) or drop that transform."
+            )
+        transforms.append(t)
+    return transforms

@@ -119,19 +119,33 @@ def validate_train(cfg: DictConfig) -> None:
     # Checks that import torch (the model classes, the loss registry): after the cheap ones, so a
     # bad value is reported without loading it (tests/test_startup.py).
     _check_kinds(cfg)
-    from ganarena.losses import LOSSES
-
-    name = _get(cfg, "loss.name")
-    if name not in LOSSES:
-        raise ConfigError(
-            f"loss.name={name!r} is not a known loss; available: {', '.join(LOSSES)}. "
-            "Choose one with loss=<name>."
-        )
-    if _get(cfg, "loss.label_smoothing") and not LOSSES[name].prob:
+    loss = _check_loss(cfg)
+    if _get(cfg, "loss.label_smoothing") and not loss.prob:
         raise ConfigError(
             f"loss.label_smoothing applies to the cross-entropy losses (minimax, nonsaturating), "
-            f"not to loss={name}. Set loss.label_smoothing=0 or pick a BCE loss."
+            f"not to loss={_get(cfg, 'loss.name')}. Set loss.label_smoothing=0 or pick a BCE loss."
         )
+
+
+def _check_loss(cfg: DictConfig) -> Any:
+    """The loss yaml's `objective` built: a ganarena.losses.Loss, or a ConfigError naming the fix."""
+    from ganarena.losses import Loss
+
+    spec = _get(cfg, "loss.objective")
+    name = _get(cfg, "loss.name")
+    if spec is None:
+        raise ConfigError(
+            f"loss={name} has no `objective`: a loss yaml names its Loss class as objective._target_ "
+            "(e.g. objective: {_target_: ganarena.losses.NonSaturating}; README, \"Extending "
+            "ganarena\"). Add it, or choose a built-in loss with loss=<name>."
+        )
+    loss = build(spec)  # an import or argument error becomes a ConfigError naming the target
+    if not isinstance(loss, Loss):
+        raise ConfigError(
+            f"loss.objective of loss={name} built a {type(loss).__name__}, not a ganarena.losses."
+            "Loss: subclass it and define d(real, fake) and g(real, fake)."
+        )
+    return loss
 
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")

@@ -1,13 +1,14 @@
 """Adversarial losses as pure functions of discriminator logits, plus the gradient penalty.
 
 Every discriminator returns raw logits (B,); each loss decides what to do with them.
-`d_*(real, fake)` is the discriminator/critic loss, `g_*(fake)` the generator loss.
+`d_*(real, fake)` is the discriminator/critic loss, `g_*(fake)` the generator loss; `Loss`
+subclasses pair them (and are what a loss yaml's `objective._target_` names).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -74,23 +75,80 @@ def clip_weights(module: nn.Module, c: float) -> None:
         p.clamp_(-c, c)
 
 
-@dataclass(frozen=True)
 class Loss:
-    """A named pair of D and G losses; `prob` says whether D's logits read as probabilities,
-    `w1` whether E[D(x)] - E[D(G(z))] of its (Lipschitz-constrained) critic estimates the
-    Wasserstein-1 distance up to scale."""
+    """An adversarial loss: the D (critic) side and the G side, each seeing real *and* fake logits.
 
-    d: Callable[..., Tensor]
-    g: Callable[[Tensor], Tensor]
-    prob: bool
+    The plug-in point for losses: a subclass, chosen in a loss yaml by `objective._target_` (any
+    importable class, also outside the package). `d(real, fake)` is D's loss; `g(real, fake)` is
+    G's, where `real` is D's logits on a real batch (computed without gradient, and only when
+    `g_uses_real` is true: relativistic losses need it, the classic ones do not and get None).
+    `prob`: D's logits read as probabilities (logged as d_real_prob/d_fake_prob); `w1`: the
+    critic's E[D(x)] - E[D(G(z))] estimates the Wasserstein-1 distance up to scale.
+    """
+
+    prob: bool = False
     w1: bool = False
+    g_uses_real: bool = False
+
+    def d(self, real: Tensor, fake: Tensor, **kwargs: Any) -> Tensor:
+        raise NotImplementedError
+
+    def g(self, real: Tensor | None, fake: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class _Pair(Loss):
+    """A loss made of a D function d(real, fake) and a G function g(fake) of the fake logits."""
+
+    d_fn: Callable[..., Tensor]
+    g_fn: Callable[[Tensor], Tensor]
+
+    def d(self, real: Tensor, fake: Tensor, **kwargs: Any) -> Tensor:
+        return type(self).d_fn(real, fake, **kwargs)
+
+    def g(self, real: Tensor | None, fake: Tensor) -> Tensor:
+        return type(self).g_fn(fake)
+
+
+class Minimax(_Pair):
+    """Goodfellow et al. 2014, eq. 1 (saturating G)."""
+
+    prob, d_fn, g_fn = True, staticmethod(d_bce), staticmethod(g_minimax)
+
+
+class NonSaturating(_Pair):
+    """Goodfellow et al. 2014, sec. 3 (non-saturating G)."""
+
+    prob, d_fn, g_fn = True, staticmethod(d_bce), staticmethod(g_nonsaturating)
+
+
+class LeastSquares(_Pair):
+    """Mao et al. 2017 (0-1 coding)."""
+
+    d_fn, g_fn = staticmethod(d_lsgan), staticmethod(g_lsgan)
+
+
+class Wasserstein(_Pair):
+    """Arjovsky et al. 2017 (with clipping or, WGAN-GP, a gradient penalty beside it)."""
+
+    w1, d_fn, g_fn = True, staticmethod(d_wasserstein), staticmethod(g_wasserstein)
+
+
+class Hinge(_Pair):
+    """Miyato et al. 2018 / Lim & Ye 2017."""
+
+    d_fn, g_fn = staticmethod(d_hinge), staticmethod(g_wasserstein)
 
 
 LOSSES: dict[str, Loss] = {
-    "minimax": Loss(d_bce, g_minimax, prob=True),
-    "nonsaturating": Loss(d_bce, g_nonsaturating, prob=True),
-    "lsgan": Loss(d_lsgan, g_lsgan, prob=False),
-    "wgan": Loss(d_wasserstein, g_wasserstein, prob=False, w1=True),
-    "wgan_gp": Loss(d_wasserstein, g_wasserstein, prob=False, w1=True),
-    "hinge": Loss(d_hinge, g_wasserstein, prob=False),
+    "minimax": Minimax(),
+    "nonsaturating": NonSaturating(),
+    "lsgan": LeastSquares(),
+    "wgan": Wasserstein(),
+    "wgan_gp": Wasserstein(),
+    "hinge": Hinge(),
 }
+"""The built-in losses by the name of their yaml (conf/loss/<name>.yaml)."""

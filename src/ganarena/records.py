@@ -88,4 +88,7 @@ def run_summary(cfg: DictConfig) -> dict[str, Any]:
         if name == "task" and value is None:
             value = "gan"
         out[name] = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+    transforms = [k for k, v in (select(cfg, "d_input") or {}).items() if v is not None]
+    if transforms:  # D-input transforms (d_input=[...]), in the order they apply
+        out["d_input"] = ",".join(transforms)
     return out

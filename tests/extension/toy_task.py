@@ -36,7 +36,7 @@ class TwoGeneratorTask(GenerativeTask):
         )
         z = torch.randn(n_fixed, latent_dim, generator=torch.Generator().manual_seed(self.seed))
         self.register_buffer("fixed_z", z)
-        self.loss = LOSSES["nonsaturating"]
+        self.loss = LOSSES["nonsaturating"]  # a ganarena.losses.Loss: d(real, fake), g(real, fake)
 
     def generate(self, z: Tensor) -> Tensor:
         second = (z[:, :1] > 0).float()
@@ -64,7 +64,7 @@ class TwoGeneratorTask(GenerativeTask):
         self.real_images_seen += len(x)
         self.accumulate({"train/d_loss": d_loss})
         self.toggle_optimizer(opt_g)
-        g_loss = self.loss.g(self.discriminator(fake))
+        g_loss = self.loss.g(None, self.discriminator(fake))
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(g_loss)
         opt_g.step()

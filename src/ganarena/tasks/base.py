@@ -126,16 +126,20 @@ def check_optimizer(factory: Any, key: str) -> None:
         ) from None
 
 
-def adversarial_loss(name: str, hint: str = ""):
-    """ganarena.losses.LOSSES[name], or a ConfigError listing the losses there are."""
-    from ganarena.losses import LOSSES
+def adversarial_loss(loss: Any, hint: str = ""):
+    """The task's adversarial loss: a ganarena.losses.Loss (what a loss yaml's `objective` builds,
+    also a user's own subclass), or a built-in's name (LOSSES); a ConfigError otherwise."""
+    from ganarena.losses import LOSSES, Loss
 
-    if name not in LOSSES:
-        raise ConfigError(
-            f"loss.name={name!r} is not a known loss; available: {', '.join(LOSSES)}. "
-            f"Choose one with loss=<name>{hint}."
-        )
-    return LOSSES[name]
+    if isinstance(loss, Loss):
+        return loss
+    if isinstance(loss, str) and loss in LOSSES:
+        return LOSSES[loss]
+    raise ConfigError(
+        f"loss.objective={loss!r} is not an adversarial loss: expected a ganarena.losses.Loss "
+        f"(d(real, fake) and g(real, fake)) or a built-in name ({', '.join(LOSSES)}). Choose one "
+        f"with loss=<name>{hint}, or point loss.objective._target_ at a Loss subclass."
+    )
 
 
 def discriminator_stats(loss: Any, real: Tensor, fake: Tensor, side: str = "") -> dict[str, Tensor]:

@@ -59,7 +59,7 @@ class CycleGANTask(Task):
         generator_ba: nn.Module,
         discriminator_a: nn.Module,
         discriminator_b: nn.Module,
-        loss: str,
+        loss: Any,
         optimizer_g: Callable[..., torch.optim.Optimizer],
         optimizer_d: Callable[..., torch.optim.Optimizer],
         image_size: int,
@@ -68,6 +68,7 @@ class CycleGANTask(Task):
         lambda_identity: float = 0.5,
         lambda_adv: float = 1.0,
         d_loss_factor: float = 0.5,
+        loss_name: str | None = None,
         pool_size: int = 50,
         decay_start: float = 0.5,
         n_critic: int = 1,
@@ -107,7 +108,7 @@ class CycleGANTask(Task):
         self.name = name
         self.generator_ab, self.generator_ba = generator_ab, generator_ba
         self.discriminator_a, self.discriminator_b = discriminator_a, discriminator_b
-        self.loss_name = loss
+        self.loss_name = loss_name or (loss if isinstance(loss, str) else type(self.loss).__name__)
         self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
         self.lambda_cycle = float(lambda_cycle)
         self.lambda_identity = float(lambda_identity)
@@ -253,13 +254,23 @@ class CycleGANTask(Task):
         return [opt_g, opt_d], scheds
 
     # -- the losses ------------------------------------------------------------------------------
+    def _g_adv(self, d: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
+        """G's adversarial term against `d`; D's real logits only for losses that read them."""
+        if not self.loss.g_uses_real:
+            return self.loss.g(None, d(fake))
+        with torch.no_grad():
+            real_logits = d(real)
+        return self.loss.g(real_logits, d(fake))
+
     def generator_loss(self, x_a: Tensor, x_b: Tensor) -> tuple[Tensor, dict[str, Tensor], dict]:
         """(total G+F loss, its terms, the fakes {"a": F(b), "b": G(a)}) for one batch."""
         fake_b = self.generator_ab(x_a)
         fake_a = self.generator_ba(x_b)
         rec_a = self.generator_ba(fake_b)
         rec_b = self.generator_ab(fake_a)
-        adv = self.loss.g(self.discriminator_b(fake_b)) + self.loss.g(self.discriminator_a(fake_a))
+        adv = self._g_adv(self.discriminator_b, x_b, fake_b) + self._g_adv(
+            self.discriminator_a, x_a, fake_a
+        )
         cycle = F.l1_loss(rec_a, x_a) + F.l1_loss(rec_b, x_b)
         total = self.lambda_adv * adv + self.lambda_cycle * cycle
         terms = {"train/g_adv": adv.detach(), "train/cycle_l1": cycle.detach()}

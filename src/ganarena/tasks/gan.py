@@ -61,7 +61,7 @@ class GANTask(GenerativeTask):
         self,
         generator: nn.Module,
         discriminator: nn.Module,
-        loss: str,
+        loss: Any,
         optimizer_g: Callable[..., torch.optim.Optimizer],
         optimizer_d: Callable[..., torch.optim.Optimizer],
         n_critic: int = 1,
@@ -70,6 +70,8 @@ class GANTask(GenerativeTask):
         label_smoothing: float = 0.0,
         ema_decay: float | None = None,
         augment: Mapping[str, Any] | None = None,
+        d_input: Mapping[str, Any] | None = None,
+        loss_name: str | None = None,
         r1: Mapping[str, Any] | None = None,
         path_length: Mapping[str, Any] | None = None,
         n_fixed: int = 64,
@@ -82,7 +84,7 @@ class GANTask(GenerativeTask):
         if decay_start is not None:
             check_decay_start(decay_start, "e.g. task.decay_start=0.67 (the last third decays)")
         self.decay_start = decay_start
-        from ganarena.augment import build_augment
+        from ganarena.augment import build_augment, build_d_input
 
         self.loss = adversarial_loss(loss)
         check_optimizer(optimizer_g, "loss.optimizer_g")
@@ -90,7 +92,7 @@ class GANTask(GenerativeTask):
         self.name = name
         self.generator = generator
         self.discriminator = discriminator
-        self.loss_name = loss
+        self.loss_name = loss_name or (loss if isinstance(loss, str) else type(self.loss).__name__)
         self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
         self.n_critic = n_critic
         self.clip_value = clip_value
@@ -99,6 +101,7 @@ class GANTask(GenerativeTask):
         self.latent_dim = generator.latent_dim
         self.num_classes = getattr(generator, "num_classes", None)
         self.augment = build_augment(augment)
+        self.d_input = build_d_input(d_input, conditional=self.num_classes is not None)
         self.grid_nrow = grid_nrow
         self.ema = None if ema_decay is None else self.keep_ema(generator, ema_decay)
 
@@ -259,7 +262,7 @@ class GANTask(GenerativeTask):
 
         # Generator step against the freshly updated discriminator.
         self.toggle_optimizer(opt_g)
-        g_loss = self.loss.g(self._d(self._augment(fake, real=False), y))
+        g_loss = self.loss.g(self._real_logits_for_g(x, y), self._d(self._augment(fake, real=False), y))
         g_total = g_loss + self._eager(self.g_phases, self.g_step, n, y)
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(g_total)
@@ -325,10 +328,21 @@ class GANTask(GenerativeTask):
         return self.discriminator(x) if y is None else self.discriminator(x, y)
 
     def _augment(self, x: Tensor, real: bool) -> Tensor:
+        """D's input: the augmentation (augment=), then the D-input transforms (d_input=) in order."""
         aug = self.augment
-        if aug is None or (not real and getattr(aug, "applies_to", "both") != "both"):
-            return x
-        return aug(x)
+        if aug is not None and (real or getattr(aug, "applies_to", "both") == "both"):
+            x = aug(x)
+        for transform in self.d_input:
+            x = transform(x, real=real)
+        return x
+
+    def _real_logits_for_g(self, x: Tensor, y: Tensor | None) -> Tensor | None:
+        """D's logits on the real batch for a loss whose G side reads them (relativistic losses),
+        against the discriminator as it is now; constants for G, so without a graph."""
+        if not self.loss.g_uses_real:
+            return None
+        with torch.no_grad():
+            return self._d(self._augment(x, real=True), y)
 
 
 @contextmanager
