@@ -35,12 +35,14 @@ def test_ragan_matches_its_closed_form():
     real, fake = torch.tensor([2.0, -1.0, 0.5]), torch.tensor([0.0, 1.5])
     sig = lambda t: 1 / (1 + math.exp(-t))  # noqa: E731
     r_mean, f_mean = real.mean().item(), fake.mean().item()
-    d = -sum(math.log(sig(r - f_mean)) for r in real.tolist()) / 3 - sum(
-        math.log(1 - sig(f - r_mean)) for f in fake.tolist()
-    ) / 2
-    g = -sum(math.log(sig(f - r_mean)) for f in fake.tolist()) / 2 - sum(
-        math.log(1 - sig(r - f_mean)) for r in real.tolist()
-    ) / 3
+    d = (
+        -sum(math.log(sig(r - f_mean)) for r in real.tolist()) / 3
+        - sum(math.log(1 - sig(f - r_mean)) for f in fake.tolist()) / 2
+    )
+    g = (
+        -sum(math.log(sig(f - r_mean)) for f in fake.tolist()) / 2
+        - sum(math.log(1 - sig(r - f_mean)) for r in real.tolist()) / 3
+    )
     loss = _ragan()
     assert loss.d(real, fake).item() == pytest.approx(d, rel=1e-6)
     assert loss.g(real, fake).item() == pytest.approx(g, rel=1e-6)
@@ -54,7 +56,9 @@ class Recording(Loss):
 
     def d(self, real, fake, **kwargs):
         Recording.seen.append(("d", real.shape, fake.shape))
-        return torch.nn.functional.softplus(-real).mean() + torch.nn.functional.softplus(fake).mean()
+        return (
+            torch.nn.functional.softplus(-real).mean() + torch.nn.functional.softplus(fake).mean()
+        )
 
     def g(self, real, fake):
         Recording.seen.append(("g", None if real is None else real.shape, fake.shape))

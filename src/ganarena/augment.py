@@ -306,8 +306,8 @@ def build_d_input(cfg: Mapping[str, Any] | None, conditional: bool = False) -> l
         if not callable(t):
             raise ConfigError(
                 f"d_input.{name} is {t!r}, not a transform: give it a `_target_` naming a class "
-                "whose instances are called as t(x, real=...) -> Tensor (README, \"Extending "
-                "ganarena\"), or remove it with ~d_input." + name + "."
+                'whose instances are called as t(x, real=...) -> Tensor (README, "Extending '
+                'ganarena"), or remove it with ~d_input.' + name + "."
             )
         if conditional and not getattr(t, "keeps_batch", True):
             raise ConfigError(

@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ganarena.errors import ConfigError, GanarenaError, check_memory
 from ganarena.files import nearest_existing, writable_dir
+from ganarena.regularizers import active
 
 
 def _get(cfg: DictConfig, key: str) -> Any:
@@ -90,17 +91,12 @@ def validate_train(cfg: DictConfig) -> None:
             "command line, e.g. model.d_norm=auto."
         )
     batch_norm_d = d_norm == "batch" and _get(cfg, "model.name") != "mlp"
-    if _get(cfg, "loss.gp_weight") and batch_norm_d:
-        raise ConfigError(
-            "A gradient penalty (loss.gp_weight > 0) is per-sample and invalid with batch norm in "
-            "the critic (Gulrajani et al. 2017, sec. 4). Set model.d_norm=layer (or auto)."
-        )
-    if _get(cfg, "task.r1.gamma") and batch_norm_d:
-        raise ConfigError(
-            "The R1 penalty (task.r1.gamma > 0) is a per-sample gradient penalty and invalid with "
-            "batch norm in the discriminator, which mixes the samples of a batch. Set "
-            "model.d_norm=none (or auto), or task.r1.gamma=0."
-        )
+    for reg in active(lambda key: _get(cfg, key)):
+        if reg.per_sample and reg.network == "d" and batch_norm_d:
+            raise ConfigError(
+                f"{reg.name} ({reg.key} > 0) is a per-sample gradient penalty and invalid with "
+                f"batch norm in the discriminator {reg.why}. Set {reg.off}."
+            )
 
     _check_compile(cfg)
     _number(cfg, "freeze_d", integer=True, low_ok=True, nullable=True)
@@ -136,8 +132,8 @@ def _check_loss(cfg: DictConfig) -> Any:
     if spec is None:
         raise ConfigError(
             f"loss={name} has no `objective`: a loss yaml names its Loss class as objective._target_ "
-            "(e.g. objective: {_target_: ganarena.losses.NonSaturating}; README, \"Extending "
-            "ganarena\"). Add it, or choose a built-in loss with loss=<name>."
+            '(e.g. objective: {_target_: ganarena.losses.NonSaturating}; README, "Extending '
+            'ganarena"). Add it, or choose a built-in loss with loss=<name>.'
         )
     loss = build(spec)  # an import or argument error becomes a ConfigError naming the target
     if not isinstance(loss, Loss):
@@ -182,11 +178,7 @@ def _check_compile(cfg: DictConfig) -> None:
             f"speed.compile must be null (off) or one of {', '.join(COMPILE_MODES)} (torch.compile "
             f"modes), got {mode!r}. E.g. speed.compile=default."
         )
-    penalties = [
-        key
-        for key in ("loss.gp_weight", "task.r1.gamma", "task.path_length.weight")
-        if _get(cfg, key)
-    ]
+    penalties = [r.key for r in active(lambda key: _get(cfg, key)) if r.double_backward]
     if penalties:
         raise ConfigError(
             f"speed.compile={mode} cannot train with {', '.join(penalties)} > 0: these gradient "
@@ -259,12 +251,8 @@ def resolve_auto(cfg: DictConfig) -> None:
     StyleGAN2), and DCGAN's batch norm otherwise. The saved config records the result."""
     if _get(cfg, "model.d_norm") != "auto":
         return
-    if _get(cfg, "loss.gp_weight"):
-        norm = "layer"
-    elif _get(cfg, "task.r1.gamma"):
-        norm = "none"
-    else:
-        norm = "batch"
+    prescribed = [r.d_norm for r in active(lambda key: _get(cfg, key)) if r.d_norm is not None]
+    norm = prescribed[0] if prescribed else "batch"  # the first declared wins: GP before R1
     with open_dict(cfg):
         cfg.model.d_norm = norm
 

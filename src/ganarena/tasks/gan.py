@@ -262,7 +262,9 @@ class GANTask(GenerativeTask):
 
         # Generator step against the freshly updated discriminator.
         self.toggle_optimizer(opt_g)
-        g_loss = self.loss.g(self._real_logits_for_g(x, y), self._d(self._augment(fake, real=False), y))
+        g_loss = self.loss.g(
+            self._real_logits_for_g(x, y), self._d(self._augment(fake, real=False), y)
+        )
         g_total = g_loss + self._eager(self.g_phases, self.g_step, n, y)
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(g_total)
