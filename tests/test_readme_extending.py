@@ -15,14 +15,20 @@ def readme_section() -> str:
     return text.split("## Extending ganarena", 1)[1].split("\n## ", 1)[0]
 
 
+def example_files(section: str, folder: str) -> list[tuple[str, str]]:
+    """The (name, text) of the section's `# file: <folder>...` code blocks (one example's)."""
+    files = re.findall(r"```(?:python|yaml)\n# file: (\S+)\n(.*?)```", section, flags=re.S)
+    return [(name, body) for name, body in files if name.startswith(folder)]
+
+
 def test_the_readme_model_example_trains(tmp_path, monkeypatch):
     section = readme_section()
-    files = re.findall(r"```(?:python|yaml)\n# file: (\S+)\n(.*?)```", section, flags=re.S)
+    files = example_files(section, "my_ext/")
     assert {name for name, _ in files} == {"my_ext/my_models.py", "my_ext/conf/model/tiny.yaml"}
     for name, body in files:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(body)
-    (command,) = re.findall(r"```bash\n(PYTHONPATH=.*?)```", section, flags=re.S)
+    (command,) = re.findall(r"```bash\n(PYTHONPATH=my_ext .*?)```", section, flags=re.S)
     args = shlex.split(command.replace("\\\n", " "))
     assert args[0] == "PYTHONPATH=my_ext" and args[1] == "ganarena-train"
     monkeypatch.setenv("PYTHONPATH", str(tmp_path / "my_ext"))
@@ -37,3 +43,68 @@ def test_the_readme_model_example_trains(tmp_path, monkeypatch):
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["config"]["model"] == "tiny"
     assert (run / "samples" / "step_000003.png").is_file()
+
+
+def test_the_readme_metric_example_is_logged_and_stored(tmp_path, monkeypatch):
+    section = readme_section()
+    files = example_files(section, "my_metric/")
+    assert {n for n, _ in files} == {"my_metric/sharpness.py", "my_metric/conf/eval/sharp.yaml"}
+    for name, body in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(body)
+    (command,) = re.findall(r"```bash\n(PYTHONPATH=my_metric .*?)```", section, flags=re.S)
+    args = shlex.split(command.replace("\\\n", " "))
+    assert args[1] == "ganarena-train"
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "my_metric"))
+    run = tmp_path / "run"
+    overrides = [
+        a.replace("file://my_metric", f"file://{tmp_path / 'my_metric'}") for a in args[2:]
+    ]
+    res = run_cli(
+        ["ganarena.train", *overrides, "experiment=smoke", "trainer.max_steps=2",
+         f"hydra.run.dir={run}"],
+        tmp_path,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0.0 < metrics["final"]["sharpness"] <= 1.0
+    assert metrics["best"]["sharpness"]["step"] in (1, 2)
+    assert metrics["metrics"]["sharpness"] == {"higher_is_better": True, "label": "sharpness"}
+
+
+def _example_run(tmp_path, folder: str):
+    """Write the section's `folder/` files as shown and give its training command as arguments."""
+    files = example_files(readme_section(), f"{folder}/")
+    for name, body in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(body)
+    (command,) = re.findall(rf"```bash\n(PYTHONPATH={folder} .*?)```", readme_section(), flags=re.S)
+    args = shlex.split(command.replace("\\\n", " "))
+    assert args[1] == "ganarena-train"
+    overrides = [a.replace(f"file://{folder}", f"file://{tmp_path / folder}") for a in args[2:]]
+    return {n for n, _ in files}, [
+        "ganarena.train", *overrides, "trainer.max_steps=3", "dataset.limit=256",
+        "trainer.enable_progress_bar=false", f"hydra.run.dir={tmp_path / folder / 'run'}",
+    ]  # fmt: skip
+
+
+def test_the_readme_loss_and_d_input_examples_train(tmp_path, monkeypatch):
+    from tests.conftest import run_clis
+
+    loss_files, loss_cmd = _example_run(tmp_path, "my_loss")
+    pack_files, pack_cmd = _example_run(tmp_path, "my_pack")
+    assert loss_files == {"my_loss/rsgan.py", "my_loss/conf/loss/rsgan.yaml"}
+    assert pack_files == {"my_pack/my_pack.py", "my_pack/conf/d_input/pair.yaml"}
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path / 'my_loss'}:{tmp_path / 'my_pack'}")
+    results = run_clis([loss_cmd, pack_cmd], tmp_path)
+    for res, folder in zip(results, ("my_loss", "my_pack"), strict=True):
+        assert res.returncode == 0, res.stderr[-3000:]
+        metrics = json.loads((tmp_path / folder / "run" / "metrics.json").read_text())
+        assert metrics["status"] == "completed" and metrics["steps"] == 3
+    assert (
+        json.loads((tmp_path / "my_loss/run/metrics.json").read_text())["config"]["loss"] == "rsgan"
+    )
+    assert (
+        json.loads((tmp_path / "my_pack/run/metrics.json").read_text())["config"]["d_input"]
+        == "pair"
+    )

@@ -41,25 +41,18 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from ganarena.cli import EXIT_USER_ERROR
 from ganarena.errors import GanarenaError
 from ganarena.files import atomic_write
+from ganarena.metrics import registry
 from ganarena.records import RUN_KEYS, STATUSES, select
 
 log = logging.getLogger("ganarena.compare")
 
 PROG = "ganarena-compare"
 DEFAULT_GROUP_BY = ("model", "loss", "dataset")
-METRICS = ("fid", "is", "kid")  # always tabulated; --metric adds another final/* key
-PRDC = ("precision", "recall", "density", "coverage")  # tabulated when the runs report them
-HIGHER_IS_BETTER = {
-    "is",
-    *PRDC,
-    "coverage_class_min",
-    "modes_covered",
-    "high_quality",
-    "class_acc",
-    "label_acc_ab",
-    "label_acc_ba",
-}
-LABELS = {"fid": "FID", "is": "IS", "kid": "KID", **{m: m.capitalize() for m in PRDC}}
+# From the metric registry: always tabulated; --metric adds another final/* key
+METRICS = tuple(n for n, s in registry.BUILTIN.items() if s.compare == "always")
+PRDC = tuple(n for n, s in registry.BUILTIN.items() if s.compare == "present")  # when reported
+HIGHER_IS_BETTER = registry.HIGHER_IS_BETTER  # built-ins; runs declare plug-ins (metrics.json)
+LABELS = {n: s.label for n, s in registry.BUILTIN.items()}
 # metrics.json `config` keys and where the same value lives in .hydra/config.yaml (used when a
 # job left no metrics.json, and to name the config path a swept override changes).
 SUMMARY_KEYS = {name: path for name, (path, _) in RUN_KEYS.items()}
@@ -118,8 +111,35 @@ class Run:
             return _finite(value)
         points = [v for _, v in self.curves.get(metric, []) if math.isfinite(v)]
         if points:
-            return max(points) if metric in HIGHER_IS_BETTER else min(points)
+            return max(points) if registry.higher_is_better(metric, self.declared) else min(points)
         return self.final(metric)
+
+    @property
+    def declared(self) -> dict:
+        """metrics.json "metrics": the declarations (direction, label) of the metrics it logged."""
+        d = self.metrics.get("metrics")
+        return d if isinstance(d, dict) else {}
+
+
+def declarations(runs: Sequence[Run]) -> dict:
+    """The metric declarations of the runs (plug-ins included; the first run's wins)."""
+    out: dict = {}
+    for r in runs:
+        for k, v in r.declared.items():
+            out.setdefault(k, v)
+    return out
+
+
+def _higher(metric: str, runs: Sequence[Run]) -> bool:
+    return registry.higher_is_better(metric, declarations(runs))
+
+
+def _label(metric: str, runs: Sequence[Run]) -> str:
+    return registry.label(metric, declarations(runs))
+
+
+def _runs_of(variants: Sequence[Variant]) -> list[Run]:
+    return [r for v in variants for r in v.runs]
 
 
 def _finite(x: Any) -> float:
@@ -363,7 +383,7 @@ def group_runs(runs: Sequence[Run], keys: Sequence[str]) -> list[Variant]:
 
 
 def sort_variants(variants: list[Variant], rows: dict, metric: str) -> list[Variant]:
-    sign = -1.0 if metric in HIGHER_IS_BETTER else 1.0
+    sign = -1.0 if _higher(metric, _runs_of(variants)) else 1.0
 
     def key(v: Variant):
         m = rows[v.key][f"final_{metric}_mean"]
@@ -474,8 +494,8 @@ def render_markdown(
     differing: dict,
     hints: Sequence[str],
 ) -> str:
-    label = LABELS.get(metric, metric)
-    order = "higher is better" if metric in HIGHER_IS_BETTER else "lower is better"
+    label = _label(metric, runs)
+    order = "higher is better" if _higher(metric, runs) else "lower is better"
     lines = [
         f"# GAN comparison: {', '.join(s.name for s in sweeps)}",
         "",
@@ -511,7 +531,7 @@ def render_markdown(
         )
     header = [*keys]
     for m in metrics:
-        header += [f"final {LABELS.get(m, m)}", f"best {LABELS.get(m, m)}"]
+        header += [f"final {_label(m, runs)}", f"best {_label(m, runs)}"]
     header += ["seeds", "diverged", "failed", "wall s", "img/s"]
     lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for v in variants:
@@ -572,7 +592,7 @@ def _no_data(ax, text: str) -> None:
 
 
 def plot_curves(path: Path, variants: Sequence[Variant], metric: str) -> None:
-    label = LABELS.get(metric, metric)
+    label = _label(metric, _runs_of(variants))
     fig = _new_figure(8, 5)
     ax = fig.add_subplot()
     plotted = 0
@@ -613,7 +633,7 @@ def plot_box(path: Path, variants: Sequence[Variant], metric: str) -> None:
     import matplotlib
     import numpy as np
 
-    label = LABELS.get(metric, metric)
+    label = _label(metric, _runs_of(variants))
     names = _short_labels(variants)
     fig = _new_figure(8, max(2.5, 0.45 * len(variants) + 1.5))
     ax = fig.add_subplot()
@@ -663,7 +683,7 @@ def compare(
     sweeps: Sequence[str | Path],
     out: str | Path | None = None,
     group_by: Sequence[str] = DEFAULT_GROUP_BY,
-    metric: str = "fid",
+    metric: str = registry.PRIMARY.name,
     allow_mixed_eval: bool = False,
 ) -> Comparison:
     """Compare the jobs of one or more sweep folders; writes the table and plots into `out`."""
@@ -685,7 +705,9 @@ def compare(
             f"Unknown --metric '{metric}'. Available: {', '.join(sorted(known))} (the keys of "
             "the runs' metrics.json final scores)."
         )
-    extra = [m for m in PRDC if m in known and m != metric]
+    # PRDC when reported, and every plug-in metric the runs declared (metrics.json "metrics")
+    plugins = [m for m in declarations(runs) if m not in registry.BUILTIN]
+    extra = [m for m in (*PRDC, *plugins) if m in known and m != metric and m not in METRICS]
     metrics = [*METRICS, *extra, *([metric] if metric not in METRICS else [])]
     shared, differing = eval_settings(runs, allow_mixed_eval)
     for r in runs:
@@ -712,7 +734,7 @@ def compare(
             "writable folder, or drop --out to write into the sweep folder."
         ) from None
     # One set of files per metric: a comparison sorted by another metric never replaces this one.
-    stem = "comparison" if metric == "fid" else f"comparison_{metric}"
+    stem = "comparison" if metric == registry.PRIMARY.name else f"comparison_{metric}"
     files = [
         out_dir / f"{stem}.md",
         out_dir / f"{stem}.csv",
@@ -749,7 +771,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"{', '.join(SUMMARY_KEYS)} or a dotted config path such as loss.optimizer_d.lr",
     )  # fmt: skip
     p.add_argument(
-        "--metric", default="fid",
+        "--metric", default=registry.PRIMARY.name,
         help="the metric to sort and plot by (default: fid; also is, kid, ...)",
     )  # fmt: skip
     p.add_argument(

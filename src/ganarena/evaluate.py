@@ -229,7 +229,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(version_base="1.3", config_path="pkg://ganarena.conf", config_name="evaluate")
 def main(cfg: DictConfig) -> float | None:
     result = run_cli(evaluate, cfg, "ganarena-eval")
-    return result["scores"]["fid"] if isinstance(result, dict) else result
+    from ganarena.metrics.registry import PRIMARY
+
+    return result["scores"][PRIMARY.name] if isinstance(result, dict) else result
 
 
 if __name__ == "__main__":

@@ -28,21 +28,28 @@ from omegaconf import DictConfig, OmegaConf
 
 from ganarena.dashboard import sweep_overrides, tensorboard_dirs
 from ganarena.losses import LOSSES
+from ganarena.metrics.registry import BUILTIN, PRIMARY
 from ganarena.records import HPARAM_KEYS, STATUSES, select
 from ganarena.verdict import HEALTHS
 
 # The session metrics: the last point of each curve, i.e. the final evaluation (or the best).
-METRICS = {
-    "val/fid": "final FID",
-    "val/best_fid": "best FID",
-    "val/is": "final IS",
-    "val/kid": "final KID",
-    "val/modes_covered": "modes covered",
-}
+# From the metric registry (`hparams` column titles); a run adds its plug-ins (session_metrics).
+_COLUMNS = [(s.tag, s.hparams) for s in BUILTIN.values() if s.hparams]
+METRICS = dict([_COLUMNS[0], (f"val/best_{PRIMARY.name}", f"best {PRIMARY.label}"), *_COLUMNS[1:]])
 # Discrete domains the HParams tab shows as checkboxes (complete by construction).
 DOMAINS = {"loss": sorted(LOSSES), "status": list(STATUSES), "health": list(HEALTHS)}
 SHOWN = ("model", "loss", "seed", "health", "status")  # by default, beside the swept keys
 DEFAULT_COLUMNS = 5  # the hparams the tab displays before any is ticked by hand
+
+
+def session_metrics(declared: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """{tag: column title}: the built-in METRICS, then every plug-in metric a run declared
+    (metrics.json "metrics", non-built-in names) as "final <label>"."""
+    out = dict(METRICS)
+    for name, d in (declared or {}).items():
+        if name not in BUILTIN and isinstance(d, Mapping):
+            out[f"val/{name}"] = f"final {d.get('label') or name}"
+    return out
 
 
 def hparam_names() -> list[str]:
@@ -128,12 +135,13 @@ def hparams_summaries(
     shown: Sequence[str] = SHOWN,
     group: str = "",
     description: str = "",
+    metrics: Mapping[str, str] | None = None,
 ) -> list:
     """The experiment, session-start and session-end Summary protos of TensorBoard's hparams
     plugin (tensorboard.plugins.hparams.summary builds the same ones but needs TensorFlow).
 
     `shown`: the hparams marked `differs` (displayed by default); `group`: the session group
-    ("": a group of its own)."""
+    ("": a group of its own); `metrics`: {tag: title} of the session metrics (METRICS)."""
     from google.protobuf import struct_pb2
     from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 
@@ -145,7 +153,8 @@ def hparams_summaries(
             values[name] = struct_pb2.Value(string_value=value)
             info.type = api_pb2.DATA_TYPE_STRING
             if name in DOMAINS:
-                info.domain_discrete.extend(DOMAINS[name])
+                # an outside loss (loss=<your yaml>) joins the built-ins, or the tab would hide it
+                info.domain_discrete.extend(DOMAINS[name] + ([value] if value not in DOMAINS[name] else []))
         else:
             values[name] = struct_pb2.Value(number_value=float(value))
             info.type = api_pb2.DATA_TYPE_FLOAT64
@@ -159,7 +168,7 @@ def hparams_summaries(
                 display_name=shown_name,
                 description=f"the last point of the {tag} curve",
             )
-            for tag, shown_name in METRICS.items()
+            for tag, shown_name in (metrics or METRICS).items()
         ],
     )
     status = {
@@ -220,7 +229,10 @@ def log_hparams(loggers: Iterable[Any], cfg: DictConfig | None, summary: Mapping
     hparams = flatten_hparams(cfg, summary, swept)
     group_by = OmegaConf.select(cfg, "tensorboard.group_by", default=None) if cfg else None
     group = ", ".join(f"{k}={hparams[k]}" for k in group_by or [])
-    summaries = hparams_summaries(hparams, shown_by_default(swept), group, describe(swept))
+    summaries = hparams_summaries(
+        hparams, shown_by_default(swept), group, describe(swept),
+        session_metrics(summary.get("metrics")),
+    )  # fmt: skip
     step = int(summary.get("steps") or 0)
     for log_dir in dirs:
         write_hparams(log_dir, summaries, summary.get("verdict"), step=step)

@@ -334,7 +334,7 @@ def train(cfg: DictConfig) -> float:
             start_step=start_step,
         )
         if eval_cb is not None:
-            summary.update(final=eval_cb.final, best=eval_cb.best)
+            summary.update(final=eval_cb.final, best=eval_cb.best, metrics=eval_cb.declarations())
         summary["health"], summary["verdict"] = verdict(
             summary["status"], summary["final"], summary["eval"]
         )

@@ -1,4 +1,5 @@
 """What a run found, in words: one sentence at the end of every run, from its final scores.
+Its inputs are named by the metric registry (ganarena.metrics.registry).
 
 The thresholds live here and only here (README, "What a run says"):
 
@@ -31,6 +32,8 @@ from __future__ import annotations
 
 import math
 from typing import Any
+
+from ganarena.metrics import registry as M
 
 COLLAPSED_IS = 2.0
 HEALTHY_IS_SHARE = 0.85
@@ -77,17 +80,17 @@ def verdict(status: str, final: dict | None, settings: dict | None) -> tuple[str
     if not classifier_reliable(settings):
         acc, n = settings["classifier_accuracy"], settings.get("num_classes") or 10
         return "unreliable", (
-            f"UNRELIABLE scores (final FID {_num(final.get('fid')):.3g}, IS "
-            f"{_num(final.get('is')):.2f}): the domain classifier that computed them reaches only "
+            f"UNRELIABLE scores (final FID {_num(final.get(M.FID)):.3g}, IS "
+            f"{_num(final.get(M.IS)):.2f}): the domain classifier that computed them reaches only "
             f"{acc:.1%} held-out accuracy (chance {1 / n:.0%}; reliable from "
             f"{RELIABLE_CLASSIFIER:.0%}), so they say nothing about the samples. Give it more "
             "labelled data or training (eval.classifier.epochs), or use eval=inception"
         )
     if settings.get("backbone") == "translation":
         return _translation(final, settings)
-    fid, modes = _num(final.get("fid")), final.get("modes_covered")
+    fid, modes = _num(final.get(M.FID)), final.get(M.MODES_COVERED)
     if settings.get("backbone") == "mixture":
-        n, hq = settings.get("n_modes"), _num(final.get("high_quality"))
+        n, hq = settings.get("n_modes"), _num(final.get(M.HIGH_QUALITY))
         facts = f"{modes}/{n} modes, {hq:.0%} of points high quality, FID {fid:.3g}"
         if modes is not None and n and modes <= n / 2:
             return "collapsed", f"{facts}: the generator covers few modes; {FIXES}"
@@ -95,7 +98,7 @@ def verdict(status: str, final: dict | None, settings: dict | None) -> tuple[str
             return "healthy", f"{facts}: looks healthy"
         return "partial", f"{facts}: partly there (modes missed or points off the modes)"
 
-    is_ = _num(final.get("is"))
+    is_ = _num(final.get(M.IS))
     floor = _num(settings.get("real_floor_fid"))
     n = settings.get("real_classes") or settings.get("num_classes") or 10
     facts = f"final FID {fid:.3g}" + (
@@ -103,7 +106,7 @@ def verdict(status: str, final: dict | None, settings: dict | None) -> tuple[str
     )
     facts += f", IS {is_:.2f}"
     if modes is not None:
-        kl = _num(final.get("class_kl"))
+        kl = _num(final.get(M.CLASS_KL))
         facts += f", {modes}/{n} modes covered, class KL {kl:.3f}"
         if modes <= n / 2 or is_ < COLLAPSED_IS:
             return "collapsed", f"{facts}: the generator has collapsed onto few classes; {FIXES}"
@@ -135,9 +138,12 @@ def verdict(status: str, final: dict | None, settings: dict | None) -> tuple[str
 def _translation(final: dict, settings: dict) -> tuple[str, str]:
     """The verdict of a translation run from both directions' scores."""
     parts, missing, labels = [], [], []
-    for d, name in (("ab", "A->B"), ("ba", "B->A")):
-        fid, floor = _num(final.get(f"fid_{d}")), _num(settings.get(f"real_floor_fid_{d}"))
-        acc, clf = _num(final.get(f"label_acc_{d}")), _num(settings.get(f"classifier_accuracy_{d}"))
+    for d, name in zip(M.DIRECTIONS, ("A->B", "B->A"), strict=True):
+        fid, floor = _num(final.get(f"{M.FID}_{d}")), _num(settings.get(f"real_floor_fid_{d}"))
+        acc, clf = (
+            _num(final.get(f"{M.LABEL_ACC}_{d}")),
+            _num(settings.get(f"classifier_accuracy_{d}")),
+        )
         text = f"{name}: FID {fid:.3g}" + (f" (floor {floor:.3g})" if floor == floor else "")
         if acc == acc and not clf < RELIABLE_CLASSIFIER:
             text += f", label kept {acc:.0%}"
@@ -147,9 +153,9 @@ def _translation(final: dict, settings: dict) -> tuple[str, str]:
         if floor == floor and not fid <= HEALTHY_FID_FACTOR * floor:
             missing.append(f"{name} FID above {HEALTHY_FID_FACTOR:g}x the floor")
         parts.append(text)
-    cycle = [_num(final.get(k)) for k in ("cycle_l1_a", "cycle_l1_b")]
+    cycle = [_num(final.get(k)) for k in (f"{M.CYCLE_L1}_{x}" for x in M.DOMAINS)]
     facts = "; ".join(parts) + f"; cycle L1 {cycle[0]:.3f}/{cycle[1]:.3f}"
-    truth = [_num(final.get(k)) for k in ("truth_l1_ab", "truth_l1_ba")]
+    truth = [_num(final.get(k)) for k in (f"{M.TRUTH_L1}_{d}" for d in M.DIRECTIONS)]
     if truth[0] == truth[0]:
         facts += f", L1 to the truth {truth[0]:.3f}/{truth[1]:.3f}"
     if labels and max(labels) <= COLLAPSED_LABEL_ACC:

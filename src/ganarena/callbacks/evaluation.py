@@ -10,17 +10,11 @@ from typing import Any
 import lightning as L
 
 from ganarena.errors import ConfigError
+from ganarena.metrics.registry import BUILTIN, LOGGED, PRIMARY
 
 log = logging.getLogger(__name__)
 
-LOGGED = (
-    "fid", "fid_inf", "is", "is_std", "kid", "kid_std", "modes_covered", "class_kl",
-    "class_acc", "fid_class_mean", "high_quality", "precision", "recall", "density", "coverage",
-    "coverage_class_min",
-    # translation tasks (ganarena.metrics.translation)
-    "fid_ab", "fid_ba", "kid_ab", "kid_ba", "label_acc_ab", "label_acc_ba", "cycle_l1_a",
-    "cycle_l1_b", "truth_l1_ab", "truth_l1_ba",
-)  # fmt: skip
+__all__ = ["LOGGED", "EvaluationCallback", "sync_sampler"]  # LOGGED: the registry's
 
 
 def sync_sampler(pl_module) -> None:
@@ -37,7 +31,10 @@ class EvaluationCallback(L.Callback):
     """Scores the module every `every_n_steps` generator steps (`pl_module.g_step`) and at the end.
 
     `history` holds {"step", **scores} per evaluation, `final` the last scores and `best`
-    {"fid", "step"} of the lowest FID; all three are saved in checkpoints so a resumed run keeps them.
+    {"fid", "step"} of the lowest FID (the registry's PRIMARY metric), plus {name: {"value",
+    "step"}} of each plug-in metric's best (by its own direction); all three are saved in
+    checkpoints so a resumed run keeps them. What is logged (val/<name>) and declared in
+    metrics.json "metrics" comes from the metric registry and the evaluator's plug-ins.
     Under DDP every rank generates and embeds its share of the samples, the features are
     gathered (Evaluator.score_module), every rank computes the same scores; only rank zero logs.
     """
@@ -83,20 +80,56 @@ class EvaluationCallback(L.Callback):
         self.seconds += time.perf_counter() - t0
         self.history.append({"step": step, **scores})
         self.final = dict(scores)
-        fid = scores.get("fid")
-        if fid is not None and math.isfinite(fid) and (self.best is None or fid < self.best["fid"]):
-            self.best = {"fid": fid, "step": step}
+        key = PRIMARY.name
+        fid = scores.get(key)
+        if (
+            fid is not None
+            and math.isfinite(fid)
+            and (self.best is None or key not in self.best or fid < self.best[key])
+        ):
+            self.best = {**(self.best or {}), key: fid, "step": step}
+        for name, spec in self._plugins().items():
+            value = scores.get(name)
+            if value is None or not math.isfinite(value):
+                continue
+            old = (self.best or {}).get(name)
+            better = old is None or (
+                value > old["value"] if spec.higher_is_better else value < old["value"]
+            )
+            if better:
+                self.best = {**(self.best or {}), name: {"value": value, "step": step}}
+        logged = self.logged_names()
         log.info(
             "step %d: %s (%.1f s)",
-            step, ", ".join(f"{k}={v:.4g}" for k, v in scores.items() if k in LOGGED and v is not None), time.perf_counter() - t0,
+            step, ", ".join(f"{k}={v:.4g}" for k, v in scores.items() if k in logged and v is not None), time.perf_counter() - t0,
         )  # fmt: skip
         if trainer.is_global_zero:
-            metrics = {f"val/{k}": float(scores[k]) for k in LOGGED if scores.get(k) is not None}
-            if self.best is not None:  # the running best: its last point is the run's best FID
-                metrics["val/best_fid"] = float(self.best["fid"])
+            metrics = {f"val/{k}": float(scores[k]) for k in logged if scores.get(k) is not None}
+            # the running best: its last point is the run's best FID
+            if self.best is not None and key in self.best:
+                metrics[f"val/best_{key}"] = float(self.best[key])
             for lg in trainer.loggers:
                 lg.log_metrics(metrics, step=step)
         return scores
+
+    def _plugins(self) -> dict:
+        """{name: MetricSpec} of the evaluator's plug-in metrics (eval.extra_metrics)."""
+        specs = getattr(self.evaluator, "metric_specs", None) or {}
+        return {n: s for n, s in specs.items() if n not in BUILTIN}
+
+    def logged_names(self) -> tuple[str, ...]:
+        """The val/<name> scalars this callback logs: the registry's, then the plug-ins'."""
+        return (*LOGGED, *self._plugins())
+
+    def declarations(self) -> dict[str, dict]:
+        """metrics.json "metrics": {name: {"higher_is_better", "label"}} of every metric logged,
+        so ganarena-compare and HParams can read a run without importing its plug-ins."""
+        specs = {**BUILTIN, **self._plugins()}
+        return {
+            k: specs[k].declaration()
+            for k in (self.final or {})
+            if k in specs and specs[k].logged and k in self.logged_names()
+        }
 
     def state_dict(self) -> dict[str, Any]:
         # `seconds` is not kept: it measures this session's evaluation time only.

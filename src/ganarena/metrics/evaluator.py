@@ -24,9 +24,11 @@ from torchmetrics.utilities.data import dim_zero_cat
 
 from ganarena.errors import ConfigError, DataError
 from ganarena.files import cache_lock, save_torch, to_uint8
+from ganarena.metrics import registry as M
 from ganarena.metrics.backbones import build_backbone
 from ganarena.metrics.fid import FeaturesIn, fid_metric, quiet
 from ganarena.metrics.prdc import K_DC, K_PR, knn_radii, prdc
+from ganarena.metrics.registry import BUILTIN, Plugin, build_plugins
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,9 @@ REFERENCE_SEED = 0
 IS_SPLITS = 10
 FLOOR_RULE = "first vs last half of the reference data (per class)"
 FID_INF_POINTS = 15  # sample sizes for FID-infinity, from n/5 to n
+# The shared real statistics (FID sums, KID/PRDC features, class histogram, floor). A metric
+# with statistics of its own (registry `real_stats`, plug-ins' cache_key) caches them in a file of
+# its own beside this one, versioned by its own `version`: adding one leaves this entry valid.
 REFERENCE_VERSION = 4  # 2: per-class statistics; 3: the real-vs-real floor; 4: kid_labels
 
 
@@ -56,6 +61,8 @@ class Evaluator:
         self.per_class_fid = bool(eval_cfg.get("per_class_fid", False))
         self.prdc = bool(eval_cfg.get("prdc", True))
         self._real_radii: Tensor | None = None
+        self.plugins: dict[str, Plugin] = build_plugins(eval_cfg.get("extra_metrics"))
+        self._plugin_real: dict[str, dict] = {}  # name -> its real-side statistics (lazily)
         if self.n_samples < 2 or self.batch_size < 1 or self.kid_subset_size < 2:
             raise ConfigError(
                 f"eval.n_samples must be >= 2 (FID needs two samples; 10000 gives reportable "
@@ -113,7 +120,13 @@ class Evaluator:
             ),
             **(info or {}),
             **backbone.info,
-        }
+            **(
+                {"extra_metrics": {n: {"target": p.target, "real_stats": p.spec.real_stats,
+                                       "version": p.spec.version} for n, p in self.plugins.items()}}
+                if self.plugins
+                else {}
+            ),
+        }  # fmt: skip
 
     def _real_fid(self, stats: dict | None = None) -> FrechetInceptionDistance:
         """A FID metric holding the reference statistics (kept across reset()); `stats` picks
@@ -157,6 +170,41 @@ class Evaluator:
         """The settings that produced the scores (the "eval" block of metrics.json)."""
         return dict(self._settings)
 
+    @property
+    def metric_specs(self) -> dict:
+        """{name: MetricSpec} of every metric this evaluator may report: built-ins and plug-ins."""
+        return {**BUILTIN, **{n: p.spec for n, p in self.plugins.items()}}
+
+    def _plugin_statistics(self, plugin: Plugin) -> dict:
+        """A plug-in's real-side statistics of the reference's real features: cached beside the
+        reference file under the plug-in's own cache key and version (in memory without a file)."""
+        name, key = plugin.spec.name, plugin.spec.real_stats
+        if key is None:
+            return {}
+        if name in self._plugin_real:
+            return self._plugin_real[name]
+        real = self.reference["kid_features"].float()
+        labels = self.reference.get("kid_labels")
+        ref_file = self._settings.get("reference_file")
+        stats = None
+        if ref_file:
+            path = Path(ref_file).with_name(
+                f"{Path(ref_file).stem}.{key}-v{plugin.spec.version}.pt"
+            )
+            with cache_lock(path):
+                if path.is_file():
+                    try:
+                        stats = torch.load(path, map_location="cpu", weights_only=True)
+                    except Exception as e:  # noqa: BLE001 - an unreadable entry is recomputed
+                        log.warning("%s is unusable (%s); recomputing", path, e)
+                if stats is None:
+                    stats = dict(plugin.metric.real_statistics(real, labels))
+                    save_torch(stats, path)
+        else:
+            stats = dict(plugin.metric.real_statistics(real, labels))
+        self._plugin_real[name] = stats
+        return stats
+
     def to(self, device) -> Evaluator:
         self.device = torch.device(device)
         self.backbone.to(self.device)
@@ -171,7 +219,9 @@ class Evaluator:
         }  # fmt: skip
         keep = {k: v for k, v in self._settings.items() if k in ("dataset", "dataset_fingerprint")}
         ref = reference_stats(self.backbone, images, split, self.batch_size, device=self.device)
-        return Evaluator(self.backbone, cfg, ref, keep).to(self.device)
+        ev = Evaluator(self.backbone, cfg, ref, keep)
+        ev.plugins = self.plugins  # their statistics of the new reference: computed, not cached
+        return ev.to(self.device)
 
     @torch.no_grad()
     def features(self, images: Tensor) -> tuple[Tensor, Tensor]:
@@ -233,7 +283,10 @@ class Evaluator:
         hist = None
         n = correct = 0
         classify = labels is not None and self.backbone.num_classes is not None
+        fake_logits: list[Tensor] = []  # kept for plug-in metrics only
         for f, logits in batches:
+            if self.plugins:
+                fake_logits.append(logits)
             if classify:
                 correct += int((logits.argmax(1) == labels[n : n + len(f)]).sum())
             self._fid.update(f.double(), real=False)
@@ -270,11 +323,11 @@ class Evaluator:
             kid, kid_std = self._kid.compute()
             is_mean, is_std = self._is.compute()
         scores = {
-            "fid": float(self._fid.compute()),
-            "is": float(is_mean),
-            "is_std": float(is_std),
-            "kid": float(kid),
-            "kid_std": float(kid_std),
+            M.FID: float(self._fid.compute()),
+            M.IS: float(is_mean),
+            M.IS_STD: float(is_std),
+            M.KID: float(kid),
+            M.KID_STD: float(kid_std),
         }
         fake = dim_zero_cat(self._kid.fake_features)  # (n, dim): PRDC, FID-infinity, per class
         if self.prdc:  # against the real features KID keeps (up to KID_MAX_REAL)
@@ -285,18 +338,29 @@ class Evaluator:
             labels_real = self.reference.get("kid_labels")
             scores.update(prdc(real, fake, self._real_radii, real_labels=labels_real))
         if self.fid_infinity and n >= 10:
-            scores["fid_inf"] = self._fid_infinity(fake)
+            scores[M.FID_INF] = self._fid_infinity(fake)
         if self.modes:
             scores.update(mode_scores(hist / n, self.reference["class_hist"], self.mode_threshold))
         if classify:
             # The source material's test of a conditional generator: does a classifier trained on
             # real data recognise the class the generator was asked for?
-            scores["class_acc"] = correct / n
+            scores[M.CLASS_ACC] = correct / n
         if self.per_class_fid and labels is not None and self.reference.get("per_class"):
             per_class = self._per_class_fid(fake, labels[:n])
-            scores["fid_per_class"] = per_class
+            scores[M.FID_PER_CLASS] = per_class
             vals = [v for v in per_class if v is not None]
-            scores["fid_class_mean"] = float(np.mean(vals)) if vals else float("nan")
+            scores[M.FID_CLASS_MEAN] = float(np.mean(vals)) if vals else float("nan")
+        for name, plugin in self.plugins.items():
+            value = plugin.metric.compute(
+                fake.float().cpu(), torch.cat(fake_logits), self._plugin_statistics(plugin)
+            )
+            try:
+                scores[name] = float(value)
+            except (TypeError, ValueError):
+                raise ConfigError(
+                    f"eval.extra_metrics.{name} ({plugin.target}): compute() returned "
+                    f"{value!r}, not a number. Make it return a float (e.g. float(tensor))."
+                ) from None
         self._settings.update(n_fake=n, kid_subset_size=subset)
         return scores
 
@@ -330,7 +394,7 @@ def mode_scores(p_fake: Tensor, p_real: Tensor, threshold: float) -> dict:
     covered = int(((p_fake >= threshold * p_real) & (p_real > 0)).sum())
     nz = p_fake > 0
     kl = float((p_fake[nz] * (p_fake[nz] / p_real[nz].clamp_min(1e-12)).log()).sum())
-    return {"modes_covered": covered, "class_kl": kl}
+    return {M.MODES_COVERED: covered, M.CLASS_KL: kl}
 
 
 @torch.no_grad()

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from ganarena.errors import ConfigError, DivergedError
+from ganarena.metrics import registry as M
 from ganarena.metrics.fid import frechet_distance, sample_settings
 
 HQ_STDS = 3.0  # "within three standard deviations of the nearest mode" (VEEGAN, PacGAN)
@@ -40,9 +41,9 @@ def mixture_scores(points: Tensor, centres: Tensor, std: float) -> dict:
         nz = p > 0
         kl = float((p[nz] * (p[nz] * len(centres)).log()).sum())
     return {
-        "modes_covered": int((counts >= MIN_HQ_PER_MODE).sum()),
-        "high_quality": n_hq / max(len(points), 1),
-        "class_kl": kl,
+        M.MODES_COVERED: int((counts >= MIN_HQ_PER_MODE).sum()),
+        M.HIGH_QUALITY: n_hq / max(len(points), 1),
+        M.CLASS_KL: kl,
     }
 
 
@@ -51,6 +52,7 @@ class MixtureEvaluator:
     (score_module, score_images, settings, to, n_samples, seed, reference_cached)."""
 
     def __init__(self, eval_cfg, datamodule):
+        M.refuse_plugins(eval_cfg.get("extra_metrics"), "2-D mixture")
         self.datamodule = datamodule
         self.n_samples, self.seed, self.batch_size = sample_settings(
             eval_cfg, "eval.n_samples=10000 (VEEGAN and PacGAN score 2,500 points)"
@@ -97,7 +99,7 @@ class MixtureEvaluator:
                 f"Scoring needs at least 2 generated points, got {len(points)}. Raise eval.n_samples."
             )
         dm = self.datamodule
-        scores = {"fid": frechet_distance(self.real, points.double())}
+        scores = {M.FID: frechet_distance(self.real, points.double())}
         scores.update(mixture_scores(points, dm.centres, dm.std))
         self._settings["n_fake"] = len(points)
         return scores
@@ -114,5 +116,5 @@ class MixtureEvaluator:
         scores = self.score_images(fake)
         if labels is not None:  # conditional: the class-balanced labels 0, 1, ..., C-1, 0, ...
             mode = torch.cdist(self.datamodule.unscale(fake), self.datamodule.centres).argmin(dim=1)
-            scores["class_acc"] = float((mode == labels).double().mean())
+            scores[M.CLASS_ACC] = float((mode == labels).double().mean())
         return scores

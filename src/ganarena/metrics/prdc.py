@@ -20,8 +20,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ganarena.metrics import registry as M
+
 K_PR, K_DC = 3, 5  # the papers' choices
-PRDC = ("precision", "recall", "density", "coverage")
+PRDC = (M.PRECISION, M.RECALL, M.DENSITY, M.COVERAGE)
 
 
 def knn_radii(x: Tensor, ks: tuple[int, ...], chunk: int = 1024) -> Tensor:
@@ -66,16 +68,16 @@ def prdc(
         nearest = torch.minimum(nearest, d.min(0).values)
     covered = nearest < r_dc
     out = {
-        "precision": float(in_real.double().mean()),
-        "recall": float(recalled.double().mean()),
-        "density": float(balls.mean() / K_DC),
-        "coverage": float(covered.double().mean()),
+        M.PRECISION: float(in_real.double().mean()),
+        M.RECALL: float(recalled.double().mean()),
+        M.DENSITY: float(balls.mean() / K_DC),
+        M.COVERAGE: float(covered.double().mean()),
     }
     if real_labels is not None and len(real_labels):
         real_labels = real_labels.to(covered.device)
         n = torch.bincount(real_labels)
         hit = torch.bincount(real_labels, weights=covered.double(), minlength=len(n))
         per_class = [float(h / c) if c else None for h, c in zip(hit, n, strict=True)]
-        out["coverage_per_class"] = per_class
-        out["coverage_class_min"] = min(v for v in per_class if v is not None)
+        out[M.COVERAGE_PER_CLASS] = per_class
+        out[M.COVERAGE_CLASS_MIN] = min(v for v in per_class if v is not None)
     return out

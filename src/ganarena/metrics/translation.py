@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ganarena.metrics import registry as M
 from ganarena.metrics.fid import sample_settings
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class TranslationEvaluator:
     def __init__(self, eval_cfg, datamodule, cache_dir: str, device=None):
         from ganarena.metrics.evaluator import build_evaluator
 
+        M.refuse_plugins(eval_cfg.get("extra_metrics"), "translation")
         datamodule.setup("fit")
         self.n_samples, self.seed, self.batch_size = sample_settings(
             eval_cfg, "eval.n_samples=1000"
@@ -114,8 +116,8 @@ class TranslationEvaluator:
         scores: dict[str, float] = {}
         for d, (src, _) in DIRECTIONS.items():
             scores.update(self._direction(task, d, src))
-        scores["fid"] = (scores["fid_ab"] + scores["fid_ba"]) / 2
-        scores["kid"] = (scores["kid_ab"] + scores["kid_ba"]) / 2
+        for m in (M.FID, M.KID):  # the means of both directions
+            scores[m] = sum(scores[f"{m}_{d}"] for d in DIRECTIONS) / len(DIRECTIONS)
         return scores
 
     def _direction(self, task, d: str, src: str) -> dict[str, float]:
@@ -137,12 +139,12 @@ class TranslationEvaluator:
 
         scored = ev.score_features(batches(), labels)
         out = {
-            f"fid_{d}": scored["fid"],
-            f"kid_{d}": scored["kid"],
-            f"cycle_l1_{src}": sums["cycle"] / images.numel(),
+            f"{M.FID}_{d}": scored[M.FID],
+            f"{M.KID}_{d}": scored[M.KID],
+            f"{M.CYCLE_L1}_{src}": sums["cycle"] / images.numel(),
         }
-        if "class_acc" in scored:
-            out[f"label_acc_{d}"] = scored["class_acc"]
+        if M.CLASS_ACC in scored:
+            out[f"{M.LABEL_ACC}_{d}"] = scored[M.CLASS_ACC]
         if truth is not None:
-            out[f"truth_l1_{d}"] = sums["truth"] / images.numel()
+            out[f"{M.TRUTH_L1}_{d}"] = sums["truth"] / images.numel()
         return out
