@@ -22,6 +22,7 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ganarena.errors import ConfigError
+from ganarena.records import hparam_names
 
 MAX_LABEL = 200  # characters of a run label (a folder name)
 
@@ -75,8 +76,6 @@ def sweep_label() -> str | None:
 def place_tensorboard(cfg: DictConfig) -> None:
     """Check `tensorboard.group_by`; point a sweep job's TensorBoard logger at
     <sweep dir>/tensorboard/<label> (unless logger.tensorboard.version is set by hand)."""
-    from ganarena.hparams import hparam_names
-
     group_by = list(OmegaConf.select(cfg, "tensorboard.group_by", default=None) or [])
     unknown = [k for k in group_by if k not in hparam_names()]
     if unknown:

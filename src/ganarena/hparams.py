@@ -52,10 +52,6 @@ def session_metrics(declared: Mapping[str, Any] | None = None) -> dict[str, str]
     return out
 
 
-def hparam_names() -> list[str]:
-    return [*HPARAM_KEYS, "status", "health"]
-
-
 def _value(value: Any, kind: str) -> float | str:
     if kind == "num":
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)

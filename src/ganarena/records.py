@@ -60,6 +60,11 @@ HPARAM_KEYS: dict[str, tuple[str, str]] = {
     "pool_size": ("task.pool_size", "int"),
 }
 
+def hparam_names() -> list[str]:
+    """The HParams columns: the settings above, then how the run ended."""
+    return [*HPARAM_KEYS, "status", "health"]
+
+
 # Where keys lived before tasks existed: read from old runs' saved configs.
 LEGACY_PATHS = {"task.r1.gamma": "r1.gamma", "model.d_norm": "loss.d_norm"}
 
