@@ -21,19 +21,26 @@ def example_files(section: str, folder: str) -> list[tuple[str, str]]:
     return [(name, body) for name, body in files if name.startswith(folder)]
 
 
-def test_the_readme_model_example_trains(tmp_path, monkeypatch):
+def example(tmp_path, folder: str) -> tuple[set[str], list[str]]:
+    """Write the section's `folder/` files into tmp_path as shown; (their names, the overrides
+    of its `PYTHONPATH=folder ganarena-train ...` command, with the folder under tmp_path)."""
     section = readme_section()
-    files = example_files(section, "my_ext/")
-    assert {name for name, _ in files} == {"my_ext/my_models.py", "my_ext/conf/model/tiny.yaml"}
+    files = example_files(section, f"{folder}/")
     for name, body in files:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(body)
-    (command,) = re.findall(r"```bash\n(PYTHONPATH=my_ext .*?)```", section, flags=re.S)
+    (command,) = re.findall(rf"```bash\n(PYTHONPATH={folder} .*?)```", section, flags=re.S)
     args = shlex.split(command.replace("\\\n", " "))
-    assert args[0] == "PYTHONPATH=my_ext" and args[1] == "ganarena-train"
+    assert args[0] == f"PYTHONPATH={folder}" and args[1] == "ganarena-train"
+    overrides = [a.replace(f"file://{folder}", f"file://{tmp_path / folder}") for a in args[2:]]
+    return {name for name, _ in files}, overrides
+
+
+def test_the_readme_model_example_trains(tmp_path, monkeypatch):
+    names, overrides = example(tmp_path, "my_ext")
+    assert names == {"my_ext/my_models.py", "my_ext/conf/model/tiny.yaml"}
     monkeypatch.setenv("PYTHONPATH", str(tmp_path / "my_ext"))
     run = tmp_path / "run"
-    overrides = [a.replace("file://my_ext", f"file://{tmp_path / 'my_ext'}") for a in args[2:]]
     res = run_cli(
         ["ganarena.train", *overrides, "trainer.max_steps=3", "dataset.limit=256",
          "trainer.enable_progress_bar=false", f"hydra.run.dir={run}"],
@@ -46,20 +53,10 @@ def test_the_readme_model_example_trains(tmp_path, monkeypatch):
 
 
 def test_the_readme_metric_example_is_logged_and_stored(tmp_path, monkeypatch):
-    section = readme_section()
-    files = example_files(section, "my_metric/")
-    assert {n for n, _ in files} == {"my_metric/sharpness.py", "my_metric/conf/eval/sharp.yaml"}
-    for name, body in files:
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(body)
-    (command,) = re.findall(r"```bash\n(PYTHONPATH=my_metric .*?)```", section, flags=re.S)
-    args = shlex.split(command.replace("\\\n", " "))
-    assert args[1] == "ganarena-train"
+    names, overrides = example(tmp_path, "my_metric")
+    assert names == {"my_metric/sharpness.py", "my_metric/conf/eval/sharp.yaml"}
     monkeypatch.setenv("PYTHONPATH", str(tmp_path / "my_metric"))
     run = tmp_path / "run"
-    overrides = [
-        a.replace("file://my_metric", f"file://{tmp_path / 'my_metric'}") for a in args[2:]
-    ]
     res = run_cli(
         ["ganarena.train", *overrides, "experiment=smoke", "trainer.max_steps=2",
          f"hydra.run.dir={run}"],
@@ -72,17 +69,10 @@ def test_the_readme_metric_example_is_logged_and_stored(tmp_path, monkeypatch):
     assert metrics["metrics"]["sharpness"] == {"higher_is_better": True, "label": "sharpness"}
 
 
-def _example_run(tmp_path, folder: str):
-    """Write the section's `folder/` files as shown and give its training command as arguments."""
-    files = example_files(readme_section(), f"{folder}/")
-    for name, body in files:
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(body)
-    (command,) = re.findall(rf"```bash\n(PYTHONPATH={folder} .*?)```", readme_section(), flags=re.S)
-    args = shlex.split(command.replace("\\\n", " "))
-    assert args[1] == "ganarena-train"
-    overrides = [a.replace(f"file://{folder}", f"file://{tmp_path / folder}") for a in args[2:]]
-    return {n for n, _ in files}, [
+def _train_args(tmp_path, folder: str) -> tuple[set[str], list[str]]:
+    """An example's file names and its command, shortened to 3 steps, into folder/run."""
+    names, overrides = example(tmp_path, folder)
+    return names, [
         "ganarena.train", *overrides, "trainer.max_steps=3", "dataset.limit=256",
         "trainer.enable_progress_bar=false", f"hydra.run.dir={tmp_path / folder / 'run'}",
     ]  # fmt: skip
@@ -91,8 +81,8 @@ def _example_run(tmp_path, folder: str):
 def test_the_readme_loss_and_d_input_examples_train(tmp_path, monkeypatch):
     from tests.conftest import run_clis
 
-    loss_files, loss_cmd = _example_run(tmp_path, "my_loss")
-    pack_files, pack_cmd = _example_run(tmp_path, "my_pack")
+    loss_files, loss_cmd = _train_args(tmp_path, "my_loss")
+    pack_files, pack_cmd = _train_args(tmp_path, "my_pack")
     assert loss_files == {"my_loss/rsgan.py", "my_loss/conf/loss/rsgan.yaml"}
     assert pack_files == {"my_pack/my_pack.py", "my_pack/conf/d_input/pair.yaml"}
     monkeypatch.setenv("PYTHONPATH", f"{tmp_path / 'my_loss'}:{tmp_path / 'my_pack'}")

@@ -150,7 +150,9 @@ def hparams_summaries(
             info.type = api_pb2.DATA_TYPE_STRING
             if name in DOMAINS:
                 # an outside loss (loss=<your yaml>) joins the built-ins, or the tab would hide it
-                info.domain_discrete.extend(DOMAINS[name] + ([value] if value not in DOMAINS[name] else []))
+                info.domain_discrete.extend(
+                    DOMAINS[name] + ([value] if value not in DOMAINS[name] else [])
+                )
         else:
             values[name] = struct_pb2.Value(number_value=float(value))
             info.type = api_pb2.DATA_TYPE_FLOAT64

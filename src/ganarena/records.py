@@ -60,6 +60,7 @@ HPARAM_KEYS: dict[str, tuple[str, str]] = {
     "pool_size": ("task.pool_size", "int"),
 }
 
+
 def hparam_names() -> list[str]:
     """The HParams columns: the settings above, then how the run ended."""
     return [*HPARAM_KEYS, "status", "health"]
