@@ -19,15 +19,16 @@ EXT = Path(__file__).parent / "extension"
 SEARCH = f"hydra.searchpath=[file://{EXT / 'conf'}]"
 
 
-def _ragan():
+def outside(module: str):
+    """A module of tests/extension, imported as a user's PYTHONPATH would find it."""
+    import importlib
     import sys
 
     sys.path.insert(0, str(EXT))
     try:
-        from relativistic import RaGAN
+        return importlib.import_module(module)
     finally:
         sys.path.remove(str(EXT))
-    return RaGAN()
 
 
 def test_ragan_matches_its_closed_form():
@@ -43,7 +44,7 @@ def test_ragan_matches_its_closed_form():
         -sum(math.log(sig(f - r_mean)) for f in fake.tolist()) / 2
         - sum(math.log(1 - sig(r - f_mean)) for r in real.tolist()) / 3
     )
-    loss = _ragan()
+    loss = outside("relativistic").RaGAN()
     assert loss.d(real, fake).item() == pytest.approx(d, rel=1e-6)
     assert loss.g(real, fake).item() == pytest.approx(g, rel=1e-6)
     assert loss.g_uses_real and isinstance(loss, Loss)
@@ -118,13 +119,7 @@ def test_an_outside_loss_and_d_input_transform_train_from_the_command_line(tmp_p
 
 
 def test_pack_stacks_consecutive_samples_along_channels():
-    import sys
-
-    sys.path.insert(0, str(EXT))
-    try:
-        from pack import Pack
-    finally:
-        sys.path.remove(str(EXT))
+    Pack = outside("pack").Pack
     x = torch.arange(5 * 1 * 2 * 2, dtype=torch.float32).reshape(5, 1, 2, 2)
     out = Pack(2)(x, real=True)
     assert out.shape == (2, 2, 2, 2)  # the fifth image is dropped: packs are whole
