@@ -20,6 +20,7 @@ import torch
 from hydra import compose, initialize_config_module
 
 from ganarena.config import build
+from ganarena.metrics import build_evaluator
 
 
 class FixedMapping:
@@ -40,7 +41,7 @@ def main(overrides: list[str]) -> None:
         cfg = compose("train", overrides=overrides)
     dm = build(cfg.dataset)
     dm.setup("fit")
-    evaluator = dm.make_evaluator(cfg.eval, cfg.paths.cache_dir)
+    evaluator = build_evaluator(cfg.eval, dm, cfg.paths.cache_dir)
     mappings = {"identity": FixedMapping(lambda x: x, lambda x: x)}
     if dm.truth_ab is not None:
         mappings["truth"] = FixedMapping(dm.truth_ab, dm.truth_ba)

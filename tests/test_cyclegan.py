@@ -22,6 +22,7 @@ from ganarena.config import build
 from ganarena.data import DigitsDataModule, TransformedDataModule, UnpairedDataModule
 from ganarena.errors import ConfigError, DataError
 from ganarena.generate import generate
+from ganarena.metrics import build_evaluator
 from ganarena.tasks import CycleGANTask, read_checkpoint
 from ganarena.tasks.cyclegan import linear_decay
 from ganarena.train import train
@@ -343,7 +344,7 @@ def test_evaluator_truth_and_label_preservation_on_mnist2inverted(cache_dir):
         )
     dm = build(cfg.dataset)
     dm.setup()
-    evaluator = dm.make_evaluator(cfg.eval, str(cache_dir))
+    evaluator = build_evaluator(cfg.eval, dm, str(cache_dir))
     truth = evaluator.score_module(Mapping(dm.truth_ab, dm.truth_ba))
     identity = evaluator.score_module(Mapping(lambda x: x, lambda x: x))
 

@@ -11,6 +11,7 @@ import scipy.linalg
 import torch
 import torchvision.transforms.functional as TF
 
+from ganarena.data.protocol import RealImages
 from ganarena.errors import ConfigError, DataError, DivergedError
 from ganarena.files import to_uint8
 from ganarena.metrics import build_evaluator, frechet_distance
@@ -156,17 +157,16 @@ def test_backbone_none_and_unlabelled(mnist_like_unlabelled, tmp_path):
 
 @pytest.fixture
 def mnist_like_unlabelled():
-    class DM:
-        images = torch.zeros(10, 1, 28, 28)
-        labels = None
+    class DM:  # the part of the data protocol the image evaluator reads
+        name = resolved = "unlabelled"
         num_classes = None
-        resolved = "unlabelled"
+        scored_as = "images"
 
-        def fingerprint(self):
-            return "f" * 64
+        def setup(self, stage=None):
+            pass
 
-        def reference(self):
-            return self.images, None, "train"
+        def real(self, purpose):
+            return RealImages.of(torch.zeros(10, 1, 28, 28), None, "train", "f" * 64)
 
     return DM()
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
+from ganarena.data.protocol import RealImages
 from ganarena.errors import GanarenaError
 from ganarena.metrics import build_backbone, build_evaluator
 from ganarena.metrics.backbones import INCEPTION_FILE, file_sha256, find_inception_weights
@@ -74,20 +75,20 @@ def test_corrupt_or_mismatched_weights(tmp_path):
 
 
 class TinyDM:
-    """Stand-in datamodule: 4 labelled 28x28 grayscale images."""
+    """Stand-in datamodule (the part of the data protocol the image evaluator reads): 4
+    labelled 28x28 grayscale images."""
 
-    def __init__(self):
+    name = resolved = "tiny"
+    num_classes = 2
+    scored_as = "images"
+
+    def setup(self, stage=None):
+        pass
+
+    def real(self, purpose):
         g = torch.Generator().manual_seed(0)
-        self.images = torch.rand(4, 1, 28, 28, generator=g) * 2 - 1
-        self.labels = torch.arange(4) % 2
-        self.num_classes = 2
-        self.resolved = "tiny"
-
-    def fingerprint(self):
-        return "ab" * 32
-
-    def reference(self):
-        return self.images, self.labels, "train"
+        images = torch.rand(4, 1, 28, 28, generator=g) * 2 - 1
+        return RealImages.of(images, torch.arange(4) % 2, "train", "ab" * 32)
 
 
 def test_inception_scores_with_random_weights(random_weights, tmp_path):

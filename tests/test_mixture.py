@@ -143,7 +143,7 @@ def test_the_3_std_boundary_counts_as_high_quality():
 
 def test_evaluator_scores_model_output_in_original_units_deterministically():
     dm = mixture("ring")
-    ev = dm.make_evaluator(EVAL, "unused-cache")  # the data picks its evaluator, no isinstance
+    ev = build_evaluator(EVAL, dm, "unused-cache")  # by the data's scored_as, no isinstance
     assert isinstance(ev, MixtureEvaluator) and not ev.reference_cached
     assert build_evaluator(OmegaConf.create({"backbone": "none"}), dm, "unused") is None
     gen = PointGenerator(dm)

@@ -103,7 +103,9 @@ def _dataset_cfg(cfg: DictConfig, train_cfg: DictConfig) -> DictConfig:
 def _datamodule(ds_cfg: DictConfig):
     from hydra.utils import instantiate
 
-    dm = instantiate(ds_cfg)
+    from ganarena.data.protocol import require_source
+
+    dm = require_source(instantiate(ds_cfg), "dataset")
     dm.setup("fit")
     return dm
 
@@ -111,18 +113,18 @@ def _datamodule(ds_cfg: DictConfig):
 def _score_checkpoint(cfg: DictConfig) -> tuple[dict, Path]:
     import torch
 
+    from ganarena.metrics import build_evaluator
     from ganarena.tasks import load_task
 
     task, train_cfg = load_task(cfg.ckpt_path)
     dm = _datamodule(_dataset_cfg(cfg, train_cfg))
-    serves = getattr(dm, "serves", "generative")
-    if serves != task.kind:
+    if dm.serves != task.kind:
         raise ConfigError(
             f"The checkpoint '{cfg.ckpt_path}' holds a {task.kind} task, but dataset "
-            f"'{getattr(dm, 'resolved', dm)}' serves {serves} tasks, so it cannot score it. Drop "
+            f"'{dm.resolved}' serves {dm.serves} tasks, so it cannot score it. Drop "
             "dataset= to score against the checkpoint's own data, or pass a dataset of its kind."
         )
-    evaluator = dm.make_evaluator(cfg.eval, cfg.eval.cache_dir)  # the data picks its evaluator
+    evaluator = build_evaluator(cfg.eval, dm, cfg.eval.cache_dir)  # by the data's scored_as
     if torch.cuda.is_available():
         task = task.to("cuda")
     task.use_ema(cfg.ema)

@@ -40,8 +40,8 @@ warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*
 
 def conditional_classes(cfg: DictConfig, datamodule: Any) -> int:
     """The class count a conditional model takes from its dataset (refused without labels)."""
-    classes = getattr(datamodule, "num_classes", None)
-    if classes is None or getattr(datamodule, "labels", None) is None:
+    classes = datamodule.num_classes
+    if classes is None:
         raise ConfigError(
             f"model.conditional=true needs class labels, but dataset '{datamodule.resolved}' has "
             "none. Use a labelled dataset (e.g. dataset=mnist, or dataset=idx with dataset.labels="
@@ -106,10 +106,11 @@ def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -
 
 
 def build_evaluator(cfg: DictConfig, datamodule: Any) -> Any:
-    """The evaluator the data calls for (image backbones, mixture scores, ...), or None."""
-    if cfg.eval.backbone == "none":
-        return None
-    return datamodule.make_evaluator(cfg.eval, cfg.paths.cache_dir)
+    """The evaluator the data's kind of samples calls for (image backbones, mixture scores, ...),
+    or None."""
+    from ganarena.metrics import build_evaluator as choose
+
+    return choose(cfg.eval, datamodule, cfg.paths.cache_dir)
 
 
 def compile_networks(task: Any, mode: str) -> None:
@@ -217,15 +218,17 @@ def train(cfg: DictConfig) -> float:
     if cfg.seed is not None:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    datamodule = build(cfg.dataset)
-    datamodule.batched_loader = cfg.speed.batched_loader
-    datamodule.shuffle_seed = cfg.seed if cfg.seed is not None else 0
+    from ganarena.data.protocol import require_source
+
+    datamodule = require_source(build(cfg.dataset), "dataset")
+    datamodule.configure(
+        shuffle_seed=cfg.seed if cfg.seed is not None else 0, batched=cfg.speed.batched_loader
+    )
     datamodule.setup("fit")
     with open_dict(cfg):
         cfg.dataset.resolved = datamodule.resolved
         if cfg.model.get("conditional") == "auto":  # conditional where the data has labels
-            labelled = getattr(datamodule, "labels", None) is not None
-            cfg.model.conditional = labelled and bool(getattr(datamodule, "num_classes", None))
+            cfg.model.conditional = bool(datamodule.num_classes)
             log.info(
                 "model.conditional=auto: %s",
                 f"class-conditional on the {datamodule.num_classes} classes of "

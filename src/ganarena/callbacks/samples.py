@@ -52,8 +52,7 @@ class SampleGridCallback(L.Callback):
 
     @rank_zero_only
     def _log_real(self, trainer, pl_module) -> None:
-        preview_real = getattr(trainer.datamodule, "preview_real", None)
-        grid = preview_real(pl_module) if preview_real is not None else None
+        grid = trainer.datamodule.preview_real(pl_module)
         if grid is not None:
             for exp in self._experiments(trainer):
                 exp.add_image(REAL_TAG, grid, pl_module.g_step)

@@ -1,7 +1,8 @@
-"""Datamodules: whole datasets held in memory as float32 (N, C, H, W) in [-1, 1]; unpaired
-two-domain datamodules (unpaired.py) for image-to-image translation."""
+"""Datamodules: the data protocol every dataset offers (protocol.py: DataSource, RealImages);
+whole datasets held in memory as float32 (N, C, H, W) in [-1, 1] (base.py); unpaired two-domain
+datamodules (unpaired.py) for image-to-image translation."""
 
-from ganarena.data.base import ImageDataModule
+from ganarena.data.base import ImageDataModule, ResumableBatchSampler
 from ganarena.data.datasets import (
     CIFAR10DataModule,
     DigitsDataModule,
@@ -14,6 +15,7 @@ from ganarena.data.datasets import (
 )
 from ganarena.data.idx import read_idx, read_idx_pair
 from ganarena.data.mixture import GaussianMixtureDataModule
+from ganarena.data.protocol import DataSource, RealImages
 from ganarena.data.unpaired import (
     TransformedDataModule,
     UnpairedBatchSampler,
@@ -23,6 +25,7 @@ from ganarena.data.unpaired import (
 
 __all__ = [
     "CIFAR10DataModule",
+    "DataSource",
     "DigitsDataModule",
     "FashionMNISTDataModule",
     "GaussianMixtureDataModule",
@@ -31,6 +34,8 @@ __all__ = [
     "ImageFolderDataModule",
     "MNISTDataModule",
     "MNISTSampleDataModule",
+    "RealImages",
+    "ResumableBatchSampler",
     "TorchvisionDataModule",
     "TransformedDataModule",
     "UnpairedBatchSampler",

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, TensorDataset, WeightedRandomSampler
 
+from ganarena.data.protocol import RealImages
 from ganarena.errors import ConfigError, DataError, check_int
 
 # ITU-R BT.601 luma weights, the same ones PIL uses for "RGB" -> "L".
@@ -100,11 +101,13 @@ class ImageDataModule(L.LightningDataModule):
 
     # True when load() already applied part and limit (e.g. to decode only the kept files).
     selects_in_load: bool = False
+    serves = "generative"  # the data protocol (ganarena.data.protocol.DataSource)
+    scored_as = "images"
 
     # Gather whole batches from the in-memory tensors (see train_dataloader); the per-item
-    # DataLoader is used when False or under DDP. Set from the `speed` config by train.py.
+    # DataLoader is used when False or under DDP. Set by configure() (speed.batched_loader).
     batched_loader: bool = True
-    # Seed of the shuffling order (train.py sets it from the run's seed).
+    # Seed of the shuffling order (configure(): ganarena-train passes the run's seed).
     shuffle_seed: int = 0
     _sampler: ResumableBatchSampler | None = None
 
@@ -294,6 +297,22 @@ class ImageDataModule(L.LightningDataModule):
         if self.images is None:
             self.setup()
 
+    def configure(self, *, shuffle_seed: int, batched: bool = True) -> None:
+        """Seed of the data order and whether batches are gathered whole (see train_dataloader)."""
+        self.shuffle_seed, self.batched_loader = int(shuffle_seed), bool(batched)
+        self._sampler = None
+
+    def real(self, purpose: str) -> RealImages:
+        """The real images of `purpose`: "reference" (the test split when the data has one,
+        else the training images) or "classifier" (see classifier_data)."""
+        if purpose == "reference":
+            images, labels, split = self.reference()
+            return RealImages.of(images, labels, split, self.fingerprint())
+        if purpose == "classifier":
+            images, labels, fingerprint = self.classifier_data()
+            return RealImages.of(images, labels, "train", fingerprint)
+        raise ValueError(f"real(purpose) takes 'reference' or 'classifier', got {purpose!r}")
+
     def reference(self) -> tuple[Tensor, Tensor | None, str]:
         """(images, labels or None, split name): the real set for evaluation statistics."""
         self._require_setup()
@@ -322,7 +341,7 @@ class ImageDataModule(L.LightningDataModule):
             if self.labels is not None
             else torch.full((len(self.images),), -1, dtype=torch.long)
         )
-        trainer = getattr(self, "trainer", None)
+        trainer = self.trainer
         if trainer is not None and trainer.world_size > 1:
             # Distributed: a plain shuffled loader, so Lightning can insert its DistributedSampler.
             balanced = self.class_weights()
@@ -370,12 +389,6 @@ class ImageDataModule(L.LightningDataModule):
         """Continue the data order after `batches` consumed batches (a resumed run)."""
         self.sampler.seek(batches)
 
-    def make_evaluator(self, eval_cfg, cache_dir: str, device=None):
-        """The evaluator for samples of this data: FID/IS/KID in a backbone's features."""
-        from ganarena.metrics import build_evaluator
-
-        return build_evaluator(eval_cfg, self, cache_dir, device)
-
     def preview(self, task, step: int):
         """The picture of a task's progress at `step`: a grid (C, H, W) of its fixed samples."""
         from torchvision.utils import make_grid
@@ -391,7 +404,7 @@ class ImageDataModule(L.LightningDataModule):
         from torchvision.utils import make_grid
 
         n, nrow = len(task.sample_fixed()), task.grid_nrow
-        classes = getattr(task, "num_classes", None)
+        classes = task.num_classes
         if classes and self.labels is not None:
             by_class = [(self.labels == c).nonzero().flatten() for c in range(classes)]
             blank = torch.zeros_like(self.images[0])

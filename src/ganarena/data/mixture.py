@@ -53,6 +53,8 @@ class GaussianMixtureDataModule(ImageDataModule):
     """Points of a 2-D Gaussian mixture, drawn once from `seed`: `n_train` for training and
     `n_eval` (another stream of the same seed) as the reference set. Labels are mode indices."""
 
+    scored_as = "points"  # modes and high-quality samples in the data's units (metrics.mixture)
+
     def __init__(
         self,
         name: str = "gaussian_mixture",
@@ -143,12 +145,6 @@ class GaussianMixtureDataModule(ImageDataModule):
         """The reference set in the original units (float64 (n_eval, 2)) and its mode indices."""
         images, labels, _ = self.reference()
         return self.unscale(images), labels
-
-    def make_evaluator(self, eval_cfg, cache_dir: str, device=None):
-        """Points are scored in the data's own units (modes, high quality), not by a CNN."""
-        from ganarena.metrics.mixture import MixtureEvaluator
-
-        return MixtureEvaluator(eval_cfg, self)
 
     def preview(self, task, step: int):
         """A scatter plot of PREVIEW_POINTS samples over the real points. The fixed grid batch

@@ -217,12 +217,12 @@ class UnpairedDataModule(L.LightningDataModule):
     both domains; they are checked against the domains, not applied.
     """
 
-    # What this data trains: a translation task (task=cyclegan), not a generative one.
+    # What this data trains: a translation task (task=cyclegan), not a generative one; scored
+    # per direction (ganarena.metrics.translation).
     serves = "translation"
-    # Seed of the shuffling order (train.py sets it from the run's seed).
+    scored_as = "translation"
+    # Seed of the shuffling order (configure(): ganarena-train passes the run's seed).
     shuffle_seed: int = 0
-    # Accepted for interface parity with ImageDataModule; batches are always gathered whole.
-    batched_loader: bool = True
 
     def __init__(
         self,
@@ -368,14 +368,21 @@ class UnpairedDataModule(L.LightningDataModule):
         """Continue the data order after `batches` consumed batches (a resumed run)."""
         self.sampler.seek(batches)
 
-    def make_evaluator(self, eval_cfg, cache_dir: str, device=None):
-        """Translation scores (ganarena.metrics.translation): FID/KID of each direction against
-        the target domain, label preservation, cycle and truth L1; None for eval.backbone=none."""
-        from ganarena.metrics.translation import TranslationEvaluator
+    def configure(self, *, shuffle_seed: int, batched: bool = True) -> None:
+        """Seed of the data order (batches are always gathered whole here)."""
+        self.shuffle_seed, self._sampler = int(shuffle_seed), None
 
-        if eval_cfg.get("backbone", "none") == "none":
-            return None
-        return TranslationEvaluator(eval_cfg, self, cache_dir, device)
+    def real(self, purpose: str):
+        """Each domain has its own real images (`.a.real(purpose)`, `.b.real(purpose)`): the
+        translation evaluator scores each direction against its target domain."""
+        raise ConfigError(
+            f"'{self.name}' holds two domains, so it has no single real set for {purpose!r}; "
+            "use dataset.a.real() / dataset.b.real() (what the translation evaluator does)."
+        )
+
+    def preview_real(self, task) -> None:
+        """No separate real picture: the preview grid's first row is the real input already."""
+        return None
 
     def preview(self, task, step: int):
         """The picture of a translation task at `step`: a grid of `task.sample_fixed()` (rows of
@@ -389,7 +396,7 @@ class UnpairedDataModule(L.LightningDataModule):
         self.setup()
         a = (self.a.images, _labels(self.a))
         b = (self.b.images, _labels(self.b))
-        trainer = getattr(self, "trainer", None)
+        trainer = self.trainer
         if self.num_workers == 0 and trainer is not None:
             device = trainer.strategy.root_device
             size = (a[0].numel() + b[0].numel()) * 4

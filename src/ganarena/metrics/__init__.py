@@ -8,7 +8,8 @@ from importlib import import_module
 
 _EXPORTS = {
     "Evaluator": "ganarena.metrics.evaluator",
-    "build_evaluator": "ganarena.metrics.evaluator",
+    "build_evaluator": "ganarena.metrics.choose",
+    "build_image_evaluator": "ganarena.metrics.evaluator",
     "build_backbone": "ganarena.metrics.backbones",
     "frechet_distance": "ganarena.metrics.fid",
 }

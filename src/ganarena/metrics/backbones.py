@@ -17,6 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from ganarena.data.protocol import RealImages
 from ganarena.errors import ConfigError, DataError, GanarenaError
 from ganarena.files import cache_lock, save_torch
 from ganarena.verdict import RELIABLE_CLASSIFIER, WEAK_CLASSIFIER
@@ -92,12 +93,15 @@ def _shift(x: Tensor, max_shift: float, gen: torch.Generator) -> Tensor:
 
 
 def train_domain_classifier(
-    images: Tensor, labels: Tensor, num_classes: int, recipe: dict
+    images: RealImages | Tensor, labels: Tensor, num_classes: int, recipe: dict
 ) -> tuple[DomainClassifier, dict]:
     """Train on a seeded split of (images in [-1, 1], labels); returns (model in eval mode, info).
+    `images` is read a minibatch at a time (by index), so it need not be in memory.
 
     Runs on the CPU under a forked RNG, so it is reproducible and leaves the caller's RNG alone.
     """
+    if isinstance(images, Tensor):
+        images = RealImages.of(images, labels, "train", "")
     r = recipe
     t0 = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
@@ -108,7 +112,7 @@ def train_domain_classifier(
             perm = perm[: r["max_train_images"]]
         n_hold = max(1, round(len(perm) * r["holdout"]))
         hold, train = perm[:n_hold], perm[n_hold:]
-        model = DomainClassifier(images.shape[1], num_classes, r["width"], r["features"])
+        model = DomainClassifier(images.shape[0], num_classes, r["width"], r["features"])
         opt = torch.optim.Adam(model.parameters(), lr=r["lr"])  # lr driven by the schedule
         bs = r["batch_size"]
         steps = r["epochs"] * -(-len(train) // bs)
@@ -188,10 +192,8 @@ def build_domain_backbone(eval_cfg, datamodule, cache_dir: str | Path) -> Domain
             "eval.backbone=domain needs a labelled dataset to train its classifier on: pass "
             "dataset=<name> (e.g. dataset=mnist), or use eval.backbone=inception."
         )
-    if getattr(datamodule, "images", None) is None:
-        datamodule.setup("fit")
-    name = getattr(datamodule, "resolved", None) or getattr(datamodule, "name", "dataset")
-    if datamodule.labels is None or not datamodule.num_classes:
+    name = datamodule.resolved
+    if not datamodule.num_classes:
         raise ConfigError(
             f"eval.backbone=domain trains a classifier on the dataset's labels, but dataset "
             f"'{name}' has no labels. Use eval.backbone=inception (needs the Inception weights "
@@ -201,9 +203,9 @@ def build_domain_backbone(eval_cfg, datamodule, cache_dir: str | Path) -> Domain
     recipe_hash = hashlib.sha256(
         json.dumps({**recipe, "arch": DOMAIN_ARCH}, sort_keys=True).encode()
     ).hexdigest()[:12]
-    images, labels, fingerprint = datamodule.classifier_data()
-    path = Path(cache_dir) / "domain" / f"{fingerprint}-{recipe_hash}.pt"
-    shape = tuple(images.shape[1:])
+    images = datamodule.real("classifier")
+    path = Path(cache_dir) / "domain" / f"{images.fingerprint}-{recipe_hash}.pt"
+    shape = images.shape
     model = DomainClassifier(shape[0], datamodule.num_classes, recipe["width"], recipe["features"])
     with cache_lock(path):
         info = None
@@ -223,7 +225,9 @@ def build_domain_backbone(eval_cfg, datamodule, cache_dir: str | Path) -> Domain
                 "training the domain classifier for '%s' (%d images, %d epochs; once, then cached)",
                 name, len(images), recipe["epochs"],
             )  # fmt: skip
-            model, info = train_domain_classifier(images, labels, datamodule.num_classes, recipe)
+            model, info = train_domain_classifier(
+                images, images.labels, datamodule.num_classes, recipe
+            )
             info.update(classifier_sha256=state_sha256(model), classifier_recipe=recipe_hash)
             save_torch({"state_dict": model.state_dict(), "info": info, "recipe": recipe}, path)
             log.info(
@@ -343,12 +347,10 @@ class InceptionBackbone(nn.Module):
 
 
 def build_backbone(eval_cfg, datamodule, cache_dir: str | Path) -> nn.Module:
-    from ganarena.data.mixture import GaussianMixtureDataModule
-
     kind = eval_cfg.get("backbone")
-    if isinstance(datamodule, GaussianMixtureDataModule):  # 2-D points, not images
+    if datamodule is not None and datamodule.scored_as == "points":  # 2-D points, not images
         raise ConfigError(
-            "dataset=gaussian_mixture has no image backbone: its points are scored by modes "
+            f"dataset={datamodule.name} has no image backbone: its points are scored by modes "
             "covered and % high-quality samples. Score a checkpoint (ganarena-eval "
             "ckpt_path=<run>/checkpoints/last.ckpt), not image folders."
         )

@@ -22,6 +22,7 @@ from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
 from torchmetrics.utilities.data import dim_zero_cat
 
+from ganarena.data.protocol import RealImages
 from ganarena.errors import ConfigError, DataError
 from ganarena.files import cache_lock, save_torch, to_uint8
 from ganarena.metrics import registry as M
@@ -47,7 +48,7 @@ REFERENCE_VERSION = 4  # 2: per-class statistics; 3: the real-vs-real floor; 4: 
 
 
 class Evaluator:
-    """Scores generated images against fixed real statistics; see `build_evaluator`."""
+    """Scores generated images against fixed real statistics; see `build_image_evaluator`."""
 
     def __init__(self, backbone: nn.Module, eval_cfg, reference: dict, info: dict | None = None):
         self.backbone = backbone
@@ -70,7 +71,9 @@ class Evaluator:
                 f"{self.batch_size}, {self.kid_subset_size}. Fix the override, e.g. eval.n_samples=10000."
             )
         self.device = torch.device("cpu")
-        self.reference_cached = False  # set by build_evaluator when the stats came from the cache
+        self.reference_cached = (
+            False  # set by build_image_evaluator when the stats came from the cache
+        )
         dim = backbone.feature_dim
         self._fid = self._real_fid()
         self._kid = quiet(
@@ -400,7 +403,7 @@ def mode_scores(p_fake: Tensor, p_real: Tensor, threshold: float) -> dict:
 @torch.no_grad()
 def reference_stats(
     backbone: nn.Module,
-    images: Tensor,
+    images: RealImages | Tensor,
     split: str,
     batch_size: int,
     device=None,
@@ -412,7 +415,10 @@ def reference_stats(
     recall, density, coverage) with their `labels` when known (`kid_labels`, for per-class
     coverage), the class histogram, with `per_class_fid` the FID sums of every class, and with
     `second_half` (a bool mask) `floor_fid`: the FID between the two halves of the real data, the
-    score a generator as good as the data itself would get (see halves())."""
+    score a generator as good as the data itself would get (see halves()). `images` is read
+    batch by batch (RealImages.batches), so the real set need not be in memory."""
+    if isinstance(images, Tensor):
+        images = RealImages.of(images, labels, split, "")
     if len(images) < 2:
         raise DataError(
             f"The real reference set '{split}' has {len(images)} images; FID needs at least 2."
@@ -430,8 +436,9 @@ def reference_stats(
     # the floor needs two images on each side (FID's covariances)
     both = second_half is not None and min(int(second_half.sum()), int((~second_half).sum())) >= 2
     floor = fid_metric(dim) if both else None
-    for i in range(0, len(images), batch_size):
-        f, logits = backbone(to_uint8(images[i : i + batch_size]).to(device))
+    starts = range(0, len(images), batch_size)
+    for i, (x, _) in zip(starts, images.batches(batch_size), strict=True):
+        f, logits = backbone(to_uint8(x).to(device))
         f, logits = f.float().cpu(), logits.float().cpu()
         fid.update(f.double(), real=True)
         if floor is not None:
@@ -497,9 +504,9 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def build_evaluator(eval_cfg, datamodule, cache_dir: str, device=None) -> Evaluator | None:
-    """The image Evaluator for `eval_cfg.backbone` on `datamodule.reference()`, or None for
-    backbone=none (what ImageDataModule.make_evaluator returns; other data bring their own).
+def build_image_evaluator(eval_cfg, datamodule, cache_dir: str, device=None) -> Evaluator | None:
+    """The image Evaluator for `eval_cfg.backbone` on `datamodule.real("reference")`, or None
+    for backbone=none (ganarena.metrics.build_evaluator calls it for data scored as images).
 
     The domain classifier and the reference statistics are cached under `cache_dir`. The backbone
     runs on `device` (default: the GPU when there is one); score_module moves it to the module's.
@@ -510,28 +517,16 @@ def build_evaluator(eval_cfg, datamodule, cache_dir: str, device=None) -> Evalua
         raise ConfigError(
             "Evaluation needs a dataset for its real reference statistics: pass dataset=<name>."
         )
-    if getattr(datamodule, "images", None) is None:
-        datamodule.setup("fit")
+    datamodule.setup("fit")
     backbone = build_backbone(eval_cfg, datamodule, cache_dir)
-    images, labels, split = datamodule.reference()
-    n_real = eval_cfg.get("n_real")
-    tag = "all"
-    if n_real is not None and int(n_real) < len(images):
-        gen = torch.Generator().manual_seed(REFERENCE_SEED)
-        keep = torch.randperm(len(images), generator=gen)[: int(n_real)].sort().values
-        images = images[keep]
-        labels = None if labels is None else labels[keep]
-        tag = str(int(n_real))
-    elif n_real is not None and int(n_real) > len(images):
-        log.warning(
-            "eval.n_real=%s exceeds the %d reference images; using all of them", n_real, len(images)
-        )
+    images = datamodule.real("reference")
+    images, tag = _reference_subset(images, eval_cfg.get("n_real"))
+    labels = images.labels
     second_half = halves(len(images), labels)
     per_class_fid = bool(eval_cfg.get("per_class_fid", False)) and labels is not None
     if per_class_fid:
         tag += "-pc"  # class statistics cost C covariance matrices: only kept when asked for
-    fp = datamodule.fingerprint()
-    name = getattr(datamodule, "resolved", None) or getattr(datamodule, "name", "dataset")
+    fp, split, name = images.fingerprint, images.split, datamodule.resolved
     path = (
         Path(cache_dir)
         / "reference"
@@ -545,15 +540,9 @@ def build_evaluator(eval_cfg, datamodule, cache_dir: str, device=None) -> Evalua
                 "computing reference statistics of '%s' (%s, %d images)", name, split, len(images)
             )
             bs = int(eval_cfg.get("batch_size", 500))
+            device = device or default_device()
             ref = reference_stats(
-                backbone,
-                images,
-                split,
-                bs,
-                device or default_device(),
-                labels,
-                second_half,
-                per_class_fid,
+                backbone, images, split, bs, device, labels, second_half, per_class_fid
             )
             save_torch(ref, path)
     ev = Evaluator(
@@ -564,3 +553,16 @@ def build_evaluator(eval_cfg, datamodule, cache_dir: str, device=None) -> Evalua
     )
     ev.reference_cached = cached
     return ev.to(device or default_device())
+
+
+def _reference_subset(images: RealImages, n_real) -> tuple[RealImages, str]:
+    """eval.n_real: a seeded subset of the reference images (all when None), and its cache tag."""
+    if n_real is not None and int(n_real) < len(images):
+        gen = torch.Generator().manual_seed(REFERENCE_SEED)
+        keep = torch.randperm(len(images), generator=gen)[: int(n_real)].sort().values
+        return images.subset(keep), str(int(n_real))
+    if n_real is not None and int(n_real) > len(images):
+        log.warning(
+            "eval.n_real=%s exceeds the %d reference images; using all of them", n_real, len(images)
+        )
+    return images, "all"

@@ -50,7 +50,7 @@ class TranslationEvaluator:
     (score_module, settings, to, n_samples, seed, reference_cached). See the module docstring."""
 
     def __init__(self, eval_cfg, datamodule, cache_dir: str, device=None):
-        from ganarena.metrics.evaluator import build_evaluator
+        from ganarena.metrics.evaluator import build_image_evaluator
 
         M.refuse_plugins(eval_cfg.get("extra_metrics"), "translation")
         datamodule.setup("fit")
@@ -60,7 +60,7 @@ class TranslationEvaluator:
         domains = {"a": datamodule.a, "b": datamodule.b}
         # The image evaluator of each TARGET domain: its reference, its classifier.
         self.targets = {
-            d: build_evaluator(eval_cfg, domains[dst], cache_dir, device)
+            d: build_image_evaluator(eval_cfg, domains[dst], cache_dir, device)
             for d, (_, dst) in DIRECTIONS.items()
         }
         self.sources: dict[str, tuple[Tensor, Tensor | None]] = {}
@@ -73,7 +73,7 @@ class TranslationEvaluator:
         self.reference_cached = all(ev.reference_cached for ev in self.targets.values())
         self.device = torch.device("cpu")
         self._info = {
-            "dataset": getattr(datamodule, "resolved", datamodule.name),
+            "dataset": datamodule.resolved,
             "dataset_fingerprint": datamodule.fingerprint(),
         }
 
@@ -110,7 +110,7 @@ class TranslationEvaluator:
     def score_module(self, task, rank: int = 0, world_size: int = 1) -> dict[str, float]:
         """The flat scores of `task` (anything with `translate(x, direction)` returning images in
         [-1, 1] on the CPU). Every DDP rank scores everything itself (the same numbers)."""
-        device = torch.device(getattr(task, "device", "cpu"))
+        device = torch.device(task.device)
         if device != self.device:
             self.to(device)
         scores: dict[str, float] = {}

@@ -224,14 +224,13 @@ class CycleGANTask(Task):
             buf.copy_(images[idx].to(buf.device))
 
     def setup(self, stage: str) -> None:
-        trainer = getattr(self, "_trainer", None)
-        dm = getattr(trainer, "datamodule", None) if trainer is not None else None
+        dm = self._trainer.datamodule if self._trainer is not None else None
         if dm is None:
             return
-        if not (hasattr(dm, "a") and hasattr(dm, "b")):
+        if dm.serves != "translation":
             raise ConfigError(
                 f"task=cyclegan translates between two image domains, but dataset "
-                f"'{getattr(dm, 'name', type(dm).__name__)}' has one. Use a two-domain dataset: "
+                f"'{dm.name}' has one. Use a two-domain dataset: "
                 "dataset=mnist2inverted, mnist2digits or unpaired_folder."
             )
         dm.setup(stage)
