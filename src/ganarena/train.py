@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -188,23 +189,51 @@ class StopOnSignal:
 
 def train(cfg: DictConfig) -> float:
     """Train one run; returns the optimized metric (final FID, +inf if unavailable or failed)."""
+    check_inputs(cfg)
+    run_dir = prepare_run_dir(cfg)
+    datamodule = setup_data(cfg, run_dir)
+    task = build_run_task(cfg)
+    start_step = resume_point(cfg, task, run_dir)
+    transfer(cfg, task)
+    fit = build_fit(cfg, run_dir, datamodule, start_step)
+    summary = start_summary(cfg, task, run_dir, fit)
+    t0 = time.perf_counter()
+    stop = StopOnSignal(fit.trainer)
+    exit_code: int | None = None
+    try:
+        exit_code = run_fit(cfg, task, datamodule, fit, summary, stop)
+    finally:
+        stop.restore()
+        finish_summary(cfg, task, fit, summary, start_step, time.perf_counter() - t0)
+        if fit.trainer.is_global_zero:
+            write_json(run_dir / "metrics.json", summary)
+            fit.log_hparams(summary)
+            say(f"ganarena-train: {summary['verdict']}")
+    if exit_code is not None:
+        stop.hand_over()  # under submitit: requeue this job (it resumes with ckpt_path=auto)
+        raise SystemExit(exit_code)
+    if summary["status"] == "completed":
+        fit.trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    if fit.trainer.is_global_zero:
+        log.info("run folder: %s", run_dir)
+    return sweep_value(cfg, summary)
+
+
+# -- the steps of a run, in order -----------------------------------------------------------------
+def check_inputs(cfg: DictConfig) -> None:
+    """Named files exist and the config is valid, before anything heavy is imported."""
     if cfg.ckpt_path not in (None, "last", "auto"):
         existing_checkpoint(str(cfg.ckpt_path))  # a missing file is named before heavy imports
     if cfg.get("init_from") is not None:
         existing_checkpoint(str(cfg.init_from))
     validate_train(cfg)
+
+
+def prepare_run_dir(cfg: DictConfig) -> Path:
+    """The run folder, created; refused when it holds a run this one would replace. Seeds."""
     import lightning as L
 
-    from ganarena.callbacks.evaluation import EvaluationCallback
-    from ganarena.callbacks.spawn import SpawnResults
-    from ganarena.dashboard import log_config, place_tensorboard, tensorboard_dir
-    from ganarena.hparams import log_hparams
-    from ganarena.tasks import (
-        build_task,
-        check_compatible,
-        init_weights,
-        read_checkpoint,
-    )
+    from ganarena.dashboard import place_tensorboard
 
     place_tensorboard(cfg)  # checks tensorboard.*; a sweep job logs to <sweep>/tensorboard/<label>
     run_dir = Path(cfg.paths.output_dir)
@@ -217,7 +246,12 @@ def train(cfg: DictConfig) -> float:
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.seed is not None:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
+    return run_dir
 
+
+def setup_data(cfg: DictConfig, run_dir: Path) -> Any:
+    """The datamodule, set up; the config learns what the data decided (the dataset really
+    loaded, model.conditional=auto, the class count) and is saved again with it."""
     from ganarena.data.protocol import require_source
 
     datamodule = require_source(build(cfg.dataset), "dataset")
@@ -242,12 +276,25 @@ def train(cfg: DictConfig) -> float:
     saved_cfg = run_dir / ".hydra" / "config.yaml"
     if saved_cfg.parent.is_dir():  # record what was really loaded (e.g. a fallback dataset)
         OmegaConf.save(cfg, saved_cfg)
+    return datamodule
+
+
+def build_run_task(cfg: DictConfig) -> Any:
+    """The task the config names, carrying its resolved config; compiled if asked."""
+    from ganarena.tasks import build_task
 
     task = build_task(cfg)
     task.config = OmegaConf.to_container(cfg, resolve=True)
     if cfg.speed.get("compile"):
         compile_networks(task, cfg.speed.compile)
-    start_step = 0
+    return task
+
+
+def resume_point(cfg: DictConfig, task: Any, run_dir: Path) -> int:
+    """The generator step training starts from: 0, or a compatible checkpoint's (ckpt_path,
+    last/auto resolved in this folder; a requeued SLURM job always continues its folder)."""
+    from ganarena.tasks import check_compatible, read_checkpoint
+
     if cfg.ckpt_path is None and int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0:
         # A requeued SLURM job (preempted or timed out) continues its own folder, never restarts
         # on top of it, even when its command lacks ckpt_path=auto.
@@ -256,57 +303,97 @@ def train(cfg: DictConfig) -> float:
     if cfg.ckpt_path in ("last", "auto"):  # the newest checkpoint of this run folder
         with open_dict(cfg):
             cfg.ckpt_path = resolve_ckpt_path(cfg.ckpt_path, run_dir / "checkpoints")
-    if cfg.ckpt_path is not None:
-        for stale in remove_stale_temps(run_dir / "checkpoints"):
-            log.info("removed %s, half a checkpoint from a process that was killed", stale.name)
-        ckpt = read_checkpoint(cfg.ckpt_path)
-        check_compatible(task, ckpt, cfg.ckpt_path)
-        start_step = int(ckpt["ganarena"]["g_step"])
-        del ckpt
-        if start_step >= int(cfg.trainer.max_steps):
-            raise ConfigError(
-                f"The checkpoint {cfg.ckpt_path} is at generator step {start_step}, and "
-                f"trainer.max_steps={cfg.trainer.max_steps} counts steps from the start of the "
-                "run, so there is nothing left to train. Raise trainer.max_steps above "
-                f"{start_step} to continue (e.g. trainer.max_steps={2 * start_step}), or score "
-                "the checkpoint with ganarena-eval ckpt_path=..."
-            )
+    if cfg.ckpt_path is None:
+        return 0
+    for stale in remove_stale_temps(run_dir / "checkpoints"):
+        log.info("removed %s, half a checkpoint from a process that was killed", stale.name)
+    ckpt = read_checkpoint(cfg.ckpt_path)
+    check_compatible(task, ckpt, cfg.ckpt_path)
+    start_step = int(ckpt["ganarena"]["g_step"])
+    if start_step >= int(cfg.trainer.max_steps):
+        raise ConfigError(
+            f"The checkpoint {cfg.ckpt_path} is at generator step {start_step}, and "
+            f"trainer.max_steps={cfg.trainer.max_steps} counts steps from the start of the "
+            "run, so there is nothing left to train. Raise trainer.max_steps above "
+            f"{start_step} to continue (e.g. trainer.max_steps={2 * start_step}), or score "
+            "the checkpoint with ganarena-eval ckpt_path=..."
+        )
+    return start_step
 
-    if cfg.get("init_from") is not None and cfg.ckpt_path is None:  # a resume has its own weights
+
+def transfer(cfg: DictConfig, task: Any) -> None:
+    """Transfer learning: init_from's weights (not on a resume, which has its own), freeze_d."""
+    from ganarena.tasks import init_weights
+
+    if cfg.get("init_from") is not None and cfg.ckpt_path is None:
         init_weights(task, cfg.init_from)
         log.info("init_from: weights of %s (optimizers and counters start fresh)", cfg.init_from)
     if cfg.get("freeze_d"):
         frozen = task.freeze_d(int(cfg.freeze_d))
         log.info("freeze_d=%s: D's %s stay as loaded", cfg.freeze_d, ", ".join(frozen))
 
+
+@dataclass
+class Fit:
+    """What fits the task: the trainer, its evaluator and evaluation callback, and (under
+    ddp_spawn) the callback that carries the results back from the spawned processes."""
+
+    cfg: DictConfig
+    trainer: Any
+    evaluator: Any
+    eval_cb: Any
+    spawn: Any
+
+    def log_hparams(self, summary: dict) -> None:
+        from ganarena.hparams import log_hparams
+
+        log_hparams(self.trainer.loggers, self.cfg, summary)
+
+
+def build_fit(cfg: DictConfig, run_dir: Path, datamodule: Any, start_step: int) -> Fit:
+    from ganarena.callbacks.evaluation import EvaluationCallback
+    from ganarena.callbacks.spawn import SpawnResults
+    from ganarena.dashboard import log_config
+
     evaluator = build_evaluator(cfg, datamodule)
     callbacks = build_callbacks(cfg, run_dir, evaluator)
     eval_cb = next((c for c in callbacks if isinstance(c, EvaluationCallback)), None)
     spawned = "spawn" in str(cfg.trainer.get("strategy", ""))  # ddp_spawn[_find_unused_...]
-    spawn = SpawnResults(run_dir / ".spawn_results.json", eval_cb)
+    spawn = SpawnResults(run_dir / ".spawn_results.json", eval_cb) if spawned else None
     trainer = build_trainer(cfg, run_dir, [*callbacks, spawn] if spawned else callbacks)
     log_config(trainer.loggers, cfg, step=start_step)
+    return Fit(cfg, trainer, evaluator, eval_cb, spawn)
 
-    summary: dict[str, Any] = {
+
+def start_summary(cfg: DictConfig, task: Any, run_dir: Path, fit: Fit) -> dict[str, Any]:
+    """metrics.json as it stands if the run fails before it ends."""
+    from ganarena.dashboard import tensorboard_dir
+
+    return {
         "status": "failed",
         "steps": 0,
         "wall_s": None,
         "imgs_per_s": None,
         "final": None,
         "best": None,
-        "eval": evaluator.settings if evaluator is not None else None,
+        "eval": fit.evaluator.settings if fit.evaluator is not None else None,
         "config": {**run_summary(cfg), **task.summary()},
-        "tensorboard": tensorboard_dir(trainer.loggers, run_dir),
+        "tensorboard": tensorboard_dir(fit.trainer.loggers, run_dir),
     }
-    metrics_path = run_dir / "metrics.json"
-    t0 = time.perf_counter()
-    stop = StopOnSignal(trainer)
-    exit_code: int | None = None
+
+
+def run_fit(
+    cfg: DictConfig, task: Any, datamodule: Any, fit: Fit, summary: dict, stop
+) -> int | None:
+    """Trainer.fit, recording how it ended in `summary["status"]`; the exit code for a run
+    stopped by a signal (its work saved in last.ckpt), None otherwise. Divergence propagates."""
+    trainer = fit.trainer
     try:
         trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
-        if spawned:
-            spawn.restore(task)
+        if fit.spawn is not None:
+            fit.spawn.restore(task)
         summary["status"] = "interrupted" if trainer.interrupted else "completed"
+        return None
     except DivergedError:
         summary["status"] = "diverged"
         raise
@@ -314,6 +401,7 @@ def train(cfg: DictConfig) -> float:
         # SIGINT / SIGTERM / SIGUSR1-2: Lightning stops at a batch boundary and raises SystemExit;
         # keep the work done so far so `ckpt_path=last` (or auto) resumes from here.
         summary["status"] = "interrupted"
+        run_dir = Path(cfg.paths.output_dir)
         trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
         log.warning(
             "interrupted at generator step %d; resume with hydra.run.dir=%s ckpt_path=last",
@@ -321,37 +409,34 @@ def train(cfg: DictConfig) -> float:
             run_dir,
         )
         signum = stop.received[0] if stop.received is not None else signal.SIGTERM
-        exit_code = e.code if isinstance(e, SystemExit) and e.code else 128 + signum
-    finally:
-        stop.restore()
-        wall = time.perf_counter() - t0
-        eval_s = eval_cb.seconds if eval_cb is not None else 0.0
-        summary.update(
-            steps=task.g_step,
-            wall_s=round(wall, 3),
-            # Every rank sees its own batch: the run's throughput is world_size times one rank's.
-            imgs_per_s=round(
-                trainer.world_size * task.real_images_seen / max(wall - eval_s, 1e-9), 1
-            ),
-            resumed_from=cfg.ckpt_path,
-            start_step=start_step,
-        )
-        if eval_cb is not None:
-            summary.update(final=eval_cb.final, best=eval_cb.best, metrics=eval_cb.declarations())
-        summary["health"], summary["verdict"] = verdict(
-            summary["status"], summary["final"], summary["eval"]
-        )
-        if trainer.is_global_zero:
-            write_json(metrics_path, summary)
-            log_hparams(trainer.loggers, cfg, summary)
-            say(f"ganarena-train: {summary['verdict']}")
-    if exit_code is not None:
-        stop.hand_over()  # under submitit: requeue this job (it resumes with ckpt_path=auto)
-        raise SystemExit(exit_code)
-    if summary["status"] == "completed":
-        trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
-    if trainer.is_global_zero:
-        log.info("run folder: %s", run_dir)
+        return e.code if isinstance(e, SystemExit) and e.code else 128 + signum
+
+
+def finish_summary(
+    cfg: DictConfig, task: Any, fit: Fit, summary: dict, start_step: int, wall: float
+) -> None:
+    """Counters, throughput, scores and the verdict, however the run ended."""
+    eval_cb = fit.eval_cb
+    eval_s = eval_cb.seconds if eval_cb is not None else 0.0
+    summary.update(
+        steps=task.g_step,
+        wall_s=round(wall, 3),
+        # Every rank sees its own batch: the run's throughput is world_size times one rank's.
+        imgs_per_s=round(
+            fit.trainer.world_size * task.real_images_seen / max(wall - eval_s, 1e-9), 1
+        ),
+        resumed_from=cfg.ckpt_path,
+        start_step=start_step,
+    )
+    if eval_cb is not None:
+        summary.update(final=eval_cb.final, best=eval_cb.best, metrics=eval_cb.declarations())
+    summary["health"], summary["verdict"] = verdict(
+        summary["status"], summary["final"], summary["eval"]
+    )
+
+
+def sweep_value(cfg: DictConfig, summary: dict) -> float:
+    """The optimized metric a sweeper minimizes: its final value, +inf when there is none."""
     final = summary.get("final") or {}
     value = final.get(str(cfg.optimized_metric).split("/")[-1])
     return float(value) if value is not None and math.isfinite(value) else math.inf
