@@ -373,8 +373,8 @@ def write_translations(task: Any, cfg: DictConfig, train_cfg: DictConfig) -> lis
     return [out]
 
 
-def generate(cfg: DictConfig) -> list[Path]:
-    """Write the images `cfg` asks for; returns the paths written."""
+def check_options(cfg: DictConfig) -> None:
+    """Every option checked before the checkpoint is loaded (and before torch is)."""
     if OmegaConf.is_missing(cfg, "ckpt_path") or cfg.ckpt_path is None:
         raise ConfigError(
             "ganarena-generate needs a checkpoint: pass "
@@ -404,10 +404,14 @@ def generate(cfg: DictConfig) -> list[Path]:
     if kind not in ("cpu", "cuda") or (index and not index.isdigit()) or (kind == "cpu" and index):
         raise ConfigError(f"device must be cpu or cuda (or cuda:N), got {device!r}.")
     existing_checkpoint(cfg.ckpt_path)  # named before torch is loaded
+
+
+def _device(cfg: DictConfig) -> str:
+    """cfg.device, refused when CUDA (or that CUDA device) is not there."""
     import torch
 
-    from ganarena.tasks import load_task
-
+    device = str(cfg.get("device", "cpu"))
+    kind, _, index = device.partition(":")
     if kind == "cuda" and not torch.cuda.is_available():
         raise ConfigError(
             f"device={device} was asked for but CUDA is not available; use device=cpu."
@@ -417,8 +421,18 @@ def generate(cfg: DictConfig) -> list[Path]:
             f"device={device}: there are only {torch.cuda.device_count()} CUDA device(s); "
             "use device=cuda (the first) or another index."
         )
+    return device
+
+
+def generate(cfg: DictConfig) -> list[Path]:
+    """Write the images `cfg` asks for; returns the paths written."""
+    check_options(cfg)
+    device = _device(cfg)
+    translate = cfg.get("translate")
     if translate is not None:
         check_translate(cfg)  # bad folders fail before the checkpoint is read
+    from ganarena.tasks import load_task
+
     task, train_cfg = load_task(cfg.ckpt_path)
     if translate is not None:
         if task.kind != "translation":

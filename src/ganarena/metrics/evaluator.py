@@ -281,46 +281,9 @@ class Evaluator:
     ) -> dict:
         """Scores from (features, logits) batches; `labels` (the classes a conditional generator
         was asked for, in order) add class_acc (and per-class FID when enabled)."""
-        for m in (self._fid, self._kid, self._is):
-            m.reset()
-        hist = None
-        n = correct = 0
         classify = labels is not None and self.backbone.num_classes is not None
-        fake_logits: list[Tensor] = []  # kept for plug-in metrics only
-        for f, logits in batches:
-            if self.plugins:
-                fake_logits.append(logits)
-            if classify:
-                correct += int((logits.argmax(1) == labels[n : n + len(f)]).sum())
-            self._fid.update(f.double(), real=False)
-            self._kid.update(f, real=False)
-            self._is.update(logits)
-            if self.modes:
-                counts = torch.bincount(logits.argmax(1), minlength=logits.shape[1]).double()
-                hist = counts if hist is None else hist + counts
-            n += len(f)
-        if n < 2:
-            raise ConfigError(
-                f"FID needs at least 2 generated images, got {n}. Raise eval.n_samples "
-                "(10000 gives reportable scores)."
-            )
-        dim = self.backbone.feature_dim
-        if n < max(dim, 1000):
-            warnings.warn(
-                f"Scoring only {n} generated images: FID is biased upwards at small n (strongly so "
-                f"below the feature dimension, {dim}); compare scores only at equal n_fake.",
-                UserWarning,
-                stacklevel=3,
-            )
-        subset = min(self.kid_subset_size, len(self.reference["kid_features"]), n)
-        if subset < self.kid_subset_size:
-            warnings.warn(
-                f"eval.kid_subset_size={self.kid_subset_size} exceeds the number of images "
-                f"(real {len(self.reference['kid_features'])}, fake {n}); using subsets of {subset}.",
-                UserWarning,
-                stacklevel=3,
-            )
-        self._kid.subset_size = subset
+        n, correct, hist, fake_logits = self._accumulate(batches, labels if classify else None)
+        subset = self._kid_subset(n)
         with torch.random.fork_rng(devices=[]):  # KID subsets and IS splits: seeded, reproducible
             torch.manual_seed(self.seed)
             kid, kid_std = self._kid.compute()
@@ -353,6 +316,60 @@ class Evaluator:
             scores[M.FID_PER_CLASS] = per_class
             vals = [v for v in per_class if v is not None]
             scores[M.FID_CLASS_MEAN] = float(np.mean(vals)) if vals else float("nan")
+        scores.update(self._plugin_scores(fake, fake_logits))
+        self._settings.update(n_fake=n, kid_subset_size=subset)
+        return scores
+
+    def _accumulate(self, batches, labels: Tensor | None):
+        """Feed the fake side of FID/KID/IS: (images seen, correctly classified against
+        `labels`, the predicted-class histogram when modes are scored, the logits plug-ins get)."""
+        for m in (self._fid, self._kid, self._is):
+            m.reset()
+        hist, n, correct = None, 0, 0
+        fake_logits: list[Tensor] = []  # kept for plug-in metrics only
+        for f, logits in batches:
+            if self.plugins:
+                fake_logits.append(logits)
+            if labels is not None:
+                correct += int((logits.argmax(1) == labels[n : n + len(f)]).sum())
+            self._fid.update(f.double(), real=False)
+            self._kid.update(f, real=False)
+            self._is.update(logits)
+            if self.modes:
+                counts = torch.bincount(logits.argmax(1), minlength=logits.shape[1]).double()
+                hist = counts if hist is None else hist + counts
+            n += len(f)
+        if n < 2:
+            raise ConfigError(
+                f"FID needs at least 2 generated images, got {n}. Raise eval.n_samples "
+                "(10000 gives reportable scores)."
+            )
+        return n, correct, hist, fake_logits
+
+    def _kid_subset(self, n: int) -> int:
+        """KID's subset size for n fakes (set on the metric), warning where n is small."""
+        dim = self.backbone.feature_dim
+        if n < max(dim, 1000):
+            warnings.warn(
+                f"Scoring only {n} generated images: FID is biased upwards at small n (strongly so "
+                f"below the feature dimension, {dim}); compare scores only at equal n_fake.",
+                UserWarning,
+                stacklevel=4,
+            )
+        subset = min(self.kid_subset_size, len(self.reference["kid_features"]), n)
+        if subset < self.kid_subset_size:
+            warnings.warn(
+                f"eval.kid_subset_size={self.kid_subset_size} exceeds the number of images "
+                f"(real {len(self.reference['kid_features'])}, fake {n}); using subsets of {subset}.",
+                UserWarning,
+                stacklevel=4,
+            )
+        self._kid.subset_size = subset
+        return subset
+
+    def _plugin_scores(self, fake: Tensor, fake_logits: list[Tensor]) -> dict[str, float]:
+        """eval.extra_metrics: each plug-in's value on the fake features and logits."""
+        scores = {}
         for name, plugin in self.plugins.items():
             value = plugin.metric.compute(
                 fake.float().cpu(), torch.cat(fake_logits), self._plugin_statistics(plugin)
@@ -364,7 +381,6 @@ class Evaluator:
                     f"eval.extra_metrics.{name} ({plugin.target}): compute() returned "
                     f"{value!r}, not a number. Make it return a float (e.g. float(tensor))."
                 ) from None
-        self._settings.update(n_fake=n, kid_subset_size=subset)
         return scores
 
 

@@ -147,75 +147,77 @@ def build_plugins(entries: Mapping | None) -> dict[str, Plugin]:
             f"{entries!r}. Write it as eval.extra_metrics={{my_metric:{{_target_:my_module.MyMetric}}}} "
             "or in a conf/eval/<name>.yaml."
         )
-    out = {}
-    for name, entry in entries.items():
-        name = str(name)
-        if name in BUILTIN or name.startswith("best_"):
-            raise _bad(
-                name,
-                "this name is taken by a built-in metric (or the running best of one), and a "
-                "plug-in may not replace it",
-                "Give the plug-in another name (the key under eval.extra_metrics).",
-            )
-        if not NAME.match(name):
-            raise _bad(
-                name,
-                "a metric name must be lower case letters, digits and underscores, starting "
-                "with a letter (it becomes the TensorBoard tag val/<name> and a metrics.json key)",
-                "Rename the key under eval.extra_metrics.",
-            )
-        if not isinstance(entry, Mapping) or not isinstance(entry.get("_target_"), str):
-            raise _bad(
-                name,
-                f"expected a mapping with a _target_ naming the metric's class, got {entry!r}",
-                f"Write it as {name}: {{_target_: my_module.MyMetric}} with my_module on PYTHONPATH.",
-            )
-        target = entry["_target_"]
-        try:
-            from hydra.utils import instantiate
+    return {str(name): build_plugin(str(name), entry) for name, entry in entries.items()}
 
-            metric = instantiate(dict(entry), _convert_="all")
-        except Exception as e:  # noqa: BLE001 - import errors, bad arguments: all the user's to fix
-            cause = e.__cause__ or e
-            raise _bad(
-                name,
-                f"cannot instantiate {target!r} ({type(cause).__name__}: "
-                f"{str(cause).splitlines()[0] if str(cause) else ''})",
-                "Check the spelling of _target_ (module.Class), that the module is importable "
-                "(put its folder on PYTHONPATH) and that the entry's other keys are the class's "
-                "arguments.",
-            ) from None
-        if not callable(getattr(metric, "compute", None)):
-            raise _bad(
-                name,
-                f"{target!r} made a {type(metric).__name__}, which is not a metric: it has no "
-                "compute(fake_features, fake_logits, real) method",
-                "Point _target_ at a class with that method (e.g. a subclass of "
-                "ganarena.metrics.registry.Metric).",
-            )
-        higher = getattr(metric, "higher_is_better", False)
-        if not isinstance(higher, bool):
-            raise _bad(
-                name,
-                f"higher_is_better must be True or False, got {higher!r}",
-                "Set it as a class attribute of the metric.",
-            )
-        key = getattr(metric, "cache_key", None)
-        if key is not None and not (isinstance(key, str) and NAME.match(key)):
-            raise _bad(
-                name,
-                f"cache_key must be None or a lower-case identifier (a file name part), got {key!r}",
-                "Set cache_key to e.g. 'feature_mean'.",
-            )
-        spec = MetricSpec(
+
+def build_plugin(name: str, entry) -> Plugin:
+    """One eval.extra_metrics entry, checked: its name, its _target_, what the metric declares."""
+    if name in BUILTIN or name.startswith("best_"):
+        raise _bad(
             name,
-            higher,
-            str(getattr(metric, "label", None) or name),
-            real_stats=key,
-            version=int(getattr(metric, "version", 1)),
+            "this name is taken by a built-in metric (or the running best of one), and a "
+            "plug-in may not replace it",
+            "Give the plug-in another name (the key under eval.extra_metrics).",
         )
-        out[name] = Plugin(spec, metric, target)
-    return out
+    if not NAME.match(name):
+        raise _bad(
+            name,
+            "a metric name must be lower case letters, digits and underscores, starting "
+            "with a letter (it becomes the TensorBoard tag val/<name> and a metrics.json key)",
+            "Rename the key under eval.extra_metrics.",
+        )
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("_target_"), str):
+        raise _bad(
+            name,
+            f"expected a mapping with a _target_ naming the metric's class, got {entry!r}",
+            f"Write it as {name}: {{_target_: my_module.MyMetric}} with my_module on PYTHONPATH.",
+        )
+    target = entry["_target_"]
+    try:
+        from hydra.utils import instantiate
+
+        metric = instantiate(dict(entry), _convert_="all")
+    except Exception as e:  # noqa: BLE001 - import errors, bad arguments: all the user's to fix
+        cause = e.__cause__ or e
+        raise _bad(
+            name,
+            f"cannot instantiate {target!r} ({type(cause).__name__}: "
+            f"{str(cause).splitlines()[0] if str(cause) else ''})",
+            "Check the spelling of _target_ (module.Class), that the module is importable "
+            "(put its folder on PYTHONPATH) and that the entry's other keys are the class's "
+            "arguments.",
+        ) from None
+    return Plugin(_declared_spec(name, target, metric), metric, target)
+
+
+def _declared_spec(name: str, target: str, metric) -> MetricSpec:
+    """What a plug-in declares about itself (Metric's attributes), checked."""
+    if not callable(getattr(metric, "compute", None)):
+        raise _bad(
+            name,
+            f"{target!r} made a {type(metric).__name__}, which is not a metric: it has no "
+            "compute(fake_features, fake_logits, real) method",
+            "Point _target_ at a class with that method (e.g. a subclass of "
+            "ganarena.metrics.registry.Metric).",
+        )
+    higher = getattr(metric, "higher_is_better", False)
+    if not isinstance(higher, bool):
+        raise _bad(
+            name,
+            f"higher_is_better must be True or False, got {higher!r}",
+            "Set it as a class attribute of the metric.",
+        )
+    key = getattr(metric, "cache_key", None)
+    if key is not None and not (isinstance(key, str) and NAME.match(key)):
+        raise _bad(
+            name,
+            f"cache_key must be None or a lower-case identifier (a file name part), got {key!r}",
+            "Set cache_key to e.g. 'feature_mean'.",
+        )
+    label = str(getattr(metric, "label", None) or name)
+    return MetricSpec(
+        name, higher, label, real_stats=key, version=int(getattr(metric, "version", 1))
+    )
 
 
 def refuse_plugins(entries: Mapping | None, evaluator: str) -> None:
