@@ -1,9 +1,12 @@
 """R1 penalty (Mescheder et al. 2018) against closed forms and an autograd reference."""
 
+import json
+
 import pytest
 import torch
 from torch import nn
 
+from ganarena.errors import ConfigError
 from ganarena.models import DCGANDiscriminator, MLPDiscriminator
 from ganarena.penalties import r1_penalty
 
@@ -67,3 +70,48 @@ def test_r1_zero_for_constant_discriminator():
     bias = nn.Parameter(torch.tensor(0.3))
     r1 = r1_penalty(lambda t: t.flatten(1).sum(1) * 0 + bias, torch.randn(3, 1, 4, 4))
     assert r1.item() == 0.0
+
+
+# -- plug-in regularisers -------------------------------------------------------------------------
+def test_r2_is_r1_on_the_generated_samples_with_gamma_over_two():
+    from ganarena.penalties import R2, DBatch
+
+    w = torch.tensor([1.0, -2.0, 0.5])
+    real, fake = torch.randn(4, 3), torch.randn(5, 3)
+    d = lambda x: (x * w).sum(1) + (x**2).sum(1)  # noqa: E731 - grad = w + 2x
+    r2 = R2(gamma=10.0, interval=4)
+    assert (r2.weight, r2.interval, r2.d_norm, r2.per_sample) == (5.0, 4, "none", True)
+    expected = (w + 2 * fake).pow(2).sum(1).mean()
+    assert r2(DBatch(d, real, fake, None)).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_regularizer_r2_trains_logs_its_term_and_is_recorded(tmp_path):
+    from ganarena.train import train
+    from tests.conftest import compose_train
+
+    run = tmp_path / "run"
+    cfg = compose_train(
+        run, ["model=mlp", "regularizer=[r2]", "regularizer.r2.gamma=4", "trainer.max_steps=3",
+              "eval=none"],
+    )  # fmt: skip
+    assert cfg.model.d_norm == "auto" or cfg.model.d_norm
+    train(cfg)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["config"]["regularizer"] == "r2"
+    from tests.test_train import events
+
+    values = [e.value for e in events(run).Scalars("train/r2")]
+    assert values and all(v > 0 for v in values)
+
+
+def test_a_per_sample_plug_in_is_refused_with_batch_norm_in_d(tmp_path):
+    from ganarena.config import validate_train
+    from tests.conftest import compose_train
+
+    cfg = compose_train(tmp_path, ["model=dcgan", "regularizer=[r2]", "model.d_norm=batch"])
+    with pytest.raises(ConfigError, match=r"regularizer.r2 \(R2\).*per-sample.*~regularizer.r2"):
+        validate_train(cfg)
+    with pytest.raises(ConfigError, match="Penalty subclass"):
+        validate_train(
+            compose_train(tmp_path, ["+regularizer.bad._target_=collections.OrderedDict"])
+        )

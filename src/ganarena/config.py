@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ganarena.errors import ConfigError, GanarenaError, check_memory
 from ganarena.files import nearest_existing, writable_dir
-from ganarena.regularizers import active
+from ganarena.regularizers import active, declared
 
 
 def _get(cfg: DictConfig, key: str) -> Any:
@@ -91,7 +91,7 @@ def validate_train(cfg: DictConfig) -> None:
             "command line, e.g. model.d_norm=auto."
         )
     batch_norm_d = d_norm == "batch" and _get(cfg, "model.name") != "mlp"
-    for reg in active(lambda key: _get(cfg, key)):
+    for reg in _regularizers(cfg):
         if reg.per_sample and reg.network == "d" and batch_norm_d:
             raise ConfigError(
                 f"{reg.name} ({reg.key} > 0) is a per-sample gradient penalty and invalid with "
@@ -178,7 +178,7 @@ def _check_compile(cfg: DictConfig) -> None:
             f"speed.compile must be null (off) or one of {', '.join(COMPILE_MODES)} (torch.compile "
             f"modes), got {mode!r}. E.g. speed.compile=default."
         )
-    penalties = [r.key for r in active(lambda key: _get(cfg, key)) if r.double_backward]
+    penalties = [r.key for r in _regularizers(cfg) if r.double_backward]
     if penalties:
         raise ConfigError(
             f"speed.compile={mode} cannot train with {', '.join(penalties)} > 0: these gradient "
@@ -245,13 +245,18 @@ def _check_kinds(cfg: DictConfig) -> None:
 D_NORMS = ("auto", "batch", "layer", "instance", "none")
 
 
+def _regularizers(cfg: DictConfig) -> list:
+    """The regularisers a config turns on: the built-in keys', then regularizer=[...]'s."""
+    return [*active(lambda key: _get(cfg, key)), *declared(_get(cfg, "regularizer"))]
+
+
 def resolve_auto(cfg: DictConfig) -> None:
     """Replace model.d_norm=auto by what the paper of the active penalty prescribes: layer norm
     in a gradient-penalty critic (Gulrajani et al. 2017), none with R1 (Mescheder et al. 2018;
     StyleGAN2), and DCGAN's batch norm otherwise. The saved config records the result."""
     if _get(cfg, "model.d_norm") != "auto":
         return
-    prescribed = [r.d_norm for r in active(lambda key: _get(cfg, key)) if r.d_norm is not None]
+    prescribed = [r.d_norm for r in _regularizers(cfg) if r.d_norm is not None]
     norm = prescribed[0] if prescribed else "batch"  # the first declared wins: GP before R1
     with open_dict(cfg):
         cfg.model.d_norm = norm

@@ -7,12 +7,16 @@ The training loop may apply it lazily (StyleGAN2, Karras et al. 2020, sec. 3.1):
 
 Path length (StyleGAN2, Karras et al. 2020, sec. 3.2): `PathLengthPenalty`, a module because it
 keeps a running mean.
+
+Plug-in regularisers (`regularizer=[name, ...]`): subclasses of `Penalty`, which sees a `DBatch`
+at every due D step; `R2` (R1 on generated samples) is the built-in one.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -67,3 +71,79 @@ class PathLengthPenalty(nn.Module):
         pl_mean = self.pl_mean.lerp(lengths.mean(), self.decay)
         self.pl_mean.copy_(pl_mean.detach())
         return (lengths - pl_mean).square().mean(), lengths.mean().detach()
+
+
+# -- plug-in regularisers (regularizer=[name, ...], conf/regularizer/<name>.yaml) ---------------
+@dataclass
+class DBatch:
+    """What a discriminator-side regulariser sees at a D step: `d(x)` (D with the batch's labels
+    bound), D's real and fake inputs (after augment= and d_input=, detached) and the labels."""
+
+    d: Callable[[Tensor], Tensor]
+    real: Tensor
+    fake: Tensor
+    labels: Tensor | None
+
+
+class Penalty(nn.Module):
+    """A regulariser from a config file: a term added to the discriminator's loss, `weight` x
+    `__call__(batch)`, every `interval` D steps (interval > 1: lazily, StyleGAN2's phases, with
+    the term x interval and D's optimizer corrected by interval / (interval + 1)).
+
+    A subclass declares what the config checks need: `per_sample` (a per-sample gradient
+    penalty: refused with batch norm in D), `double_backward` (refused with torch.compile) and
+    `d_norm` (what model.d_norm=auto picks with it on; None: no prescription). It is a module,
+    so buffers it keeps (running means) are saved in checkpoints.
+    """
+
+    network = "d"
+    per_sample = True
+    double_backward = True
+    d_norm: str | None = None
+
+    def __init__(self, weight: float, interval: int = 1) -> None:
+        super().__init__()
+        from ganarena.errors import ConfigError
+
+        what = f"{type(self).__name__}"
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or weight < 0:
+            raise ConfigError(f"{what}: weight must be a number >= 0, got {weight!r}.")
+        if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
+            raise ConfigError(f"{what}: interval must be an integer >= 1, got {interval!r}.")
+        self.weight, self.interval = float(weight), interval
+
+    def forward(self, batch: DBatch) -> Tensor:
+        raise NotImplementedError
+
+
+class R2(Penalty):
+    """R2 (Mescheder, Geiger & Nowozin 2018, arXiv:1801.04406, eq. 10): gamma/2 *
+    E||grad_x D(x)||^2 on the *generated* samples, R1's counterpart; R3GAN (Huang et al. 2024)
+    trains RpGAN with R1 + R2 at the same gamma."""
+
+    d_norm = "none"
+
+    def __init__(self, gamma: float, interval: int = 1) -> None:
+        super().__init__(float(gamma) / 2, interval)
+        self.gamma = float(gamma)
+
+    def forward(self, batch: DBatch) -> Tensor:
+        return r1_penalty(batch.d, batch.fake)
+
+
+def build_penalties(entries) -> dict[str, Penalty]:
+    """regularizer=[...]'s entries as built by Hydra (name -> Penalty), in config order; an entry
+    set to null is off."""
+    from ganarena.errors import ConfigError
+
+    out = {}
+    for name, penalty in (entries or {}).items():
+        if penalty is None:
+            continue
+        if not isinstance(penalty, Penalty):
+            raise ConfigError(
+                f"regularizer.{name} built a {type(penalty).__name__}, not a "
+                "ganarena.penalties.Penalty: point its _target_ at a Penalty subclass."
+            )
+        out[str(name)] = penalty
+    return out

@@ -97,4 +97,7 @@ def run_summary(cfg: DictConfig) -> dict[str, Any]:
     transforms = [k for k, v in (select(cfg, "d_input") or {}).items() if v is not None]
     if transforms:  # D-input transforms (d_input=[...]), in the order they apply
         out["d_input"] = ",".join(transforms)
+    penalties = [k for k, v in (select(cfg, "regularizer") or {}).items() if v is not None]
+    if penalties:  # plug-in regularisers (regularizer=[...])
+        out["regularizer"] = ",".join(penalties)
     return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -13,7 +14,7 @@ from torch import Tensor, nn
 
 from ganarena.errors import ConfigError
 from ganarena.losses import clip_weights, gradient_penalty
-from ganarena.penalties import r1_penalty
+from ganarena.penalties import DBatch, build_penalties, r1_penalty
 from ganarena.tasks.base import (
     GenerativeTask,
     adversarial_loss,
@@ -74,6 +75,7 @@ class GANTask(GenerativeTask):
         loss_name: str | None = None,
         r1: Mapping[str, Any] | None = None,
         path_length: Mapping[str, Any] | None = None,
+        regularizers: Mapping[str, Any] | None = None,
         n_fixed: int = 64,
         grid_nrow: int = 8,
         name: str = "gan",
@@ -109,6 +111,11 @@ class GANTask(GenerativeTask):
         self.d_phases = [
             Phase("r1", int(r1.get("interval", 16)), float(r1.get("gamma", 0.0)) / 2, self._r1)
         ]
+        self.penalties = nn.ModuleDict(build_penalties(regularizers))  # buffers in checkpoints
+        for name, penalty in self.penalties.items():
+            self.d_phases.append(
+                Phase(name, penalty.interval, penalty.weight, partial(self._penalty, name))
+            )
         pl = dict(path_length or {})
         self.g_phases = []
         if float(pl.get("weight", 0.0)) > 0 and not self.style_based:
@@ -242,13 +249,13 @@ class GANTask(GenerativeTask):
             d_loss = d_loss + self.gp_weight * gp
             stats["train/d_loss"] = d_loss.detach()
             stats["train/gradient_penalty"] = gp.detach()
-        d_loss = d_loss + self._eager(self.d_phases, self.d_step, real_in, y)
+        d_loss = d_loss + self._eager(self.d_phases, self.d_step, real_in, fake_in, y)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d_loss)
         if snapshot:
             stats.update(self.optimizer_stats(opt_d, "d"))
         opt_d.step()
-        self._lazy(self.d_phases, self.d_step, opt_d, real_in, y)
+        self._lazy(self.d_phases, self.d_step, opt_d, real_in, fake_in, y)
         self.untoggle_optimizer(opt_d)
         if self.clip_value is not None:
             clip_weights(self.discriminator, self.clip_value)
@@ -310,9 +317,16 @@ class GANTask(GenerativeTask):
                 self.manual_backward(p.weight * p.interval * term)
                 opt.step()
 
-    def _r1(self, real: Tensor, y: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
+    def _r1(self, real: Tensor, fake: Tensor, y: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
         r1 = r1_penalty(self._d, real, y)
         return r1, {"train/r1": r1.detach()}
+
+    def _penalty(
+        self, name: str, real: Tensor, fake: Tensor, y: Tensor | None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """A plug-in regulariser's term (regularizer=[name]), logged as train/<name>."""
+        value = self.penalties[name](DBatch(partial(self._d, y=y), real.detach(), fake.detach(), y))
+        return value, {f"train/{name}": value.detach()}
 
     def _path_length(self, n: int, y: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
         m = max(n // self.pl_batch_shrink, 1)
