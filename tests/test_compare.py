@@ -47,6 +47,8 @@ def make_job(
     ips=500.0,
     lr_d=2e-4,
     metrics=True,
+    steps=100,
+    n_critic=1,
 ):
     """A job folder as ganarena-train writes it; curve: {step: fid} written as val/fid scalars."""
     job = sweep / str(num)
@@ -72,11 +74,11 @@ def make_job(
     if status == "completed" and fid is not None:
         final = {"fid": fid, "is": is_, "is_std": 0.1, "kid": kid, "kid_std": 0.001}
     summary = {
-        "status": status, "steps": 100, "wall_s": wall, "imgs_per_s": ips, "final": final,
-        "best": best if best is not None else ({"fid": fid, "step": 100} if final else None),
+        "status": status, "steps": steps, "wall_s": wall, "imgs_per_s": ips, "final": final,
+        "best": best if best is not None else ({"fid": fid, "step": steps} if final else None),
         "eval": eval_settings,
         "config": {"model": model, "loss": loss, "dataset": "mnist", "dataset_resolved": "mnist",
-                   "seed": seed, "batch_size": 64, "max_steps": 100, "n_critic": 1,
+                   "seed": seed, "batch_size": 64, "max_steps": steps, "n_critic": n_critic,
                    "lr_g": 2e-4, "lr_d": lr_d, "ema_decay": None},
     }  # fmt: skip
     (job / "metrics.json").write_text(json.dumps(summary))
@@ -283,7 +285,27 @@ def test_refuses_a_sweep_without_finished_runs(tmp_path, capsys):
     assert_one_paragraph(err)
     flat = " ".join(err.split())
     assert "None of the 2 runs" in flat and "1 diverged" in flat and "no metrics.json" in flat
+    assert "1 run diverged (NaN/inf losses): try lower learning rates" in flat
     assert not (s / "comparison.md").exists()
+
+
+def test_nothing_completed_says_what_happened_per_status(tmp_path, capsys):
+    """Interrupted runs are not told to lower their learning rates (issue #34)."""
+    s = tmp_path / "sweep"
+    make_job(s, 0, status="interrupted")
+    make_job(s, 1, seed=2, status="interrupted")
+    code, _, err = run_main([s], capsys)
+    assert code == 2
+    assert_one_paragraph(err)
+    flat = " ".join(err.split())
+    assert "2 interrupted" in flat and "2 runs stopped on a signal" in flat
+    assert "ckpt_path=auto" in flat and "learning rate" not in flat
+    r = tmp_path / "refused"
+    make_job(r, 0, status="refused")
+    make_job(r, 1, seed=2, status="failed")
+    flat = " ".join(run_main([r], capsys)[2].split())
+    assert "1 run refused before training" in flat and "1 run failed: the error is" in flat
+    assert "learning rate" not in flat and "stopped on a signal" not in flat
 
 
 def test_rejects_unknown_group_by_and_metric(sweep, capsys):
@@ -306,3 +328,214 @@ def test_cli_prints_the_table_and_lists_the_files(sweep, tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.out == (tmp_path / "o" / "comparison.md").read_text()
     assert "comparison.csv" in captured.err and "fid_box.png" in captured.err
+
+
+# -- tests, intervals, ranks, budgets ----------------------------------------------------------
+def fid_sweep(root, fids, **kw):
+    """A sweep with one job per (model, seed): fid from {model: [fid per seed]}."""
+    s = root / "sweep"
+    n = 0
+    for model, values in fids.items():
+        for seed, fid in enumerate(values, start=1):
+            make_job(s, n, model=model, seed=seed, fid=fid, **kw)
+            n += 1
+    return s
+
+
+def test_pairs_csv_and_intervals_equal_scipys(sweep, tmp_path):
+    from scipy import stats
+
+    result = compare([sweep], out=tmp_path)
+    dcgan, mlp = [12.0, 15.5, 13.25], [30.0, 34.0, 29.0]
+    welch = stats.ttest_ind(dcgan, mlp, equal_var=False)
+    (pair,) = [r for r in read_csv(tmp_path / "comparison_pairs.csv") if r["budget"] == "final"]
+    assert (pair["variant_a"], pair["variant_b"], pair["test"]) == ("dcgan", "mlp", "welch")
+    assert float(pair["statistic"]) == pytest.approx(welch.statistic, rel=1e-12)
+    assert float(pair["p"]) == pytest.approx(welch.pvalue, rel=1e-12)
+    assert float(pair["p_adjusted"]) == pytest.approx(welch.pvalue, rel=1e-12)  # one pair: m=1
+    low, high = welch.confidence_interval(0.95)
+    assert (float(pair["ci_low"]), float(pair["ci_high"])) == (
+        pytest.approx(low, rel=1e-12), pytest.approx(high, rel=1e-12))  # fmt: skip
+    assert float(pair["effect"]) == pytest.approx(np.mean(dcgan) - np.mean(mlp), rel=1e-12)
+    assert pair["separated"] == "True" and pair["seeds_needed"] == "2"
+    # Failed and diverged runs are counted beside the test, not silently left out.
+    assert (pair["n_a"], pair["not_completed_a"]) == ("3", "1 diverged")
+    assert (pair["n_b"], pair["not_completed_b"]) == ("3", "1 failed")
+    rows = {r["model"]: r for r in read_csv(tmp_path / "comparison.csv")}
+    for model, values in (("dcgan", dcgan), ("mlp", mlp)):
+        lo, hi = stats.t.interval(0.95, 2, loc=np.mean(values), scale=stats.sem(values))
+        assert float(rows[model]["final_fid_ci_low"]) == pytest.approx(lo, rel=1e-12)
+        assert float(rows[model]["final_fid_ci_high"]) == pytest.approx(hi, rel=1e-12)
+    assert (rows["dcgan"]["rank"], rows["mlp"]["rank"]) == ("1", "2")
+    # The verdict opens the markdown; the table shows rank and interval columns.
+    first = result.markdown.split("\n\n")[1]
+    assert first.startswith("**Verdict** (final FID; Welch's t-test, Holm-adjusted over 1 pair")
+    assert "**dcgan** wins" in first and f"adjusted p ≤ {welch.pvalue:.2g}" in first
+    assert "dcgan 1 diverged of 4 runs" in first
+    header, body = md_rows(result.markdown)[0], md_rows(result.markdown)[1:]
+    assert body[0][header.index("rank")] == "1"
+    assert body[0][header.index("FID 95 % CI")] == f"[{lo_hi(dcgan)}]"
+
+
+def lo_hi(values):
+    from scipy import stats
+
+    lo, hi = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
+    return f"{lo:.2f}, {hi:.2f}"
+
+
+def test_ranks_with_ties_and_the_seeds_a_separation_would_need(tmp_path):
+    from ganarena import significance as sig
+
+    fids = {"a": [20.0, 22.5, 21.0, 23.0], "b": [21.5, 23.5, 20.5, 24.0],
+            "c": [40.0, 41.0, 39.5, 42.0]}  # fmt: skip
+    s = fid_sweep(tmp_path, fids)
+    result = compare([s])
+    rows = {r["model"]: r for r in read_csv(s / "comparison.csv")}
+    assert [rows[m]["rank"] for m in "abc"] == ["1–2", "1–2", "3"]
+    pairs = {(r["variant_a"], r["variant_b"]): r
+             for r in read_csv(s / "comparison_pairs.csv") if r["budget"] == "final"}  # fmt: skip
+    need = sig.seeds_needed(fids["a"], fids["b"], 0.05 / 3)  # Bonferroni over the 3 pairs
+    assert pairs[("a", "b")]["seeds_needed"] == str(need) and need > 4
+    assert pairs[("a", "b")]["separated"] == "False" and pairs[("a", "c")]["separated"] == "True"
+    verdict = result.markdown.split("\n\n")[1]
+    assert "the seeds cannot tell **a** (21.62) and **b** (22.38) apart" in verdict
+    assert f"about {need} seeds per variant would separate them" in verdict
+    assert "(80% power of a two-sided Welch test at α/m = 0.05/3, Holm's strictest step)" in verdict
+
+
+def test_one_seed_per_variant_says_no_test_is_possible(tmp_path):
+    s = fid_sweep(tmp_path, {"a": [10.0], "b": [30.0]})
+    result = compare([s])
+    verdict = result.markdown.split("\n\n")[1]
+    assert "no test is possible between the two best, **a** and **b**" in verdict
+    assert "one scored seed" in verdict
+    assert "One scored seed, so no test is possible for: a, b" in result.markdown
+    (pair,) = [r for r in read_csv(s / "comparison_pairs.csv") if r["budget"] == "final"]
+    assert (
+        pair["p"] == "" and pair["note"] == "no test: a has one scored seed; b has one scored seed"
+    )
+    assert [r["rank"] for r in read_csv(s / "comparison.csv")] == ["1–2", "1–2"]
+
+
+def test_mann_whitney_and_bootstrap_options(tmp_path):
+    from scipy import stats
+
+    fids = {"a": [10.0, 11.0, 12.0], "b": [20.0, 21.0, 22.5]}
+    s = fid_sweep(tmp_path, fids)
+    result = compare([s], test="mannwhitney", ci="bootstrap", level=0.9, bootstrap_seed=3)
+    (pair,) = [r for r in read_csv(s / "comparison_pairs.csv") if r["budget"] == "final"]
+    assert float(pair["p"]) == pytest.approx(0.1, rel=1e-12)  # 3 vs 3: the smallest possible
+    assert pair["separated"] == "False" and pair["test"] == "mannwhitney"
+    assert "smallest possible p is 0.1, so it cannot separate them at α = 0.1" in result.markdown
+    ref = stats.bootstrap((np.array(fids["a"]),), np.mean, confidence_level=0.9,
+                          rng=np.random.default_rng(3)).confidence_interval  # fmt: skip
+    row = read_csv(s / "comparison.csv")[0]
+    assert float(row["final_fid_ci_low"]) == pytest.approx(ref.low, rel=1e-12)
+    assert float(row["final_fid_ci_high"]) == pytest.approx(ref.high, rel=1e-12)
+    assert row["ci"] == "90 % BCa bootstrap (9999 resamples, seed 3)"
+    again = compare([s], test="mannwhitney", ci="bootstrap", level=0.9, bootstrap_seed=3)
+    assert again.markdown == result.markdown  # seeded: the same report every time
+
+
+def test_equal_budgets_show_a_variant_better_per_step_but_slower(tmp_path):
+    """slow: better at every step, 3x slower per step; fast: runs 3x the steps in the same time."""
+    s = tmp_path / "sweep"
+    for seed in (1, 2, 3):
+        make_job(s, f"slow{seed}", model="slow", seed=seed, fid=10.0 + seed, steps=100,
+                 ips=1000.0, curve={50: 20.0 + seed, 100: 10.0 + seed})  # fmt: skip
+        make_job(s, f"fast{seed}", model="fast", seed=seed, fid=5.0 + seed / 2, steps=300,
+                 ips=3000.0, curve={100: 30.0 + seed, 200: 15.0 + seed, 300: 5.0 + seed / 2})  # fmt: skip
+    result = compare([s])
+    rows = {r["model"]: r for r in read_csv(s / "comparison.csv")}
+    assert rows["slow"]["at_steps_budget"] == "100.0" and rows["slow"]["at_steps_rank"] == "1"
+    assert float(rows["fast"]["at_steps_fid_mean"]) == pytest.approx(32.0)  # its step-100 score
+    assert rows["fast"]["at_steps_rank"] == "2"
+    assert float(rows["slow"]["at_images_budget"]) == pytest.approx(6400.0)  # 100 x batch 64
+    assert rows["slow"]["at_images_rank"] == "1"
+    # 6.4 s of training: slow's 100 steps at 64 images / 1000 img/s, fast's 300 at 3000 img/s.
+    assert float(rows["fast"]["at_wall_budget"]) == pytest.approx(6.4)
+    assert rows["fast"]["at_wall_rank"] == "1" and rows["slow"]["at_wall_rank"] == "2"
+    assert float(rows["fast"]["s_per_step"]) == pytest.approx(64 / 3000)
+    assert "- **at 100 generator steps**: 1 slow (12.00 ± 1.00); 2 fast (32.00 ± 1.00)." in (
+        result.markdown
+    )
+    assert "- **at 6.40 s of training**: 1 fast (6.00 ± 0.5); 2 slow (12.00 ± 1.00)." in (
+        result.markdown
+    )
+
+
+def test_equal_images_counts_the_critic_steps(tmp_path):
+    """n_critic=5 consumes 5 batches per generator step: its first evaluation comes after the
+    other variant's whole run, and the view says so instead of scoring it."""
+    s = tmp_path / "sweep"
+    for seed in (1, 2):
+        make_job(s, f"a{seed}", model="a", seed=seed, fid=10.0 + seed, curve={50: 9.0, 100: 10.0})
+        make_job(s, f"b{seed}", model="b", seed=seed, fid=8.0 + seed, n_critic=5,
+                 curve={50: 9.0, 100: 8.0 + seed})  # fmt: skip
+    result = compare([s])
+    rows = {r["model"]: r for r in read_csv(s / "comparison.csv")}
+    assert float(rows["b"]["images_per_step"]) == 320.0
+    assert float(rows["a"]["at_images_budget"]) == pytest.approx(6400.0)
+    assert rows["b"]["at_images_fid_mean"] == "" and rows["b"]["at_images_rank"] == ""
+    assert "– b (first evaluated at 16,000)" in result.markdown
+
+
+def write_eval(job, seed, fid, n_fake=1000, step=100):
+    (job / "checkpoints").mkdir(exist_ok=True)
+    result = {"scores": {"fid": fid}, "eval": {**EVAL, "seed": seed, "n_fake": n_fake},
+              "inputs": {"step": step, "generator": "ema"}}  # fmt: skip
+    (job / "checkpoints" / f"eval_2026-01-01_00-00-0{seed}-{n_fake}.json").write_text(
+        json.dumps(result)
+    )
+
+
+def test_evaluation_seeds_are_reported_apart_from_training_seeds(tmp_path):
+    s = fid_sweep(tmp_path, {"a": [10.0, 14.0], "b": [20.0, 23.0]})
+    rescored = {0: [10.6, 9.7], 1: [13.2, 14.4, 14.1]}  # job -> fid at eval seeds 1, 2, ...
+    for job, values in rescored.items():
+        for seed, fid in enumerate(values, start=1):
+            write_eval(s / str(job), seed, fid)
+    write_eval(s / "0", 4, 99.0, n_fake=5000)  # other settings: set aside
+    write_eval(s / "1", 5, 99.0, step=50)  # another checkpoint: set aside
+    write_eval(s / "2", 1, 99.0)  # b has one eval seed beside training's: no spread to report
+    result = compare([s])
+    # Training's final score is the checkpoint's score at its eval seed (0).
+    per_ckpt = [[10.0, *rescored[0]], [14.0, *rescored[1]]]
+    pooled = math.sqrt(np.mean([np.var(v, ddof=1) for v in per_ckpt]))
+    rows = {r["model"]: r for r in read_csv(s / "comparison.csv")}
+    assert float(rows["a"]["eval_seed_fid_sd"]) == pytest.approx(pooled, rel=1e-12)
+    assert (rows["a"]["eval_seed_checkpoints"], rows["a"]["eval_seeds"]) == ("2", "4")
+    b_sd = np.std([20.0, 99.0], ddof=1)  # job 2: training 20.0 and the rescore 99.0
+    assert float(rows["b"]["eval_seed_fid_sd"]) == pytest.approx(b_sd, rel=1e-12)
+    assert rows["b"]["eval_seed_checkpoints"] == "1"
+    line = (
+        f"- a: eval-seed sd {pooled:.3g} (2 checkpoint(s) × up to 4 eval seeds), "
+        f"training-seed sd {np.std([10.0, 14.0], ddof=1):.2f}"
+    )
+    assert line in result.markdown
+    assert "2 ganarena-eval result(s) set aside" in result.markdown
+    plain = compare([fid_sweep(tmp_path / "plain", {"a": [1.0, 2.0]})]).markdown
+    assert "Evaluation noise is not separated from training noise here" in plain
+
+
+def test_refuses_bad_test_options(sweep, capsys):
+    cases = [
+        (["--test", "ttest"], "Unknown --test 'ttest'. Use --test welch"),
+        (["--ci", "normal"], "Unknown --ci 'normal'. Use --ci t"),
+        (["--level", "95"], "--level must be a confidence level strictly between 0 and 1, got "
+                            "'95'. Use e.g. --level 0.95 (--level 0.95 for 95 %)"),
+        (["--level", "1"], "got '1'"),
+        (["--level", "0"], "got '0'"),
+        (["--level", "high"], "got 'high'"),
+        (["--level", "nan"], "got 'nan'"),
+        (["--bootstrap-method", "basic"], "Unknown --bootstrap-method 'basic'. Use bca"),
+        (["--bootstrap-seed", "-1"], "--bootstrap-seed must be a non-negative integer"),
+        (["--bootstrap-seed", "x"], "got 'x'"),
+    ]  # fmt: skip
+    for args, needle in cases:
+        code, out, err = run_main([sweep, *args], capsys)
+        assert code == 2 and out == "", args
+        assert_one_paragraph(err)
+        assert needle in " ".join(err.split()), (needle, err)
+    assert not (sweep / "comparison.md").exists()  # refused before anything is written
