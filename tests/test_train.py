@@ -91,6 +91,9 @@ def test_resume_continues_counters_optimizers_and_logs(tmp_path):
 
     metrics = json.loads((second / "metrics.json").read_text())
     assert metrics["steps"] == 8 and metrics["start_step"] == 4
+    # 8 steps x batch 32 in all; the throughput counts only the 4 x 32 this session read
+    assert metrics["real_images_seen"] == 8 * 32 and 0 < metrics["train_s"] <= metrics["wall_s"]
+    assert metrics["imgs_per_s"] == pytest.approx(4 * 32 / metrics["train_s"], rel=0.02)
     state = read_checkpoint(second / "checkpoints" / "last.ckpt")
     assert state["ganarena"]["g_step"] == 8 and state["ganarena"]["d_step"] == 8
     # Adam's per-parameter step count continued from 4, i.e. the optimizer state was restored.

@@ -193,7 +193,7 @@ def train(cfg: DictConfig) -> float:
     run_dir = prepare_run_dir(cfg)
     datamodule = setup_data(cfg, run_dir)
     task = build_run_task(cfg)
-    start_step = resume_point(cfg, task, run_dir)
+    start_step, start_images = resume_point(cfg, task, run_dir)
     transfer(cfg, task)
     fit = build_fit(cfg, run_dir, datamodule, start_step)
     summary = start_summary(cfg, task, run_dir, fit)
@@ -204,7 +204,8 @@ def train(cfg: DictConfig) -> float:
         exit_code = run_fit(cfg, task, datamodule, fit, summary, stop)
     finally:
         stop.restore()
-        finish_summary(cfg, task, fit, summary, start_step, time.perf_counter() - t0)
+        wall = time.perf_counter() - t0
+        finish_summary(cfg, task, fit, summary, (start_step, start_images), wall)
         if fit.trainer.is_global_zero:
             write_json(run_dir / "metrics.json", summary)
             fit.log_hparams(summary)
@@ -290,8 +291,9 @@ def build_run_task(cfg: DictConfig) -> Any:
     return task
 
 
-def resume_point(cfg: DictConfig, task: Any, run_dir: Path) -> int:
-    """The generator step training starts from: 0, or a compatible checkpoint's (ckpt_path,
+def resume_point(cfg: DictConfig, task: Any, run_dir: Path) -> tuple[int, int]:
+    """(generator step, real images seen) training starts from: zeros, or a compatible
+    checkpoint's (ckpt_path,
     last/auto resolved in this folder; a requeued SLURM job always continues its folder)."""
     from ganarena.tasks import check_compatible, read_checkpoint
 
@@ -304,12 +306,13 @@ def resume_point(cfg: DictConfig, task: Any, run_dir: Path) -> int:
         with open_dict(cfg):
             cfg.ckpt_path = resolve_ckpt_path(cfg.ckpt_path, run_dir / "checkpoints")
     if cfg.ckpt_path is None:
-        return 0
+        return 0, 0
     for stale in remove_stale_temps(run_dir / "checkpoints"):
         log.info("removed %s, half a checkpoint from a process that was killed", stale.name)
     ckpt = read_checkpoint(cfg.ckpt_path)
     check_compatible(task, ckpt, cfg.ckpt_path)
     start_step = int(ckpt["ganarena"]["g_step"])
+    start_images = int(ckpt["ganarena"].get("real_images_seen", 0))
     if start_step >= int(cfg.trainer.max_steps):
         raise ConfigError(
             f"The checkpoint {cfg.ckpt_path} is at generator step {start_step}, and "
@@ -318,7 +321,7 @@ def resume_point(cfg: DictConfig, task: Any, run_dir: Path) -> int:
             f"{start_step} to continue (e.g. trainer.max_steps={2 * start_step}), or score "
             "the checkpoint with ganarena-eval ckpt_path=..."
         )
-    return start_step
+    return start_step, start_images
 
 
 def transfer(cfg: DictConfig, task: Any) -> None:
@@ -413,9 +416,11 @@ def run_fit(
 
 
 def finish_summary(
-    cfg: DictConfig, task: Any, fit: Fit, summary: dict, start_step: int, wall: float
+    cfg: DictConfig, task: Any, fit: Fit, summary: dict, start: tuple[int, int], wall: float
 ) -> None:
-    """Counters, throughput, scores and the verdict, however the run ended."""
+    """Counters, throughput (of this session: a resumed run counts only the images it read
+    itself), scores and the verdict, however the run ended. `start`: (step, images) resumed from."""
+    start_step, start_images = start
     eval_cb = fit.eval_cb
     eval_s = eval_cb.seconds if eval_cb is not None else 0.0
     summary.update(
@@ -423,8 +428,13 @@ def finish_summary(
         wall_s=round(wall, 3),
         # Every rank sees its own batch: the run's throughput is world_size times one rank's.
         imgs_per_s=round(
-            fit.trainer.world_size * task.real_images_seen / max(wall - eval_s, 1e-9), 1
+            fit.trainer.world_size
+            * (task.real_images_seen - start_images)
+            / max(wall - eval_s, 1e-9),
+            1,
         ),
+        real_images_seen=fit.trainer.world_size * task.real_images_seen,
+        train_s=round(wall - eval_s, 3),
         resumed_from=cfg.ckpt_path,
         start_step=start_step,
     )
