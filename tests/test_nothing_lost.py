@@ -72,6 +72,32 @@ def test_a_finished_run_folder_is_never_reused_without_resume_or_overwrite(finis
     assert snapshot(finished) == before
 
 
+def test_another_runs_checkpoint_never_replaces_a_finished_run(finished, tmp_path):
+    import shutil
+
+    other, here = tmp_path / "other", tmp_path / "here"
+    shutil.copytree(finished, other)
+    shutil.copytree(finished, here)
+    before = snapshot(here)
+    ckpt = other / "checkpoints" / "last.ckpt"
+    res = run_cli(
+        ["ganarena.train", *FAST, f"hydra.run.dir={here}", f"ckpt_path={ckpt}",
+         "trainer.max_steps=4"],
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert_refused(res, "a checkpoint of another run", f"hydra.run.dir={other} ckpt_path=last")
+    assert snapshot(here) == before
+    cfg = compose_train(here, ["logger=none", f"ckpt_path={ckpt}", "trainer.max_steps=4"])
+    with pytest.raises(ConfigError, match="a checkpoint of another run"):
+        train(cfg)
+    assert snapshot(here) == before
+    # a checkpoint inside the folder is its own run: resuming it there is allowed
+    cfg = compose_train(here, ["logger=none", f"ckpt_path={here / 'checkpoints' / 'last.ckpt'}",
+                               "trainer.max_steps=4"])  # fmt: skip
+    train(cfg)
+    assert json.loads((here / "metrics.json").read_text())["steps"] == 4
+
+
 def test_resuming_or_overwriting_in_place_appends_to_the_record(finished, tmp_path):
     import shutil
 

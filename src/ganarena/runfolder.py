@@ -69,8 +69,32 @@ def check_writable(folder: Path, option: str) -> str | None:
     return None
 
 
-def resuming(cfg: DictConfig) -> bool:
-    return cfg.get("ckpt_path") is not None or int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0
+def resuming(cfg: DictConfig, folder: Path | None = None) -> bool:
+    """Whether this run continues a run: ckpt_path=last/auto, a requeued SLURM job, or a
+    checkpoint path; with `folder`, a checkpoint path only when it lies inside that folder (a
+    checkpoint of another run continues *that* run, which must not replace this folder's)."""
+    ckpt = cfg.get("ckpt_path")
+    if ckpt in ("last", "auto") or int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0:
+        return True
+    if ckpt is None or folder is None:
+        return ckpt is not None
+    return Path(str(ckpt)).resolve().is_relative_to(Path(folder).resolve())
+
+
+def foreign_resume(folder: Path, cfg: DictConfig, option: str) -> str | None:
+    """The refusal for resuming another run's checkpoint into a folder that holds a run."""
+    ckpt = cfg.get("ckpt_path")
+    if ckpt in (None, "last", "auto") or resuming(cfg, folder) or cfg.get("overwrite", False):
+        return None
+    if not holds_run(folder):
+        return None
+    own = Path(str(ckpt)).resolve().parent.parent
+    return (
+        f"ckpt_path={ckpt} is a checkpoint of another run ({own}), and {option}={folder} "
+        "already holds a run of its own, which continuing that checkpoint there would replace. "
+        f"Continue it in its own folder ({option}={own} ckpt_path=last), start it in a new "
+        "folder (drop or change the option), or add overwrite=true to replace this one."
+    )
 
 
 def archive_record(folder: Path) -> Path | None:
@@ -93,6 +117,9 @@ def check_run_folder(folder: Path, cfg: DictConfig, option: str) -> str | None:
     problem = check_writable(folder, option)
     if problem:
         return problem
+    foreign = foreign_resume(folder, cfg, option)
+    if foreign:
+        return foreign
     if holds_run(folder) and not resuming(cfg) and not cfg.get("overwrite", False):
         return (
             f"{option}={folder} already holds a run (its metrics.json or checkpoints), which a "

@@ -22,7 +22,7 @@ from ganarena.config import build, resolve_auto, validate_train
 from ganarena.errors import ConfigError, DivergedError
 from ganarena.files import existing_checkpoint, remove_stale_temps, write_json
 from ganarena.records import run_summary
-from ganarena.runfolder import holds_run, resuming
+from ganarena.runfolder import foreign_resume, holds_run, resuming
 from ganarena.verdict import verdict
 
 if TYPE_CHECKING:
@@ -238,6 +238,9 @@ def prepare_run_dir(cfg: DictConfig) -> Path:
 
     place_tensorboard(cfg)  # checks tensorboard.*; a sweep job logs to <sweep>/tensorboard/<label>
     run_dir = Path(cfg.paths.output_dir)
+    foreign = foreign_resume(run_dir, cfg, "hydra.run.dir")
+    if foreign:
+        raise ConfigError(foreign)
     if holds_run(run_dir) and not resuming(cfg) and not cfg.get("overwrite", False):
         raise ConfigError(
             f"{run_dir} already holds a run (its metrics.json or checkpoints), which a new run "
