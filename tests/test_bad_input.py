@@ -140,7 +140,7 @@ def test_cli_user_error_is_one_paragraph_with_exit_2_and_no_traceback(tmp_path):
         cwd=tmp_path,
     )
     assert res.returncode == 2, res.stderr[-2000:]
-    assert "ganarena-train: error: Checkpoint" in res.stderr and "corrupt" in res.stderr
+    assert "ganarena-train: error: ckpt_path=" in res.stderr and "corrupt" in res.stderr
     assert "Traceback" not in res.stderr
     assert corrupt.read_bytes() == before  # nothing touched
     assert not (tmp_path / "run" / "metrics.json").exists()
@@ -169,3 +169,145 @@ def test_cli_default_dataset_falls_back_loudly_and_records_it(tmp_path):
     assert metrics["config"]["dataset_resolved"] == "mnist_sample"
     assert metrics["status"] == "completed" and metrics["steps"] == 2
     assert (run / "tensorboard").is_dir() and (run / "checkpoints" / "last.ckpt").is_file()
+
+
+# -- the 217-case walk (issue #33): options ignored, impossible values, misleading messages -------
+def _compose(config: str, overrides: list[str]):
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module("ganarena.conf", version_base="1.3"):
+        return compose(config, overrides=overrides)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "choice"),
+    [
+        (["model=dcgan", "model.ema_decay=1.5"], "model.ema_decay", "dcgan"),
+        (["model=dcgan", "model.ema_decay=-0.5"], "model.ema_decay", "dcgan"),
+        (["loss.label_smoothing=2"], "loss.label_smoothing", "nonsaturating"),
+        (["task.r1.gamma=-1"], "task.r1.gamma", "gan"),
+        (["task.path_length.weight=nan"], "task.path_length.weight", "gan"),
+        (["trainer.max_steps=-5"], "trainer.max_steps", None),
+        (["loss=wgan_gp", "loss.n_critic=0"], "loss.n_critic", "wgan_gp"),
+    ],
+)
+def test_the_example_in_a_message_is_the_options_own_default(tmp_path, overrides, key, choice):
+    from ganarena.config import validate_train
+    from ganarena.defaults import conf_default
+
+    default = conf_default(key, choice)
+    assert isinstance(default, int | float)  # the yaml sets it
+    with pytest.raises(ConfigError) as info:
+        validate_train(compose_train(tmp_path, overrides))
+    assert f"e.g. {key}={default}." in str(info.value)
+
+
+def test_cyclegan_and_stylegan2_messages_show_their_yaml_defaults():
+    from ganarena.config import build
+    from ganarena.models import StyleGAN2Generator
+
+    for key, value, default in (("lambda_identity", -0.5, 0.5), ("lambda_adv", "inf", 1.0)):
+        cfg = _compose("train", ["experiment=cyclegan_digits", f"task.{key}={value}"])
+        with pytest.raises(ConfigError, match=rf"e\.g\. task\.{key}={default} "):
+            build(cfg.task)
+    with pytest.raises(ConfigError, match=r"on the command line .*model\.style_mixing_prob=0\.0 "):
+        StyleGAN2Generator(latent_dim=8, image_size=8, channels=1, style_mixing_prob=1.5)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        (["seed=99999999999999999999"], "the same value modulo 2**32"),
+        (["seed=4294967296"], "seed=0 (the same value modulo 2**32)"),
+        (["task.path_length.decay=5"], "task.path_length.decay must be a number in [0, 1]"),
+        (["init_from=a.ckpt", "ckpt_path=b.ckpt"], "one of them would be ignored"),
+    ],
+)
+def test_impossible_values_and_ignored_combinations_are_refused(tmp_path, overrides, needle):
+    from ganarena.config import validate_train
+
+    with pytest.raises(ConfigError) as info:
+        validate_train(compose_train(tmp_path, overrides))
+    assert needle in str(info.value)
+
+
+def test_init_from_with_ckpt_path_auto_is_a_fresh_start_that_may_resume(tmp_path):
+    from ganarena.config import validate_train
+
+    validate_train(compose_train(tmp_path, ["init_from=a.ckpt", "ckpt_path=auto"]))
+
+
+def test_checkpoint_messages_name_the_option_and_what_the_path_is(tmp_path):
+    from ganarena.files import existing_checkpoint
+
+    with pytest.raises(CheckpointError, match=r"init_from=nope\.ckpt: Checkpoint not found"):
+        existing_checkpoint("nope.ckpt", "init_from")
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    with pytest.raises(CheckpointError, match=r"is a folder, not a checkpoint file \(its checkpo"):
+        existing_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        (["psi=1e39"], "psi=1e+39 is outside [-2, 2]"),
+        (["psi=1e30"], "images saturate"),
+        (["translate=somewhere", "psi=0.5"], "psi=0.5 does not apply to translate mode"),
+        (["translate=somewhere", "label=3"], "label=3 does not apply to translate mode"),
+        (["mix_rows=[1,2]"], "mix_rows=[1, 2] does not apply to grid mode"),
+        (["format=folder", "mix_coarse=2"], "mix_coarse=2 does not apply to folder mode"),
+        (["steps=5"], "steps=5 does not apply to grid mode"),
+        (["direction=ba"], "direction=ba does not apply to grid mode"),
+    ],
+)
+def test_generate_refuses_options_that_do_not_apply_to_its_mode(tmp_path, overrides, needle):
+    from ganarena.generate import generate
+
+    cfg = _compose("generate", [f"ckpt_path={tmp_path / 'none.ckpt'}", *overrides])
+    with pytest.raises(ConfigError) as info:
+        generate(cfg)
+    assert needle in " ".join(str(info.value).split())
+
+
+def test_eval_refuses_an_impossible_sample_count_and_ema_on_folders(tmp_path):
+    from ganarena.evaluate import evaluate
+    from ganarena.metrics.choose import check_sample_memory
+
+    with pytest.raises(ConfigError, match=r"eval.n_samples=100000000000 .* needs at least"):
+        check_sample_memory({"n_samples": 100_000_000_000, "backbone": "domain"}, "images")
+    check_sample_memory({"n_samples": 10_000, "backbone": "inception"}, "images")  # fits
+    real, fake = tmp_path / "real", tmp_path / "fake"
+    real.mkdir(), fake.mkdir()
+    cfg = _compose("evaluate", [f"real={real}", f"fake={fake}", "ema=false"])
+    with pytest.raises(ConfigError, match="score image folders, which have no generator"):
+        evaluate(cfg)
+
+
+def test_class_counts_apply_to_an_image_folder_and_need_its_labels(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from ganarena.data import ImageFolderDataModule
+
+    for c in ("a", "b"):
+        (tmp_path / "labelled" / c).mkdir(parents=True)
+        for i in range(10):
+            img = np.full((8, 8), 20 * i, np.uint8)
+            Image.fromarray(img).save(tmp_path / "labelled" / c / f"{i}.png")
+    kw = {"image_size": 8, "channels": 1, "batch_size": 2}
+    dm = ImageFolderDataModule(tmp_path / "labelled", class_counts={0: 3, 1: 10}, **kw)
+    dm.setup()
+    assert dm.labels.bincount().tolist() == [3, 10] and len(dm.images) == 13
+    with pytest.raises(ConfigError, match="has 10 images of class 0. Ask for at most 10"):
+        ImageFolderDataModule(tmp_path / "labelled", class_counts={0: 300}, **kw).setup()
+    with pytest.raises(
+        ConfigError, match=r"has no class 11 .*Name only classes the data has \(0..1\)"
+    ):
+        ImageFolderDataModule(tmp_path / "labelled", class_counts={11: 5}, **kw).setup()
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for i in range(4):
+        Image.fromarray(np.full((8, 8), i, np.uint8)).save(flat / f"{i}.png")
+    with pytest.raises(ConfigError, match="class_counts needs class labels"):
+        ImageFolderDataModule(flat, class_counts={0: 2}, **kw).setup()

@@ -10,6 +10,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from ganarena.defaults import example
 from ganarena.errors import ConfigError, GanarenaError, check_memory
 from ganarena.files import nearest_existing, writable_dir
 from ganarena.regularizers import active, declared
@@ -17,6 +18,9 @@ from ganarena.regularizers import active, declared
 
 def _get(cfg: DictConfig, key: str) -> Any:
     return OmegaConf.select(cfg, key, throw_on_missing=False)
+
+
+MAX_SEED = 2**32 - 1
 
 
 def _number(
@@ -34,22 +38,32 @@ def _number(
         return
     kind = "an integer" if integer else "a number"
     ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+
+    def fits(v) -> bool:
+        typed = isinstance(v, int) if integer else isinstance(v, (int, float))
+        if isinstance(v, bool) or not typed or (not integer and not math.isfinite(v)):
+            return False
+        return (v > low or (v == low and low_ok)) and (high is None or v < high)
+
+    head = key.split(".", 1)[0]
+    choice = _get(cfg, f"{head}.name") if "." in key else None
+    shown = example(key, _example(low, integer), choice if isinstance(choice, str) else None, fits)
     if isinstance(value, bool) or not ok_type or (not integer and not math.isfinite(value)):
         raise ConfigError(
             f"{key} must be {kind}, got {value!r} ({type(value).__name__}). "
-            f"Fix it on the command line, e.g. {key}={_example(low, integer)}."
+            f"Fix it on the command line, e.g. {key}={shown}."
         )
     low_s = int(low) if integer else low
     bound = f">= {low_s}" if low_ok else f"> {low_s}"
-    if value < low or (value == low and not low_ok) or (high is not None and value >= high):
+    if not fits(value):
         rng = bound if high is None else f"{bound} and < {high}"
         raise ConfigError(
-            f"{key} must be {rng}, got {value!r}. Fix it on the command line, "
-            f"e.g. {key}={_example(low, integer)}."
+            f"{key} must be {rng}, got {value!r}. Fix it on the command line, e.g. {key}={shown}."
         )
 
 
 def _example(low: float, integer: bool) -> str:
+    """The example when conf/ has no valid default for the key."""
     return str(int(low) + 1) if integer else str(low + 0.5 if low else 0.0002)
 
 
@@ -83,6 +97,29 @@ def validate_train(cfg: DictConfig) -> None:
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ConfigError(
             f"seed must be a non-negative integer or null, got {seed!r}. Fix it on the command line, e.g. seed=1."
+        )
+    if seed is not None and seed > MAX_SEED:
+        raise ConfigError(
+            f"seed={seed} is above {MAX_SEED} (2**32 - 1), the largest seed numpy and Lightning "
+            "accept, so it cannot seed the run as given. Pick a seed in [0, 4294967295], e.g. "
+            f"seed={seed % (MAX_SEED + 1)} (the same value modulo 2**32)."
+        )
+    decay = _get(cfg, "task.path_length.decay")
+    if decay is not None and (
+        isinstance(decay, bool) or not isinstance(decay, int | float) or not 0 <= decay <= 1
+    ):
+        raise ConfigError(
+            f"task.path_length.decay must be a number in [0, 1] (the running mean's update rate, "
+            f"StyleGAN2: 0.01), got {decay!r}. E.g. task.path_length.decay="
+            f"{example('task.path_length.decay', 0.01, 'gan')}."
+        )
+    # ckpt_path=auto (SLURM jobs) is a fresh start until there is a checkpoint: init_from applies
+    if _get(cfg, "init_from") is not None and _get(cfg, "ckpt_path") not in (None, "auto"):
+        raise ConfigError(
+            f"init_from={_get(cfg, 'init_from')} starts a new run from another run's weights, "
+            f"and ckpt_path={_get(cfg, 'ckpt_path')} resumes a run with its own weights, "
+            "optimizers and counters, so one of them would be ignored. Keep init_from to "
+            "fine-tune (a fresh run), or ckpt_path to continue."
         )
     d_norm = _get(cfg, "model.d_norm")
     if d_norm is not None and d_norm not in D_NORMS:

@@ -142,6 +142,12 @@ def _score_checkpoint(cfg: DictConfig) -> tuple[dict, Path]:
 
 
 def _score_folders(cfg: DictConfig) -> tuple[dict, Path]:
+    if cfg.ema is not True:
+        raise ConfigError(
+            "ema=false chooses which generator of a checkpoint is scored, but real= and fake= "
+            "score image folders, which have no generator, so it would be ignored. Drop ema=, or "
+            "score a checkpoint: ganarena-eval ckpt_path=... ema=false."
+        )
     for key in ("real", "fake"):  # bad folders fail before any slow backbone setup
         list_image_folder(cfg[key], key)
     if Path(str(cfg.real)).resolve() == Path(str(cfg.fake)).resolve():

@@ -112,15 +112,24 @@ def to_uint8(x: Tensor) -> Tensor:
     return x.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
 
 
-def existing_checkpoint(path: str | Path) -> Path:
-    """`path` if it is a file, else CheckpointError (cheap: checked before torch is loaded)."""
+def existing_checkpoint(path: str | Path, option: str = "ckpt_path") -> Path:
+    """`path` if it is a file, else CheckpointError naming `option` and what the path is (cheap:
+    checked before torch is loaded)."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(
-            f"Checkpoint not found: '{path}'. Pass ckpt_path=<run folder>/checkpoints/last.ckpt "
-            "(an existing file written by ganarena-train)."
-        )
-    return path
+    if path.is_file():
+        return path
+    what = (
+        f"'{path}' is a folder, not a checkpoint file"
+        if path.is_dir()
+        else f"Checkpoint not found: '{path}'"
+    )
+    hint = (
+        " (its checkpoints/last.ckpt?)" if (path / "checkpoints" / "last.ckpt").is_file() else ""
+    )
+    raise CheckpointError(
+        f"{option}={path}: {what}{hint}. Pass {option}=<run folder>/checkpoints/last.ckpt "
+        "(an existing file written by ganarena-train)."
+    )
 
 
 def nearest_existing(path: str | Path) -> Path:

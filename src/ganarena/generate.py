@@ -226,11 +226,64 @@ def write_mixing(task: Any, cfg: DictConfig, label: int | None) -> list[Path]:
     return [out]
 
 
+# Truncation beyond this extrapolates so far from the average style that images saturate (at
+# psi=1e30 every pixel is -1 or 1), and past float32's range it overflows.
+PSI_LIMIT = 2.0
+
+# Which mode each option serves: (option, the modes it applies to, how to get there). The one rule
+# of ganarena-generate (README "Bad input"): an option set away from its default in a mode it does
+# not apply to is refused, naming the mode, instead of being ignored.
+APPLIES = (
+    ("psi", ("grid", "folder", "interpolate", "mix"), "sampling from noise (drop translate=)"),
+    ("label", ("grid", "folder", "interpolate"), "a conditional grid, folder or interpolation"),
+    ("mix_rows", ("mix",), "mix=true"),
+    ("mix_cols", ("mix",), "mix=true"),
+    ("mix_coarse", ("mix",), "mix=true"),
+    ("steps", ("interpolate",), "interpolate=true"),
+    ("frame_ms", ("interpolate",), "interpolate=true"),
+    ("direction", ("translate",), "translate=<folder>"),
+)
+
+
+def mode_of(cfg: DictConfig) -> str:
+    """translate, mix, interpolate, folder or grid: what this ganarena-generate call writes."""
+    if cfg.get("translate") is not None:
+        return "translate"
+    if cfg.mix:
+        return "mix"
+    return "interpolate" if cfg.interpolate else cfg.format
+
+
+def _refuse_inapplicable(cfg: DictConfig) -> None:
+    from ganarena.defaults import MISSING, conf_default
+
+    mode = mode_of(cfg)
+    for key, modes, where in APPLIES:
+        default = conf_default(key, config="generate")
+        value = cfg.get(key)
+        if mode in modes or default is MISSING:
+            continue
+        if OmegaConf.is_config(value):
+            value = OmegaConf.to_container(value)
+        if value != default:
+            raise ConfigError(
+                f"{key}={value} does not apply to {mode} mode (this call writes a {mode}), so it "
+                f"would be ignored. Drop {key}=, or use it with {where}."
+            )
+
+
 def _check_style_options(cfg: DictConfig) -> None:
     """psi / space / mix / mix_* values (before the checkpoint is loaded)."""
     psi = cfg.get("psi", 1.0)
     if isinstance(psi, bool) or not isinstance(psi, Real) or not math.isfinite(psi):
         raise ConfigError(f"psi must be a number (1: no truncation, 0.7: typical), got {psi!r}.")
+    if abs(psi) > PSI_LIMIT:
+        raise ConfigError(
+            f"psi={psi} is outside [-{PSI_LIMIT:g}, {PSI_LIMIT:g}]: psi scales each style's "
+            "distance from the average style (1: as trained, 0.7: the customary truncation, 0: "
+            "the average image, above 1: extrapolation), and this far out the images saturate "
+            "to flat black and white. Use a psi in that range, e.g. psi=0.7."
+        )
     if cfg.space not in ("z", "w"):
         raise ConfigError(f"space must be z or w (the interpolation space), got {cfg.space!r}.")
     if cfg.space == "w" and not cfg.interpolate:
@@ -396,6 +449,7 @@ def check_options(cfg: DictConfig) -> None:
             "interpolate=true / format=folder."
         )
     _check_style_options(cfg)
+    _refuse_inapplicable(cfg)
     _int(cfg, "seed", 0)
     for key, low in (("n", 1), ("nrow", 1), ("batch_size", 1), ("steps", 2), ("frame_ms", 1)):
         _int(cfg, key, low)  # all checked before the checkpoint is loaded

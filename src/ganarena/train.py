@@ -226,7 +226,7 @@ def check_inputs(cfg: DictConfig) -> None:
     if cfg.ckpt_path not in (None, "last", "auto"):
         existing_checkpoint(str(cfg.ckpt_path))  # a missing file is named before heavy imports
     if cfg.get("init_from") is not None:
-        existing_checkpoint(str(cfg.init_from))
+        existing_checkpoint(str(cfg.init_from), "init_from")
     validate_train(cfg)
 
 

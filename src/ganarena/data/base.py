@@ -247,10 +247,14 @@ class ImageDataModule(L.LightningDataModule):
                     if len(pool)
                     else f"has no class {c} (its classes: {present[0]}..{present[-1]})"
                 )
+                fix = (
+                    f"Ask for at most {len(pool)} of it, or name only classes the data has."
+                    if len(pool)
+                    else f"Name only classes the data has ({present[0]}..{present[-1]})."
+                )
                 raise ConfigError(
                     f"dataset.class_counts asks for {count} images of class {c}, but dataset "
-                    f"'{self.resolved}' {what}. Ask for at most {len(pool)} of it, or name only "
-                    "classes the data has."
+                    f"'{self.resolved}' {what}. {fix}"
                 )
             chosen.append(pool[torch.randperm(len(pool), generator=gen)[:count]])
         return torch.cat(chosen).sort().values

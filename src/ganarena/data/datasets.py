@@ -273,8 +273,10 @@ class ImageFolderDataModule(ImageDataModule):
             self.num_classes = len(self.classes)
             index = {c: i for i, c in enumerate(self.classes)}
             labels = torch.tensor([index[x[0]] for x in parts])
-        # Decode only the images `part` and `limit` keep (the subset the base would pick).
-        keep = self.select(len(files))
+        # Decode only the images `part` and `limit` (or class_counts) keep: the subset the base
+        # would pick. With class_counts the reference is that subset too (the folder has no test
+        # split, and the other images are not decoded).
+        keep = self.select(len(files)) if self.class_counts is None else self.select_classes(labels)
         labels = None if labels is None else labels[keep]
         size = self.image_size
         transform = v2.Compose(

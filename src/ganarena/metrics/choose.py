@@ -3,7 +3,9 @@ the data's declared `scored_as` (ganarena.data.protocol), not built by the data 
 
 from __future__ import annotations
 
-from ganarena.errors import ConfigError
+from ganarena.errors import ConfigError, check_memory
+
+INCEPTION_DIM = 2048
 
 
 def build_evaluator(eval_cfg, datamodule, cache_dir: str, device=None):
@@ -18,6 +20,7 @@ def build_evaluator(eval_cfg, datamodule, cache_dir: str, device=None):
             "Evaluation needs a dataset for its real reference statistics: pass dataset=<name>."
         )
     kind = datamodule.scored_as
+    check_sample_memory(eval_cfg, kind)
     if kind == "images":
         from ganarena.metrics.evaluator import build_image_evaluator
 
@@ -33,4 +36,22 @@ def build_evaluator(eval_cfg, datamodule, cache_dir: str, device=None):
     raise ConfigError(
         f"Dataset '{datamodule.name}' declares scored_as={kind!r}; ganarena scores 'images', "
         "'points' or 'translation'. Fix the datamodule's scored_as."
+    )
+
+
+def check_sample_memory(eval_cfg, kind: str) -> None:
+    """Refuse eval.n_samples whose scoring cannot be held in memory (the generated samples'
+    labels and backbone features are kept for KID, precision/recall and the class counts), with
+    the estimate, before any backbone is built."""
+    n = int(eval_cfg.get("n_samples", 10000))
+    if kind == "points":
+        dim = 2
+    elif eval_cfg.get("backbone") == "inception":
+        dim = INCEPTION_DIM
+    else:
+        dim = int((eval_cfg.get("classifier") or {}).get("features", 128))
+    check_memory(
+        n * (8 + 4 * dim),
+        f"Scoring eval.n_samples={n} (their labels and {dim}-d features)",
+        "Lower eval.n_samples (10000 gives reportable scores; 50000 is the customary maximum).",
     )

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
+from ganarena.defaults import example
 from ganarena.errors import ConfigError
 from ganarena.models.mlp import check_labels, check_num_classes, check_positive_int
 
@@ -56,8 +57,9 @@ def _check_image_size(image_size) -> int:
 def _check_fraction(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, Real) or not 0.0 <= value <= 1.0:
         raise ConfigError(
-            f"Model setting `{name}` must be a number in [0, 1], got {value!r}. "
-            "Fix it in the model config (conf/model/stylegan2.yaml)."
+            f"model.{name} must be a number in [0, 1], got {value!r}. Set it on the command "
+            f"line or in the model config, e.g. model.{name}="
+            f"{example(f'model.{name}', 0.5, 'stylegan2')} (conf/model/stylegan2.yaml's)."
         )
     return float(value)
 

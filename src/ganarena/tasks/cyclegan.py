@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ganarena.defaults import example
 from ganarena.errors import CheckpointError, ConfigError, check_int
 from ganarena.image_pool import ImagePool
 from ganarena.losses import clip_weights, gradient_penalty
@@ -92,9 +93,11 @@ class CycleGANTask(Task):
         ):
             number = isinstance(value, (int, float)) and not isinstance(value, bool)
             if not number or not math.isfinite(value) or value < 0:
+                shown = example(f"task.{key}", 10, "cyclegan")
                 raise ConfigError(
-                    f"task.{key} must be a finite number >= 0, got {value!r}. Fix it on the command "
-                    f"line, e.g. task.{key}=10 (see conf/task/cyclegan.yaml for the reference's)."
+                    f"task.{key} must be a finite number >= 0, got {value!r}. Set it on the command "
+                    f"line or in the config, e.g. task.{key}={shown} (conf/task/cyclegan.yaml, the "
+                    "reference's)."
                 )
         for key, net in (("generator_ab", generator_ab), ("generator_ba", generator_ba)):
             if getattr(net, "latent_dim", None) is not None:

@@ -21,17 +21,18 @@ def build_task(cfg: DictConfig) -> Task:
     return build(cfg.task)
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint file safely (weights_only) or raise CheckpointError saying why."""
-    path = existing_checkpoint(path)
+def read_checkpoint(path: str | Path, option: str = "ckpt_path") -> dict[str, Any]:
+    """Load a checkpoint file safely (weights_only) or raise CheckpointError saying why (`option`:
+    the setting that named it)."""
+    path = existing_checkpoint(path, option)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means the file is unusable
         lines = str(e).splitlines()
         raise CheckpointError(
-            f"Checkpoint '{path}' is corrupt or not a PyTorch checkpoint ({type(e).__name__}"
-            f"{': ' + lines[0][:200] if lines else ''}). Use another checkpoint from the run's "
-            "checkpoints/ folder, or start a fresh run without ckpt_path."
+            f"{option}={path}: the checkpoint is corrupt or not a PyTorch checkpoint "
+            f"({type(e).__name__}{': ' + lines[0][:200] if lines else ''}). Use another "
+            f"checkpoint from the run's checkpoints/ folder, or drop {option}."
         ) from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "ganarena" not in ckpt:
         raise CheckpointError(
@@ -131,7 +132,7 @@ def load_task(ckpt_path: str | Path, map_location: str = "cpu") -> tuple[Task, D
 def init_weights(task: Task, path: str | Path) -> None:
     """Transfer learning: the weights of another run's checkpoint (networks, EMA copies, fixed
     latents), nothing else: optimizers, counters and schedules start fresh."""
-    ckpt = read_checkpoint(path)
+    ckpt = read_checkpoint(path, "init_from")
     check_compatible(task, ckpt, path, option="init_from")
     task.load_state_dict(ckpt["state_dict"])
 
