@@ -351,9 +351,13 @@ class Fit:
     spawn: Any
 
     def log_hparams(self, summary: dict) -> None:
-        from ganarena.hparams import log_hparams
+        """The HParams view (TensorBoard) and, for the other loggers, config and final scores."""
+        from ganarena.hparams import flatten_hparams, log_hparams, sweep_overrides
+        from ganarena.loggers import log_run_end
 
         log_hparams(self.trainer.loggers, self.cfg, summary)
+        hparams = flatten_hparams(self.cfg, summary, sweep_overrides() or {})
+        log_run_end(self.trainer.loggers, hparams, summary)
 
 
 def build_fit(cfg: DictConfig, run_dir: Path, datamodule: Any, start_step: int) -> Fit:

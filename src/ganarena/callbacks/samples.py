@@ -9,6 +9,8 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 from torchvision.utils import save_image
 
+from ganarena.loggers import log_image
+
 SAMPLES_TAG = "val/samples"  # in the val/ group, beside the scores of the same steps
 REAL_TAG = "val/real"
 
@@ -46,16 +48,11 @@ class SampleGridCallback(L.Callback):
         if pl_module.g_step != self._last:
             self._log(trainer, pl_module)
 
-    @staticmethod
-    def _experiments(trainer) -> list:
-        return [lg.experiment for lg in trainer.loggers if hasattr(lg.experiment, "add_image")]
-
     @rank_zero_only
     def _log_real(self, trainer, pl_module) -> None:
         grid = trainer.datamodule.preview_real(pl_module)
         if grid is not None:
-            for exp in self._experiments(trainer):
-                exp.add_image(REAL_TAG, grid, pl_module.g_step)
+            log_image(trainer.loggers, REAL_TAG, grid, pl_module.g_step)
 
     @rank_zero_only
     def _log(self, trainer, pl_module) -> None:
@@ -65,9 +62,6 @@ class SampleGridCallback(L.Callback):
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if isinstance(picture, Tensor):
             save_image(picture, path)
-            for exp in self._experiments(trainer):
-                exp.add_image(SAMPLES_TAG, picture, step)
         else:  # a matplotlib figure
             picture.savefig(path)
-            for exp in self._experiments(trainer):
-                exp.add_figure(SAMPLES_TAG, picture, step, close=False)
+        log_image(trainer.loggers, SAMPLES_TAG, picture, step)
