@@ -135,3 +135,20 @@ def test_incompatible_init_from_and_freeze_d_without_it_are_refused(tmp_path):
         train(compose_train(tmp_path / "c", [*DCGAN, "freeze_d=1"]))
     with pytest.raises(CheckpointError, match="Checkpoint not found"):
         train(compose_train(tmp_path / "e", [*DCGAN, "init_from=nope.ckpt"]))
+
+
+def test_freeze_d_works_on_stylegan2s_own_layers():
+    """StyleGAN2's discriminator is built of equalised-lr layers, not nn.Conv2d/nn.Linear: FreezeD
+    counts the layers the model declares (issue #33: it found 0 and was unusable)."""
+    from ganarena.models.stylegan2 import Conv2dLayer, StyleGAN2Discriminator
+    from ganarena.tasks.loading import freeze_layers
+
+    d = StyleGAN2Discriminator(image_size=16, channels=1)
+    layers = [m for m in d.modules() if isinstance(m, d.freezable_layers)]
+    assert len(layers) >= 4
+    frozen = freeze_layers(d, 2)
+    assert len(frozen) >= 2 and all(not p.requires_grad for p in layers[0].parameters())
+    assert isinstance(layers[0], Conv2dLayer)
+    assert all(p.requires_grad for p in layers[-1].parameters())
+    with pytest.raises(ConfigError, match=f"Freeze at most {len(layers) - 1}"):
+        freeze_layers(StyleGAN2Discriminator(image_size=16, channels=1), len(layers))

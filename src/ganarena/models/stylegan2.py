@@ -637,6 +637,9 @@ class StyleGAN2Discriminator(nn.Module):
     then replaces the equalized-lr scaling (its gain 1/sqrt(fan_in) would shrink every layer).
     """
 
+    # FreezeD (freeze_d=K) counts these, NVIDIA's equalised-lr layers, not torch's Conv2d/Linear.
+    freezable_layers = (Conv2dLayer, FullyConnectedLayer)
+
     def __init__(
         self,
         image_size: int = 28,

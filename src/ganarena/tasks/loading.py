@@ -138,17 +138,26 @@ def init_weights(task: Task, path: str | Path) -> None:
 
 
 def freeze_layers(net: torch.nn.Module, k: int) -> list[str]:
-    """FreezeD (Mo et al. 2020): stop training the first `k` convolution/linear layers of `net`
-    (in module order) and any normalisation layers before the k+1-th. Returns the frozen names."""
-    total = sum(isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) for m in net.modules())
+    """FreezeD (Mo et al. 2020): stop training the first `k` weight layers of `net` (in module
+    order) and any normalisation layers before the k+1-th. Returns the frozen names. A network
+    whose layers are its own classes (StyleGAN2's equalised-lr layers) names them in its
+    `freezable_layers` class attribute; plain torch convolution/linear layers otherwise."""
+    kinds = getattr(net, "freezable_layers", (torch.nn.Conv2d, torch.nn.Linear))
+    total = sum(isinstance(m, kinds) for m in net.modules())
+    if total < 2:
+        raise ConfigError(
+            f"freeze_d={k}: the discriminator ({type(net).__name__}) has {total} weight layer(s) "
+            "FreezeD can freeze, and its last one must learn, so nothing can be frozen. Drop "
+            "freeze_d, or give the model a `freezable_layers` class attribute naming its layers."
+        )
     if k >= total:
         raise ConfigError(
-            f"freeze_d={k}, but the discriminator has {total} convolution/linear layers and its "
-            f"last one must learn. Freeze at most {total - 1}."
+            f"freeze_d={k}, but the discriminator has {total} weight layers and its last one must "
+            f"learn. Freeze at most {total - 1}."
         )
     frozen, layers = [], 0
     for name, module in net.named_modules():
-        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+        if isinstance(module, kinds):
             layers += 1
             if layers > k:
                 break
