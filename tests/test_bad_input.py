@@ -311,3 +311,28 @@ def test_class_counts_apply_to_an_image_folder_and_need_its_labels(tmp_path):
         Image.fromarray(np.full((8, 8), i, np.uint8)).save(flat / f"{i}.png")
     with pytest.raises(ConfigError, match="class_counts needs class labels"):
         ImageFolderDataModule(flat, class_counts={0: 2}, **kw).setup()
+
+
+def test_eval_checks_folder_sizes_before_training_a_classifier(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from ganarena.evaluate import evaluate, list_image_folder
+
+    for name in ("real", "fake"):
+        (tmp_path / name).mkdir()
+        for i in range(3):
+            Image.fromarray(np.full((8, 8), i, np.uint8)).save(tmp_path / name / f"{i}.png")
+    cache = tmp_path / "cache"
+    cfg = _compose(
+        "evaluate",
+        [f"real={tmp_path / 'real'}", f"fake={tmp_path / 'fake'}", "dataset=mnist_sample",
+         f"eval.cache_dir={cache}"],
+    )  # fmt: skip
+    with pytest.raises(DataError, match="real images are 8x8, but the domain classifier"):
+        evaluate(cfg)
+    assert not (cache / "domain").exists()  # refused before any classifier was trained
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "fake" / "odd.png")
+    with pytest.raises(DataError, match="translate each size from a folder of its own"):
+        list_image_folder(tmp_path / "fake", "translate", "resize them, or translate each size "
+                          "from a folder of its own")  # fmt: skip

@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("ganarena")
 
 
-def list_image_folder(folder: str | Path, key: str) -> tuple[list[Path], set[str]]:
+def list_image_folder(
+    folder: str | Path, key: str, mixed: str = "resize them, or score each size separately"
+) -> tuple[list[Path], set[str]]:
     """The image files under `folder` (recursively, sorted) and their PIL modes; raises DataError
     for a missing or empty folder, unreadable files or mixed image sizes (headers only: fast)."""
     from PIL import Image
@@ -58,7 +60,7 @@ def list_image_folder(folder: str | Path, key: str) -> tuple[list[Path], set[str
         )
         raise DataError(
             f"The images in {key}={folder} have {len(sizes)} different sizes ({desc}). All images "
-            "of a set must have one size: resize them, or score each size separately."
+            f"of a set must have one size: {mixed}."
         )
     return files, modes
 
@@ -141,6 +143,22 @@ def _score_checkpoint(cfg: DictConfig) -> tuple[dict, Path]:
     ).parent
 
 
+def _check_folder_sizes(cfg: DictConfig, dm: Any) -> None:
+    """DataError when real= or fake= images are not the size the dataset's classifier takes."""
+    from PIL import Image
+
+    for key in ("real", "fake"):
+        files, _ = list_image_folder(cfg[key], key)
+        with Image.open(files[0]) as im:
+            w, h = im.size
+        if (w, h) != (dm.image_size, dm.image_size):
+            raise DataError(
+                f"The {key} images are {w}x{h}, but the domain classifier of dataset "
+                f"'{dm.resolved}' takes {dm.image_size}x{dm.image_size}: pass the dataset= these "
+                "images belong to (or its dataset.image_size=), or use eval.backbone=inception."
+            )
+
+
 def _score_folders(cfg: DictConfig) -> tuple[dict, Path]:
     if cfg.ema is not True:
         raise ConfigError(
@@ -162,6 +180,8 @@ def _score_folders(cfg: DictConfig) -> tuple[dict, Path]:
     from ganarena.metrics.evaluator import Evaluator, default_device, reference_stats
 
     dm = _datamodule(cfg.dataset) if cfg.eval.backbone == "domain" else None
+    if dm is not None:  # sizes checked from the headers, before the classifier is trained
+        _check_folder_sizes(cfg, dm)
     backbone = build_backbone(cfg.eval, dm, cfg.eval.cache_dir)
     shape = backbone.input_shape
     channels = shape[0] if shape is not None else None

@@ -364,7 +364,9 @@ def check_translate(cfg: DictConfig) -> list[Path]:
             f"translate= writes one PNG per input image into a folder, but out={out} looks like "
             "an image file. Pass a folder name, e.g. out=translated."
         )
-    files, _ = list_image_folder(src, "translate")  # a missing/empty/unreadable folder: DataError
+    files, _ = list_image_folder(
+        src, "translate", "resize them, or translate each size from a folder of its own"
+    )  # a missing/empty/unreadable folder: DataError
     a, b = src.resolve(), out.resolve()
     if a == b or a in b.parents or b in a.parents:
         raise ConfigError(
