@@ -306,40 +306,228 @@ def test_parallel_launcher_is_the_joblib_plugin_with_defaults():
     assert launcher.joblib == {**launcher.joblib, "n_jobs": 3, "prefer": "processes"}
 
 
-def test_slurm_launcher_builds_the_submitit_job_without_submitting(tmp_path, monkeypatch):
+# hydra/launcher=slurm without a cluster (tests/test_slurm_cluster.py runs it on a real one).
+def slurm_params(overrides):
+    import ganarena.slurm  # noqa: F401 - registers ${ganarena.slurm:...} (the CLI imports it)
+
+    cfg = compose_hydra(["hydra/launcher=slurm", *overrides])
+    return OmegaConf.to_container(cfg.hydra.launcher, resolve=True), cfg
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [([], (None, 1, 1, 3)),  # the default (CPU) run: MNIST, 70,000 images' worth of memory
+     (["experiment=smoke"], (None, 1, 1, 3)),
+     (["dataset=cifar10"], (None, 1, 1, 4)),
+     (["dataset.num_workers=3"], (None, 1, 4, 3)),
+     (["accelerator=gpu"], (1, 1, 4, 5)),
+     (["accelerator=ddp", "trainer.devices=4", "+trainer.num_nodes=2"], (4, 4, 4, 20)),
+     (["accelerator=gpu", "hydra.launcher.gpus_per_node=null", "hydra.launcher.cpus_per_task=2",
+       "hydra.launcher.mem_gb=7"], (None, 1, 2, 7))],
+)  # fmt: skip
+def test_slurm_requests_follow_the_job(overrides, expected):
+    """GPUs only for a GPU accelerator; CPUs and memory from the trainer and the data."""
+    p, cfg = slurm_params(overrides)
+    assert (p["gpus_per_node"], p["tasks_per_node"], p["cpus_per_task"], p["mem_gb"]) == expected
+    assert p["nodes"] == OmegaConf.select(cfg, "trainer.num_nodes", default=1)
+    assert p["_target_"] == "hydra_plugins.ganarena_slurm.SlurmLauncher"
+
+
+@pytest.mark.parametrize("kind", ["cpu", "gpu"])
+def test_readme_slurm_commands_resolve(tmp_path, kind):
+    """The README's dry runs: the CPU command asks for no GPU, the GPU one for trainer.devices."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    command = next(
+        ln for ln in readme.replace("\\\n", " ").splitlines()
+        if "--cfg all --resolve -p hydra.launcher" in ln and f"partition={kind}" in ln
+    )  # fmt: skip
+    args = command.split("ganarena-train", 1)[1].split("#")[0].split()
+    res = run_cli(["ganarena.train", *args], tmp_path, timeout=120)  # prints, creates nothing
+    assert res.returncode == 0, res.stderr[-2000:]
+    launcher = yaml.safe_load(res.stdout)
+    if kind == "cpu":
+        assert launcher["gpus_per_node"] is None and launcher["tasks_per_node"] == 1
+    else:
+        devices = int(next(a for a in args if a.startswith("trainer.devices=")).split("=")[1])
+        assert launcher["gpus_per_node"] == launcher["tasks_per_node"] == devices == 4
+        assert launcher["nodes"] == 2
+
+
+PARTITIONS = [
+    {"PartitionName": "gpu", "Default": "NO", "MaxNodes": "UNLIMITED", "MaxTime": "2-00:00:00",
+     "MaxCPUsPerNode": "UNLIMITED", "MaxMemPerNode": "UNLIMITED"},
+    {"PartitionName": "cpu", "Default": "YES", "MaxNodes": "1", "MaxTime": "UNLIMITED",
+     "MaxCPUsPerNode": "16", "MaxMemPerNode": "64000"},
+]  # fmt: skip
+NODES = [
+    {"NodeName": f"g{i}", "CPUTot": "32", "RealMemory": "256000", "Gres": "gpu:a100:4(S:0-1)",
+     "Partitions": "gpu"} for i in (1, 2)
+] + [{"NodeName": "c1", "CPUTot": "64", "RealMemory": "512000", "Gres": "(null)",
+      "Partitions": "cpu"}]  # fmt: skip
+
+
+def fake_scontrol(*args):
+    return {"partition": PARTITIONS, "node": NODES}.get(args[0], [])
+
+
+def test_slurm_request_is_checked_against_the_partition(monkeypatch):
+    from ganarena import slurm
+
+    monkeypatch.setattr(slurm, "scontrol", fake_scontrol)
+    ok = {"partition": "gpu", "nodes": 2, "tasks_per_node": 4, "gpus_per_node": 4,
+          "cpus_per_task": 8, "mem_gb": 200, "timeout_min": 240}  # fmt: skip
+    assert slurm.check_request(ok) is None
+    for change, needle in [
+        ({"gpus_per_node": 8, "tasks_per_node": 8, "cpus_per_task": 4}, "8 GPUs"),
+        ({"cpus_per_task": 16}, "64 CPUs (4 task(s) x cpus_per_task 16)"),
+        ({"mem_gb": 300}, "300 GB memory"),
+        ({"nodes": 3}, "3 node(s)"),
+        ({"timeout_min": 5000}, "MaxTime 2-00:00:00"),
+    ]:
+        problem = slurm.check_request({**ok, **change})
+        assert problem.startswith("this SLURM request can never start"), problem
+        assert needle in problem and "partition 'gpu' offers at most 2 node(s)" in problem
+        assert "its largest node has 32 CPUs, 250.0 GB (RealMemory 256000 MB) and 4 GPUs" in problem
+    # The default partition (null) is the one marked Default=YES; its caps bind below the node's.
+    cpu = {"partition": None, "nodes": 1, "tasks_per_node": 1, "cpus_per_task": 16,
+           "gpus_per_node": None, "mem_gb": 60, "timeout_min": 240}  # fmt: skip
+    assert slurm.check_request(cpu) is None
+    assert "MaxCPUsPerNode 16" in slurm.check_request({**cpu, "cpus_per_task": 17})
+    assert "MaxMemPerNode 64000" in slurm.check_request({**cpu, "mem_gb": 63})
+    assert "names no partition of this cluster (its partitions: gpu, cpu" in slurm.check_request(
+        {**cpu, "partition": "bigmem"})  # fmt: skip
+    assert "trainer.devices=4), not auto or -1" in slurm.check_request({**ok, "tasks_per_node": -1})
+    monkeypatch.setattr(slurm, "scontrol", lambda *a: None)  # no cluster answering: no check
+    assert slurm.check_request({**ok, "nodes": 30}) is None
+    assert slurm.gpus("gpu:a100:2(S:0),gpu:v100:2,shard:8") == 4 and slurm.gpus("(null)") == 0
+    assert slurm.minutes("1-02:03:00") == 1563 and slurm.minutes("30:00") == 30
+
+
+def test_slurm_job_threads_are_capped_to_its_cpus(monkeypatch):
+    from ganarena import slurm
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
+        monkeypatch.setenv("OMP_NUM_THREADS", "8")
+        monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+        assert slurm.cap_threads(4) == 1  # Slurm's number wins over the request
+        assert os.environ["OMP_NUM_THREADS"] == os.environ["MKL_NUM_THREADS"] == "1"
+        assert torch.get_num_threads() == 1
+        monkeypatch.delenv("SLURM_CPUS_PER_TASK")
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        assert slurm.cap_threads(4) == 2  # fewer threads asked for: kept
+    finally:
+        torch.set_num_threads(before)
+
+
+class FakeJob:
+    """submitit's SlurmJob as the launcher sees it: an id, a result file, results()."""
+
+    def __init__(self, job_id: str, folder: Path, result):
+        self.job_id, self.result = job_id, result
+        self.paths = type("Paths", (), {"result_pickle": folder / f"{job_id}_result.pkl"})()
+
+    def results(self):
+        if isinstance(self.result, Exception):
+            raise self.result
+        return [self.result]
+
+
+def test_slurm_launcher_watches_the_array_and_summarises_every_job(tmp_path, monkeypatch, capsys):
+    """Three jobs: one completes (after a requeue), one is cancelled, one fails outside Hydra.
+    The state changes are printed as they happen, the summary names each job, nothing raises."""
     import submitit
+    from hydra.core.utils import JobReturn, JobStatus
     from submitit.slurm.slurm import SlurmExecutor
 
+    from ganarena import slurm
+
+    sweep = tmp_path / "sweep"
     cfg = compose_hydra([
         "hydra/launcher=slurm", "accelerator=ddp", "trainer.devices=4", "+trainer.num_nodes=2",
-        "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=90",
-        "hydra.launcher.setup=[source .venv/bin/activate]", f"hydra.sweep.dir={tmp_path}",
+        "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=90", "hydra.launcher.poll_s=0",
+        "hydra.launcher.setup=[source .venv/bin/activate]", f"hydra.sweep.dir={sweep}",
     ])  # fmt: skip
-    # Pretend to be on a cluster (submitit looks for srun) and capture the job array instead of
-    # calling sbatch: the plugin's own launch() builds the executor and its parameters.
-    monkeypatch.setattr(SlurmExecutor, "affinity", classmethod(lambda cls: 2))
+    for num, m in enumerate([{"status": "completed", "steps": 5, "health": "partial"},
+                             {"status": "interrupted", "steps": 2}, None]):  # fmt: skip
+        (sweep / str(num) / "checkpoints").mkdir(parents=True)
+        (sweep / str(num) / "checkpoints" / "last.ckpt").write_bytes(b"")
+        if m:
+            (sweep / str(num) / "metrics.json").write_text(json.dumps(m))
+    hydra_cfg = OmegaConf.create({"hydra": {"runtime": {"output_dir": str(sweep / "0")}}})
+    ok = JobReturn(overrides=["seed=1"], hydra_cfg=hydra_cfg, status=JobStatus.COMPLETED,
+                   _return_value=12.5)  # fmt: skip
+    broken = submitit.core.utils.FailedJobError("Traceback ...\nRuntimeError: CUDA out of memory")
     captured = {}
 
     def fake_map_array(self, fn, *iterables):
         captured["executor"], captured["jobs"] = self, list(zip(*iterables, strict=True))
-        return [type("Job", (), {"results": lambda _: ["not run"]})() for _ in captured["jobs"]]
+        return [FakeJob(f"7_{i}", tmp_path, r) for i, r in enumerate([ok, None, broken])]
 
+    queue = iter([
+        {f"7_{i}": ("PENDING", "None", "N/A") for i in range(3)},
+        {f"7_{i}": ("PENDING", "Resources", "N/A") for i in range(3)},
+        {f"7_{i}": ("RUNNING", "None", "T1") for i in range(3)},
+        {"7_0": ("PENDING", "BeginTime", "N/A"), "7_1": ("RUNNING", "None", "T1")},
+        {"7_0": ("RUNNING", "None", "T2")},
+    ])  # fmt: skip
+
+    def fake_squeue(ids):
+        listed = next(queue, {})
+        if not listed:  # jobs 0 and 2 wrote their results, job 1 was cancelled
+            for i in (0, 2):
+                (tmp_path / f"7_{i}_result.pkl").write_bytes(b"")
+        return listed
+
+    ended = [{"JobId": "9", "ArrayJobId": "7", "ArrayTaskId": "1", "JobState": "CANCELLED"},
+             {"JobId": "8", "ArrayJobId": "7", "ArrayTaskId": "0", "JobState": "COMPLETED",
+              "Restarts": "1"}]  # fmt: skip
+    monkeypatch.setattr(slurm, "scontrol", lambda *a: ended if a[0] == "job" else None)
+    monkeypatch.setattr(slurm, "squeue", fake_squeue)
+    monkeypatch.setattr(slurm.shutil, "which", lambda name: f"/usr/bin/{name}")
+    # Pretend to be on a cluster (submitit looks for srun) and capture the job array.
+    monkeypatch.setattr(SlurmExecutor, "affinity", classmethod(lambda cls: 2))
     monkeypatch.setattr(submitit.AutoExecutor, "map_array", fake_map_array)
     launcher = instantiate(cfg.hydra.launcher)
+    assert isinstance(launcher, slurm.SlurmLauncher)
     launcher.setup(hydra_context=None, task_function=lambda c: None, config=cfg)
-    assert launcher.launch([["seed=1"], ["seed=2"]], initial_job_idx=0) == ["not run"] * 2
+    monkeypatch.setattr(launcher, "job_folder", lambda overrides, num: sweep / str(num))
+    jobs_ = [["experiment=smoke", f"seed={s}"] for s in (1, 2, 3)]
+    returns = launcher.launch(jobs_, initial_job_idx=0)
+    assert [r.return_value for r in returns] == [12.5, math.inf, math.inf]
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [
+        "slurm: #0 seed=1 submitted as 7_0", "slurm: #1 seed=2 submitted as 7_1",
+        "slurm: #2 seed=3 submitted as 7_2",
+        "slurm: #0 seed=1, #1 seed=2, #2 seed=3: pending",
+        "slurm: #0 seed=1, #1 seed=2, #2 seed=3: pending (Resources)",
+        "slurm: #0 seed=1, #1 seed=2, #2 seed=3: running",
+        "slurm: #0 seed=1: requeued, pending (BeginTime: Slurm holds a requeued job, 120 s by "
+        "default)",
+        "slurm: #0 seed=1: running",
+    ]  # fmt: skip
+    assert out.splitlines() == [
+        f"ganarena-train: SLURM sweep of 3 jobs in {sweep}: 1 completed, 2 did not",
+        "  #0 seed=1 [slurm 7_0]: completed, 5 steps, health partial, requeued 1x",
+        "  #1 seed=2 [slurm 7_1]: CANCELLED; metrics.json: interrupted at step 2, last.ckpt kept "
+        "(ckpt_path=auto resumes it)",
+        "  #2 seed=3 [slurm 7_2]: failed (FailedJobError: RuntimeError: CUDA out of memory); no "
+        "metrics.json",
+        f"  Slurm logs: {sweep}/.submitit/<job id>/",
+    ]  # fmt: skip
 
     executor = captured["executor"]._executor
-    assert [job[0] for job in captured["jobs"]] == [["seed=1"], ["seed=2"]]
+    assert [job[0] for job in captured["jobs"]] == jobs_
     p = executor.parameters
     assert (p["partition"], p["time"], p["nodes"]) == ("gpu", 90, 2)
     assert p["gpus_per_node"] == 4 and p["ntasks_per_node"] == 4  # one task per GPU (DDP)
     script = executor._make_submission_file_text("python -m ganarena.train", "uid")
     for line in ("#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=4",
                  "#SBATCH --ntasks-per-node=4", "#SBATCH --nodes=2", "#SBATCH --time=90",
-                 "#SBATCH --cpus-per-task=8", "source .venv/bin/activate"):  # fmt: skip
+                 "#SBATCH --cpus-per-task=4", "#SBATCH --mem=20GB",
+                 "source .venv/bin/activate"):  # fmt: skip
         assert line in script, line
-
     # Preemption / time limit: SLURM signals USR2 (submitit's) 120 s ahead; submitit then calls the
     # launcher's checkpoint(), which resubmits the same job (overrides, job number), so the
     # requeued job runs in the same folder and resumes with ckpt_path=auto; 3 timeouts at most.
@@ -348,6 +536,15 @@ def test_slurm_launcher_builds_the_submitit_job_without_submitting(tmp_path, mon
     requeue = launcher.checkpoint(*captured["jobs"][1])
     assert isinstance(requeue, submitit.helpers.DelayedSubmission)
     assert requeue.function is launcher and requeue.args == captured["jobs"][1]
+
+    # strict: any job that did not complete fails the command (after the same summary).
+    for i in (0, 2):
+        (tmp_path / f"7_{i}_result.pkl").unlink()
+    queue = iter([])
+    launcher.strict = True
+    with pytest.raises(SystemExit) as stop:
+        launcher.launch(jobs_, initial_job_idx=0)
+    assert stop.value.code == 1 and "1 completed, 2 did not" in capsys.readouterr().out
 
 
 def test_multirun_of_ddp_spawn_jobs_runs_each_job_once(tmp_path):

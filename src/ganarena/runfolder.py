@@ -26,6 +26,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from ganarena.files import nearest_existing, writable_dir
+from ganarena.slurm import register_launcher  # importing it registers ${ganarena.slurm:...}
 
 EXIT_USER_ERROR = 2
 HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
@@ -184,6 +185,7 @@ class RunFolderGuard(Callback):
         created = None if folder.exists() else folder.resolve()
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        register_launcher()  # hydra/launcher=slurm: Hydra instantiates it next
         sweep = Path(str(config.hydra.sweep.dir))
         problem = check_added_keys(config) or check_writable(sweep, "hydra.sweep.dir")
         if not problem and sweep.is_dir():

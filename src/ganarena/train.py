@@ -91,9 +91,14 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, evaluator: Any) -> list[L.Ca
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> L.Trainer:
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
     from ganarena.checkpoint_io import AtomicCheckpointIO
 
     loggers = [build(lg) for lg in (cfg.get("logger") or {}).values()]
+    plugins: list[Any] = [AtomicCheckpointIO()]
+    if SLURMEnvironment.detect():  # submitit requeues (StopOnSignal); Lightning's auto-requeue off
+        plugins.append(SLURMEnvironment(auto_requeue=False))
     return build(
         cfg.trainer,
         max_steps=-1,  # ganarena stops on generator steps itself (Task.max_steps)
@@ -102,7 +107,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -
         logger=loggers or False,
         default_root_dir=str(run_dir),
         num_sanity_val_steps=0,
-        plugins=[AtomicCheckpointIO()],
+        plugins=plugins,
     )
 
 

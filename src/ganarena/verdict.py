@@ -64,6 +64,26 @@ def classifier_reliable(settings: dict | None) -> bool:
     return not acc < RELIABLE_CLASSIFIER
 
 
+def unscored(status: str, settings: dict | None) -> str:
+    """The sentence for a run without final scores: no evaluation asked for (eval=none, no
+    settings), or stopped before the first one."""
+    if settings is None:
+        return (
+            f"run {status} without an evaluation (eval=none): look at samples/ to judge it, or "
+            "score the checkpoint with ganarena-eval"
+        )
+    if status == "interrupted":
+        return (
+            "run interrupted before its first evaluation: resume it with ckpt_path=last (a "
+            "requeued SLURM job resumes by itself) to train and score it, or score last.ckpt "
+            "with ganarena-eval"
+        )
+    return (
+        f"run {status} before its first evaluation: look at samples/ to judge it, or score the "
+        "checkpoint with ganarena-eval"
+    )
+
+
 def verdict(status: str, final: dict | None, settings: dict | None) -> tuple[str, str]:
     """(word, sentence): word is one of HEALTHS."""
     if status == "diverged":
@@ -72,10 +92,10 @@ def verdict(status: str, final: dict | None, settings: dict | None) -> tuple[str
             "training diverged (NaN/inf): lower the learning rates or change the loss",
         )
     if not final:
-        return "unscored", (
-            f"run {status} without an evaluation (eval=none): look at samples/ to judge it, or "
-            "score the checkpoint with ganarena-eval"
-        )
+        return "unscored", unscored(status, settings)
+    if status == "interrupted":  # judged on the scores so far, and said so
+        word, sentence = verdict("completed", final, settings)
+        return word, f"run interrupted (resume it with ckpt_path=last); so far: {sentence}"
     settings = settings or {}
     if not classifier_reliable(settings):
         acc, n = settings["classifier_accuracy"], settings.get("num_classes") or 10
