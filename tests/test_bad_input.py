@@ -336,3 +336,11 @@ def test_eval_checks_folder_sizes_before_training_a_classifier(tmp_path):
     with pytest.raises(DataError, match="translate each size from a folder of its own"):
         list_image_folder(tmp_path / "fake", "translate", "resize them, or translate each size "
                           "from a folder of its own")  # fmt: skip
+
+
+def test_a_key_the_dataset_does_not_take_is_named_with_the_keys_it_does(tmp_path):
+    from ganarena.config import build
+
+    cfg = _compose("train", ["experiment=cyclegan_digits", "+dataset.balance=true"])
+    with pytest.raises(ConfigError, match=r"does not take a `balance` option.*domain_a, domain_b"):
+        build(cfg.dataset)

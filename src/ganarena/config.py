@@ -389,8 +389,36 @@ def build(node: Any, **kwargs: Any) -> Any:
         if isinstance(cause, GanarenaError):
             raise cause from None
         target = node.get("_target_", "?") if hasattr(node, "get") else "?"
+        unknown = _unknown_key(target, cause)
+        if unknown:
+            raise ConfigError(unknown) from None
         raise ConfigError(
             f"Could not build {target} from the config: {type(cause).__name__}: "
             f"{str(cause).splitlines()[0] if str(cause) else ''}. Fix the value on the command line "
             "(see `--cfg job` for the resolved config)."
         ) from None
+
+
+def _unknown_key(target: str, cause: BaseException) -> str | None:
+    """The message for a key the built class does not take (`+dataset.balance=true` on a dataset
+    without it): the key and the keys it does take, or None for any other failure."""
+    import inspect
+    import re
+
+    from hydra.utils import get_class
+
+    found = re.search(r"unexpected keyword argument '(\w+)'", str(cause))
+    if not isinstance(cause, TypeError) or not found:
+        return None
+    try:
+        params = inspect.signature(get_class(target)).parameters
+    except Exception:  # noqa: BLE001 - then the generic message serves
+        return None
+    keys = [n for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if found[1] in keys:
+        return None
+    return (
+        f"{target} does not take a `{found[1]}` option, so the config's `{found[1]}` key cannot "
+        f"reach it. Its options: {', '.join(keys)}. Drop the key (or use a config whose class "
+        "takes it)."
+    )
