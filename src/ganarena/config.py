@@ -67,6 +67,33 @@ def _example(low: float, integer: bool) -> str:
     return str(int(low) + 1) if integer else str(low + 0.5 if low else 0.0002)
 
 
+def _check_run_options(cfg: DictConfig, seed: Any) -> None:
+    """Seeds numpy cannot take, path_length.decay outside [0, 1], init_from with a resume."""
+    if seed is not None and seed > MAX_SEED:
+        raise ConfigError(
+            f"seed={seed} is above {MAX_SEED} (2**32 - 1), the largest seed numpy and Lightning "
+            "accept, so it cannot seed the run as given. Pick a seed in [0, 4294967295], e.g. "
+            f"seed={seed % (MAX_SEED + 1)} (the same value modulo 2**32)."
+        )
+    decay = _get(cfg, "task.path_length.decay")
+    if decay is not None and (
+        isinstance(decay, bool) or not isinstance(decay, int | float) or not 0 <= decay <= 1
+    ):
+        raise ConfigError(
+            f"task.path_length.decay must be a number in [0, 1] (the running mean's update rate, "
+            f"StyleGAN2: 0.01), got {decay!r}. E.g. task.path_length.decay="
+            f"{example('task.path_length.decay', 0.01, 'gan')}."
+        )
+    # ckpt_path=auto (SLURM jobs) is a fresh start until there is a checkpoint: init_from applies
+    if _get(cfg, "init_from") is not None and _get(cfg, "ckpt_path") not in (None, "auto"):
+        raise ConfigError(
+            f"init_from={_get(cfg, 'init_from')} starts a new run from another run's weights, "
+            f"and ckpt_path={_get(cfg, 'ckpt_path')} resumes a run with its own weights, "
+            "optimizers and counters, so one of them would be ignored. Keep init_from to "
+            "fine-tune (a fresh run), or ckpt_path to continue."
+        )
+
+
 def validate_train(cfg: DictConfig) -> None:
     """Raise ConfigError naming the first bad value and how to fix it."""
     _number(cfg, "trainer.max_steps", integer=True)
@@ -98,29 +125,7 @@ def validate_train(cfg: DictConfig) -> None:
         raise ConfigError(
             f"seed must be a non-negative integer or null, got {seed!r}. Fix it on the command line, e.g. seed=1."
         )
-    if seed is not None and seed > MAX_SEED:
-        raise ConfigError(
-            f"seed={seed} is above {MAX_SEED} (2**32 - 1), the largest seed numpy and Lightning "
-            "accept, so it cannot seed the run as given. Pick a seed in [0, 4294967295], e.g. "
-            f"seed={seed % (MAX_SEED + 1)} (the same value modulo 2**32)."
-        )
-    decay = _get(cfg, "task.path_length.decay")
-    if decay is not None and (
-        isinstance(decay, bool) or not isinstance(decay, int | float) or not 0 <= decay <= 1
-    ):
-        raise ConfigError(
-            f"task.path_length.decay must be a number in [0, 1] (the running mean's update rate, "
-            f"StyleGAN2: 0.01), got {decay!r}. E.g. task.path_length.decay="
-            f"{example('task.path_length.decay', 0.01, 'gan')}."
-        )
-    # ckpt_path=auto (SLURM jobs) is a fresh start until there is a checkpoint: init_from applies
-    if _get(cfg, "init_from") is not None and _get(cfg, "ckpt_path") not in (None, "auto"):
-        raise ConfigError(
-            f"init_from={_get(cfg, 'init_from')} starts a new run from another run's weights, "
-            f"and ckpt_path={_get(cfg, 'ckpt_path')} resumes a run with its own weights, "
-            "optimizers and counters, so one of them would be ignored. Keep init_from to "
-            "fine-tune (a fresh run), or ckpt_path to continue."
-        )
+    _check_run_options(cfg, seed)
     d_norm = _get(cfg, "model.d_norm")
     if d_norm is not None and d_norm not in D_NORMS:
         raise ConfigError(
