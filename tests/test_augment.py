@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 
 from ganarena.augment import (
     AUGMENT_FNS,
+    AdaptiveAugment,
     ClassicAugment,
     DiffAugment,
     build_augment,
@@ -42,6 +43,9 @@ def test_yaml_configs_build():
         OmegaConf.from_dotlist(["policy=[translation,cutout]", "strength=0.5"]),
     )
     assert build_augment(cfg).policy == ("translation", "cutout")
+    ada = build_augment(OmegaConf.load(CONF / "ada.yaml"))
+    assert isinstance(ada, AdaptiveAugment) and ada.applies_to == "both"
+    assert (ada.target, ada.interval, ada.speed_kimg, ada.p.item()) == (0.6, 4, 100.0, 0.0)
 
 
 @pytest.mark.parametrize(
@@ -55,6 +59,9 @@ def test_yaml_configs_build():
         {"name": "classic", "crop": 1.0},
         {"name": "classic", "noise": "high"},
         {"name": "classic", "blur": 1.0},
+        {"name": "ada", "target": 1.5},
+        {"name": "ada", "speed_kimg": 0},
+        {"name": "ada", "p": 2.0},
     ],
 )
 def test_bad_configs_raise_config_error(cfg):
@@ -200,3 +207,44 @@ def test_classic_warp_geometry():
     # zooming out fills the border with black (-1)
     small = aug.warp(x, torch.tensor([[0.5, 0.0, 0.0, 0.5, 0.5]]).expand(2, -1))
     assert torch.allclose(small[:, :, 0, :], torch.full_like(small[:, :, 0, :], -1), atol=1e-5)
+
+
+# -- ADA (Karras et al. 2020's controller over DiffAugment's ops) ----------------------------
+def test_ada_applies_each_op_to_each_image_with_probability_p():
+    """p = 0: identity. Otherwise op k replaces image i where its own U[0, 1) draw is below p:
+    the same as drawing the mask and applying the op by hand with the same generator state."""
+    x = images(b=16)
+    ada = AdaptiveAugment(policy="color,translation,cutout")
+    assert torch.equal(ada(x), x)
+    ada.p.fill_(0.5)
+    torch.manual_seed(3)
+    out = ada(x)
+    torch.manual_seed(3)
+    expected, changed = x, []
+    for op in OPS:
+        mask = torch.rand(16, 1, 1, 1) < 0.5
+        expected = torch.where(mask, op(expected, 1.0), expected)
+        changed.append(int(mask.sum()))
+    assert torch.equal(out, expected) and 0 < min(changed) and max(changed) < 16
+    fake = x.clone().requires_grad_(True)  # differentiable, as DiffAugment: G learns through it
+    ada(fake).sum().backward()
+    assert fake.grad is not None and fake.grad.abs().sum() > 0
+
+
+def test_ada_controller_moves_p_by_images_over_speed_toward_the_target():
+    """stylegan2-ada's rule: every `interval` D steps p += sign(r_t - target) * N / (kimg * 1000),
+    N the real images of those steps, r_t = E[sign(D(x_real))] over them; p stays in [0, 1]."""
+    ada = AdaptiveAugment(target=0.6, interval=2, speed_kimg=0.1)  # 100 images: p 0 -> 1
+    ada.observe(torch.tensor([1.0, 2.0, -1.0, 3.0]), images=10)  # signs 1, 1, -1, 1
+    assert ada.p.item() == 0.0 and int(ada.steps) == 1  # not yet: interval 2
+    ada.observe(torch.tensor([1.0, 1.0, 1.0, 1.0]), images=10)  # r_t = 6/8 = 0.75 > 0.6
+    assert ada.p.item() == pytest.approx(0.2) and ada.rt.item() == pytest.approx(0.75)
+    assert int(ada.steps) == 0 and ada.sums.abs().sum() == 0  # new sums
+    for _ in range(2):
+        ada.observe(torch.tensor([-1.0, 1.0]), images=15)  # r_t = 0 < 0.6
+    assert ada.p.item() == 0.0  # 0.2 - 30/100 clamps at 0
+    ada.p.fill_(0.95)
+    for _ in range(2):
+        ada.observe(torch.ones(4), images=50)
+    assert ada.p.item() == 1.0 and set(ada.state_dict()) == {"p", "rt", "sums", "steps"}
+    assert set(ada.stats()) == {"train/ada_p", "train/ada_rt"}

@@ -1,5 +1,6 @@
-"""A loss and a discriminator-input transform that live outside the package (tests/extension/),
-used from the command line through a config search path with no change to ganarena."""
+"""A loss and a discriminator-input transform (instance noise) that live outside the package
+(tests/extension/), used from the command line through a config search path with no change to
+ganarena. PacGAN packing is in the package (ganarena.packing, tests/test_packing.py)."""
 
 from __future__ import annotations
 
@@ -31,23 +32,21 @@ def outside(module: str):
         sys.path.remove(str(EXT))
 
 
-def test_ragan_matches_its_closed_form():
-    """Jolicoeur-Martineau 2018, eq. 11-12, computed by hand from sigmoids of logit differences."""
+def test_ralsgan_matches_its_closed_form():
+    """Jolicoeur-Martineau 2018, RaLSGAN, computed by hand from logit differences to the other
+    side's mean: real mean 0.5, fake mean 0.75."""
     real, fake = torch.tensor([2.0, -1.0, 0.5]), torch.tensor([0.0, 1.5])
-    sig = lambda t: 1 / (1 + math.exp(-t))  # noqa: E731
-    r_mean, f_mean = real.mean().item(), fake.mean().item()
-    d = (
-        -sum(math.log(sig(r - f_mean)) for r in real.tolist()) / 3
-        - sum(math.log(1 - sig(f - r_mean)) for f in fake.tolist()) / 2
-    )
-    g = (
-        -sum(math.log(sig(f - r_mean)) for f in fake.tolist()) / 2
-        - sum(math.log(1 - sig(r - f_mean)) for r in real.tolist()) / 3
-    )
-    loss = outside("relativistic").RaGAN()
+    # D: 1/2 mean((r - 0.75 - 1)^2) + 1/2 mean((f - 0.5 + 1)^2)
+    d = 0.5 * (0.25**2 + 2.75**2 + 1.25**2) / 3 + 0.5 * (0.5**2 + 2.0**2) / 2
+    # G: 1/2 mean((f - 0.5 - 1)^2) + 1/2 mean((r - 0.75 + 1)^2)
+    g = 0.5 * (1.5**2 + 0.0**2) / 2 + 0.5 * (2.25**2 + 0.75**2 + 0.75**2) / 3
+    loss = outside("relativistic").RaLSGAN()
     assert loss.d(real, fake).item() == pytest.approx(d, rel=1e-6)
     assert loss.g(real, fake).item() == pytest.approx(g, rel=1e-6)
     assert loss.g_uses_real and isinstance(loss, Loss)
+    from ganarena import losses  # not a duplicate of a built-in loss
+
+    assert "RaLSGAN" not in dir(losses) and "ralsgan" not in losses.LOSSES
 
 
 class Recording(Loss):
@@ -90,44 +89,50 @@ def test_an_outside_loss_and_d_input_transform_train_from_the_command_line(tmp_p
     monkeypatch.setenv("PYTHONPATH", str(EXT))
     run = tmp_path / "run"
     common = ["experiment=smoke", SEARCH, "eval=none"]
-    trained, refused_cond, refused_loss, unpacked = run_clis(
+    noise = "d_input=[instance_noise]"
+    trained, conditional, refused_loss, refused_noise = run_clis(
         [
-            ["ganarena.train", *common, "loss=ragan", "d_input=[pack2]", f"hydra.run.dir={run}"],
-            ["ganarena.train", *common, "d_input=[pack2]", "model.conditional=true",
+            ["ganarena.train", *common, "loss=ralsgan", noise, f"hydra.run.dir={run}"],
+            # instance noise keeps one D input per image: a class-conditional D takes it
+            ["ganarena.train", *common, noise, "model.conditional=true",
              f"hydra.run.dir={tmp_path / 'r2'}"],
             ["ganarena.train", *common, "loss.objective._target_=nowhere.Loss",
              f"hydra.run.dir={tmp_path / 'r3'}"],
-            # D built for 2 channels without the packing: the transform is what feeds it
-            ["ganarena.train", *common, "model.discriminator.channels=2", "model.conditional=false",
+            ["ganarena.train", *common, noise, "d_input.instance_noise._target_=nowhere.Noise",
              f"hydra.run.dir={tmp_path / 'r4'}"],
         ],
         tmp_path,
     )  # fmt: skip
-    assert trained.returncode == 0, trained.stderr[-3000:]
-    metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["status"] == "completed" and metrics["steps"] == 2
-    assert metrics["config"]["loss"] == "ragan" and metrics["config"]["d_input"] == "pack2"
+    for res, folder in ((trained, run), (conditional, tmp_path / "r2")):
+        assert res.returncode == 0, res.stderr[-3000:]
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert metrics["status"] == "completed" and metrics["steps"] == 2
+        assert metrics["config"]["d_input"] == "instance_noise"
+    assert json.loads((run / "metrics.json").read_text())["config"]["loss"] == "ralsgan"
+    assert json.loads((tmp_path / "r2" / "metrics.json").read_text())["config"]["conditional"]
     g_loss = scalars(run, "train/g_loss")
     assert len(g_loss) == 2 and all(math.isfinite(v) for v in g_loss)
-    for res, words in (
-        (refused_cond, "class-conditional"),
-        (refused_loss, "nowhere.Loss"),
-    ):
+    for res, words in ((refused_loss, "nowhere.Loss"), (refused_noise, "nowhere.Noise")):
         assert res.returncode == 2, res.stderr[-2000:]
         assert words in res.stderr and "Traceback" not in res.stderr
-    assert unpacked.returncode != 0  # a 2-channel D cannot read 1-channel digits unpacked
 
 
-def test_pack_stacks_consecutive_samples_along_channels():
-    Pack = outside("pack").Pack
-    x = torch.arange(5 * 1 * 2 * 2, dtype=torch.float32).reshape(5, 1, 2, 2)
-    out = Pack(2)(x, real=True)
-    assert out.shape == (2, 2, 2, 2)  # the fifth image is dropped: packs are whole
-    assert torch.equal(out[1, 0], x[2, 0]) and torch.equal(out[1, 1], x[3, 0])
+def test_instance_noise_is_annealed_on_real_and_fake_inputs():
+    """sigma x (1 - seen/steps) on both sides, counting real batches; the identity at the end."""
+    noise = outside("instance_noise").InstanceNoise(sigma=0.5, steps=4)
+    x = torch.zeros(20000, 1, 2, 2)
+    torch.manual_seed(0)
+    stds = []
+    for _ in range(5):
+        stds.append(float(noise(x, real=True).std()))  # 0.5, 0.375, 0.25, 0.125, 0
+        assert float(noise(x, real=False).std()) == pytest.approx(noise.sigma, rel=0.02)
+    assert stds[:4] == pytest.approx([0.5, 0.375, 0.25, 0.125], rel=0.02)
+    assert stds[4] == 0.0 and noise(x, real=False) is x
+    assert noise.keeps_batch
 
 
 def test_the_search_path_adds_the_outside_loss_to_the_group(tmp_path):
-    """loss=ragan resolves through the search path, its yaml inheriting nonsaturating's settings."""
-    res = run_cli(["ganarena.train", SEARCH, "loss=ragan", "--cfg", "job"], tmp_path)
+    """loss=ralsgan resolves through the search path, its yaml inheriting lsgan's settings."""
+    res = run_cli(["ganarena.train", SEARCH, "loss=ralsgan", "--cfg", "job"], tmp_path)
     assert res.returncode == 0, res.stderr[-2000:]
-    assert "relativistic.RaGAN" in res.stdout and "lr: 0.0002" in res.stdout
+    assert "relativistic.RaLSGAN" in res.stdout and "lr: 0.0002" in res.stdout

@@ -45,6 +45,18 @@ EXPECTED = {
     "wgan_gp": (-1.75, 1.25),
     # hinge: mean(relu(1-2), relu(1+1)) + mean(relu(1.5), relu(-2)) = 1 + 0.75; G: -E[fake]
     "hinge": (1.0 + 0.75, 1.25),
+    # RpGAN, real i against fake i: D softplus(-(2 - 0.5)), softplus(-(-1 + 3)); G the reverse
+    "rpgan": (
+        mean(math.log(1 + math.exp(-d)) for d in (1.5, 2.0)),
+        mean(math.log(1 + math.exp(d)) for d in (1.5, 2.0)),
+    ),
+    # RaGAN: real mean 0.5, fake mean -1.25; -log sig(r - (-1.25)) and -log(1 - sig(f - 0.5))
+    "ragan": (
+        mean(-math.log(sig(r + 1.25)) for r in REAL.tolist())
+        + mean(-math.log(1 - sig(f - 0.5)) for f in FAKE.tolist()),
+        mean(-math.log(sig(f - 0.5)) for f in FAKE.tolist())
+        + mean(-math.log(1 - sig(r + 1.25)) for r in REAL.tolist()),
+    ),
 }
 
 
@@ -156,3 +168,27 @@ def test_clip_weights_bounds_every_parameter():
     values = torch.cat([p.flatten() for p in d.parameters()])
     assert values.abs().max().item() == pytest.approx(0.01)
     assert values.min().item() >= -0.01 and values.max().item() <= 0.01
+
+
+def test_relativistic_losses_read_both_sides_and_ignore_a_shift_of_d():
+    """Only logit differences enter RpGAN and RaGAN: D + c gives the same losses; G's side needs
+    the real logits, and the pairing is index by index (RpGAN)."""
+    for name in ("rpgan", "ragan"):
+        loss = LOSSES[name]
+        assert loss.g_uses_real and not loss.prob and loss.decision is None
+        shifted = (loss.d(REAL + 7, FAKE + 7).item(), loss.g(REAL + 7, FAKE + 7).item())
+        assert shifted == pytest.approx((loss.d(REAL, FAKE).item(), loss.g(REAL, FAKE).item()))
+        with pytest.raises(ValueError, match="real batch"):
+            loss.g(None, FAKE)
+    swapped = LOSSES["rpgan"].d(REAL, FAKE.flip(0)).item()  # pairs (2, -3), (-1, 0.5)
+    assert swapped == pytest.approx(mean(math.log(1 + math.exp(-d)) for d in (5.0, -1.5)))
+
+
+def test_losses_declare_the_logit_that_decides_real_or_fake():
+    """What augment=ada reads sign(D(x) - decision) against: 0 for the logistic and hinge losses,
+    0.5 for LSGAN's 0-1 coding, none for WGAN's critic."""
+    got = {name: loss.decision for name, loss in LOSSES.items()}
+    assert got == {
+        "minimax": 0.0, "nonsaturating": 0.0, "hinge": 0.0, "lsgan": 0.5,
+        "wgan": None, "wgan_gp": None, "rpgan": None, "ragan": None,
+    }  # fmt: skip

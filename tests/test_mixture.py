@@ -93,11 +93,30 @@ def test_data_is_deterministic_in_the_seed():
         ({"n_train": 0}, r"dataset.n_train must be a positive integer"),
         ({"image_size": 28}, r"image_size=1 and dataset.channels=2"),
         ({"channels": 1}, r"image_size=1 and dataset.channels=2"),
+        ({"radius": 0}, r"dataset.radius must be a positive number"),
+        ({"scale": -1.0}, r"dataset.scale must be a positive number or null"),
     ],
 )
 def test_bad_settings_raise_config_errors(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         GaussianMixtureDataModule(**kwargs)
+
+
+def test_pacgan_layouts_served_in_their_own_units():
+    """PacGAN's ring (radius 1, std 0.01) is the default ring's shape at half the size; scale=1
+    serves points unscaled (for its linear-output G); the scores and the plot are unchanged."""
+    ring = mixture(radius=1.0, std=0.01, scale=1.0)
+    default = mixture()
+    assert torch.allclose(ring.centres * 2, default.centres)
+    assert torch.equal(ring.unscale(ring.images), ring.images.view(-1, 2).double())
+    assert ring.images.abs().max() < 1.05 and ring.extent == pytest.approx(default.extent / 2)
+    points, _ = ring.draw(40_000, torch.Generator().manual_seed(123))
+    s = mixture_scores(points, ring.centres, ring.std)
+    assert s["modes_covered"] == 8 and s["high_quality"] == pytest.approx(WITHIN_3_STD, abs=0.002)
+    grid = mixture("grid", scale=1.0)
+    assert float(grid.images.abs().max()) > 4  # {-4..4}^2 as PacGAN feeds them
+    settings = MixtureEvaluator({"n_samples": 100}, ring).settings
+    assert settings["radius"] == 1.0 and settings["scale"] == 1.0
 
 
 def test_bad_layout_from_the_command_line_is_one_config_error(tmp_path):

@@ -314,7 +314,7 @@ def test_incompatible_init_from_and_unknown_classes_exit_2_and_touch_nothing(fin
         cwd=tmp_path,
     )
     assert_refused(dcgan, "does not fit this model", "drop init_from")
-    assert_refused(classes, "has no class 12 (its classes: 0..9)", "name only classes the data has")
+    assert_refused(classes, "has no class 12 (its classes: 0..9)", "Name only classes the data has (0..9)")
     assert snapshot(finished) == before  # the source run is only read
     for run in ("dcgan", "classes"):
         assert not (tmp_path / run / "checkpoints").exists()

@@ -115,3 +115,61 @@ def test_a_per_sample_plug_in_is_refused_with_batch_norm_in_d(tmp_path):
         validate_train(
             compose_train(tmp_path, ["+regularizer.bad._target_=collections.OrderedDict"])
         )
+
+
+# -- LeCam (Tseng et al. 2021) ------------------------------------------------------------------
+def lecam_batch(real_logits, fake_logits):
+    from ganarena.penalties import DBatch
+
+    x = torch.zeros(len(real_logits), 1)
+    return DBatch(lambda t: t.sum(1), x, x, None, real_logits, fake_logits)
+
+
+def test_lecam_closed_form_with_ema_anchors_updated_first():
+    """a_R, a_F start at 0 and move by (1 - decay) toward this batch's means before the term:
+    decay 0.5, real logits [1, 3] (mean 2), fake [-1, 0] (mean -0.5) -> a_R 1, a_F -0.25; the
+    term is mean((r + 0.25)^2) + mean((1 - f)^2); one-sided keeps only r > a_F and f < a_R."""
+    from ganarena.penalties import LeCam
+
+    real, fake = torch.tensor([1.0, 3.0]), torch.tensor([-1.0, 0.0])
+    lecam = LeCam(weight=0.3, decay=0.5)
+    value = lecam(lecam_batch(real, fake)).item()
+    assert (lecam.alpha_real.item(), lecam.alpha_fake.item()) == (1.0, -0.25)
+    assert value == pytest.approx((1.25**2 + 3.25**2) / 2 + (2.0**2 + 1.0**2) / 2)
+    # second batch: anchors 1 -> 1.5 (mean 2), -0.25 -> -0.375 (mean -0.5)
+    second = lecam(lecam_batch(real, fake)).item()
+    assert (lecam.alpha_real.item(), lecam.alpha_fake.item()) == (1.5, -0.375)
+    assert second == pytest.approx((1.375**2 + 3.375**2) / 2 + (2.5**2 + 1.5**2) / 2)
+    one_sided = LeCam(weight=0.3, decay=0.5, one_sided=True)
+    # real [-1, 3], fake [2, 0], both mean 1: a_R = a_F = 0.5; relu(r - 0.5) = 0, 2.5 and
+    # relu(0.5 - f) = 0, 0.5 (the plain squares would add 1.5^2 to each side)
+    lop = one_sided(lecam_batch(torch.tensor([-1.0, 3.0]), torch.tensor([2.0, 0.0]))).item()
+    assert lop == pytest.approx(2.5**2 / 2 + 0.5**2 / 2)
+    assert (lecam.per_sample, lecam.double_backward, lecam.weight) == (False, False, 0.3)
+
+
+def test_lecam_recomputes_the_logits_in_a_lazy_phase_and_keeps_its_anchors_in_state():
+    from ganarena.penalties import DBatch, LeCam
+
+    d = lambda x: 2 * x.sum(1)  # noqa: E731
+    real, fake = torch.tensor([[1.0], [2.0]]), torch.tensor([[0.0], [-1.0]])
+    lecam = LeCam(weight=1.0, interval=4, decay=0.0)  # decay 0: the anchors are this batch's means
+    value = lecam(DBatch(d, real, fake, None)).item()  # no logits given: D is called on both
+    # D(real) = [2, 4] (a_R 3), D(fake) = [0, -2] (a_F -1): mean((r + 1)^2) + mean((3 - f)^2)
+    assert value == pytest.approx((9 + 25) / 2 + (9 + 25) / 2)
+    state = lecam.state_dict()
+    assert set(state) == {"alpha_real", "alpha_fake"} and state["alpha_real"].item() == 3.0
+    with pytest.raises(ConfigError, match="decay"):
+        LeCam(weight=1.0, decay=1.0)
+
+
+def test_a_scheduled_r2_weight_is_half_its_gamma_and_needs_a_start():
+    from ganarena.penalties import R2
+
+    r2 = R2(gamma=0.05, gamma_end=0.005)
+    assert (r2.weight, r2.weight_end) == (0.025, 0.0025)
+    assert R2(gamma=1.0).weight_end is None
+    with pytest.raises(ConfigError, match="start value"):
+        R2(gamma=0.0, gamma_end=0.1)
+    with pytest.raises(ConfigError, match="weight_end"):
+        R2(gamma=1.0, gamma_end=-1.0)

@@ -82,12 +82,12 @@ def test_the_readme_loss_and_d_input_examples_train(tmp_path, monkeypatch):
     from tests.conftest import run_clis
 
     loss_files, loss_cmd = _train_args(tmp_path, "my_loss")
-    pack_files, pack_cmd = _train_args(tmp_path, "my_pack")
+    noise_files, noise_cmd = _train_args(tmp_path, "my_noise")
     assert loss_files == {"my_loss/rsgan.py", "my_loss/conf/loss/rsgan.yaml"}
-    assert pack_files == {"my_pack/my_pack.py", "my_pack/conf/d_input/pair.yaml"}
-    monkeypatch.setenv("PYTHONPATH", f"{tmp_path / 'my_loss'}:{tmp_path / 'my_pack'}")
-    results = run_clis([loss_cmd, pack_cmd], tmp_path)
-    for res, folder in zip(results, ("my_loss", "my_pack"), strict=True):
+    assert noise_files == {"my_noise/my_noise.py", "my_noise/conf/d_input/noise.yaml"}
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path / 'my_loss'}:{tmp_path / 'my_noise'}")
+    results = run_clis([loss_cmd, noise_cmd], tmp_path)
+    for res, folder in zip(results, ("my_loss", "my_noise"), strict=True):
         assert res.returncode == 0, res.stderr[-3000:]
         metrics = json.loads((tmp_path / folder / "run" / "metrics.json").read_text())
         assert metrics["status"] == "completed" and metrics["steps"] == 3
@@ -95,8 +95,8 @@ def test_the_readme_loss_and_d_input_examples_train(tmp_path, monkeypatch):
         json.loads((tmp_path / "my_loss/run/metrics.json").read_text())["config"]["loss"] == "rsgan"
     )
     assert (
-        json.loads((tmp_path / "my_pack/run/metrics.json").read_text())["config"]["d_input"]
-        == "pair"
+        json.loads((tmp_path / "my_noise/run/metrics.json").read_text())["config"]["d_input"]
+        == "noise"
     )
 
 

@@ -85,3 +85,18 @@ def test_mixtures_are_judged_by_modes_and_quality():
         v.verdict("completed", {"fid": 3.0, "modes_covered": 3, "high_quality": math.nan}, grid)[0]
         == "collapsed"
     )
+
+
+def test_stacked_mnist_runs_are_judged_on_their_1000_modes():
+    from ganarena.metrics import registry as M
+    from ganarena.verdict import verdict
+
+    settings = {
+        "scored_as": "stacked_digits: the digit classifier on each channel", "modes": 1000,
+        "real_floor": {M.MODES_COVERED: 1000, M.MODE_KL: 0.025}, "classifier_accuracy": 0.99,
+    }  # fmt: skip
+    word, text = verdict("completed", {M.MODES_COVERED: 1, M.MODE_KL: 6.91}, settings)
+    assert word == "collapsed" and "1/1000 modes covered" in text and "conditional" not in text
+    word, text = verdict("completed", {M.MODES_COVERED: 990, M.MODE_KL: 0.04}, settings)
+    assert word == "healthy" and "(real data: 1000/1000, KL 0.025)" in text
+    assert verdict("completed", {M.MODES_COVERED: 700, M.MODE_KL: 0.5}, settings)[0] == "partial"

@@ -6,7 +6,9 @@ an `applies_to` attribute:
 - "real": classic augmentation of the real data only (`ClassicAugment`). G can learn to imitate
   the augmentations ("leaking", Karras et al. 2020), so keep strengths small.
 - "both": DiffAugment (`DiffAugment`, Zhao et al. 2020), applied with fresh randomness to real
-  *and* fake images before every D call, in the D and the G step alike.
+  *and* fake images before every D call, in the D and the G step alike; and adaptive augmentation
+  (`AdaptiveAugment`, augment=ada: Karras et al. 2020's controller over DiffAugment's ops, each
+  applied to an image with a probability p that follows D's overfitting).
 
 Both are written by hand in torch rather than taken from torchvision.transforms.v2 (or kornia,
 which is not a dependency):
@@ -29,12 +31,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from ganarena.errors import ConfigError
 
 __all__ = [
     "AUGMENT_FNS",
+    "AdaptiveAugment",
     "ClassicAugment",
     "DiffAugment",
     "build_augment",
@@ -261,7 +264,99 @@ class ClassicAugment:
         )
 
 
-AUGMENTS: dict[str, type] = {"classic": ClassicAugment, "diffaugment": DiffAugment}
+class AdaptiveAugment(nn.Module):
+    """Adaptive discriminator augmentation (ADA; Karras et al. 2020, "Training Generative
+    Adversarial Networks with Limited Data", arXiv:2006.06676, sec. 3; NVlabs/stylegan2-ada-pytorch
+    training/training_loop.py): every augmentation is applied to each image with probability p,
+    and p follows the overfitting heuristic r_t = E[sign(D(x_real))] (over the real logits of the
+    last `interval` D steps): raised by (images in those steps) / (speed_kimg * 1000) when
+    r_t > target, lowered by as much otherwise, kept in [0, 1].
+
+    The operations are DiffAugment's (`policy`: brightness, saturation, contrast, translation,
+    cutout; Zhao et al. 2020), each with its own per-image draw against p, not stylegan2-ada's
+    18-op pipeline (flips, rotations, filters, ...); like DiffAugment they are differentiable and
+    applied to real and fake images in the D and G steps. `strength` scales every magnitude.
+
+    p, the r_t of the last adjustment and the partial sums of the current interval are buffers:
+    they are saved in checkpoints, and a resumed run continues exactly (stylegan2-ada's --resume
+    restarts p at 0 unless given). With DDP the sums are all-reduced, so every rank keeps one p.
+    The task calls `observe(signs_of, images)` after each D step with D's real logits minus the
+    loss's decision logit (sign(D(x)) for the logistic loss).
+    """
+
+    applies_to = "both"
+
+    def __init__(
+        self,
+        policy: str | Sequence[str] = "color,translation,cutout",
+        strength: float = 1.0,
+        target: float = 0.6,
+        interval: int = 4,
+        speed_kimg: float = 100.0,
+        p: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.policy = _parse_policy(policy)
+        if not self.policy:
+            raise ConfigError("augment=ada needs at least one op: e.g. augment.policy=[color].")
+        self.ops = [fn for name in self.policy for fn in AUGMENT_FNS[name]]
+        self.strength = _check_strength("strength", strength)
+        self.target = _check_strength("target", target, high=1.0)
+        self.speed_kimg = _check_strength("speed_kimg", speed_kimg)
+        if self.speed_kimg == 0:
+            raise ConfigError("augment.speed_kimg must be > 0, e.g. augment.speed_kimg=100.")
+        if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
+            raise ConfigError(f"augment.interval must be an integer >= 1, got {interval!r}.")
+        self.interval = interval
+        start = _check_strength("p", p, high=1.0 + 1e-9)
+        self.register_buffer("p", torch.tensor(start))
+        self.register_buffer("rt", torch.zeros([]))  # r_t of the last adjustment
+        self.register_buffer("sums", torch.zeros(3, dtype=torch.float64))  # signs, logits, images
+        self.register_buffer("steps", torch.zeros([], dtype=torch.long))  # D steps in the sums
+
+    def forward(self, x: Tensor) -> Tensor:
+        p = self.p.to(x.dtype)
+        for op in self.ops:  # each op: its own draw per image, applied where it falls below p
+            x = torch.where(_rand(x) < p, op(x, self.strength), x)
+        return x.contiguous()
+
+    @torch.no_grad()
+    def observe(self, signs_of: Tensor, images: int) -> None:
+        """Add one D step's real logits (minus the decision logit) to the sums; every `interval`
+        steps adjust p from them and start new sums."""
+        signs = torch.sign(signs_of.detach().to(torch.float64))
+        self.sums += torch.stack(
+            [signs.sum(), signs.new_tensor(float(signs.numel())), signs.new_tensor(float(images))]
+        )
+        self.steps += 1
+        if int(self.steps) < self.interval:
+            return
+        sums = self.sums.clone()
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(sums)
+        rt = sums[0] / sums[1].clamp(min=1)
+        adjust = torch.sign(rt - self.target) * sums[2] / (self.speed_kimg * 1000)
+        self.p.copy_((self.p.double() + adjust).clamp(0, 1))
+        self.rt.copy_(rt)
+        self.sums.zero_()
+        self.steps.zero_()
+
+    def stats(self) -> dict[str, Tensor]:
+        """train/ada_p (the probability now) and train/ada_rt (r_t at the last adjustment)."""
+        return {"train/ada_p": self.p.detach().clone(), "train/ada_rt": self.rt.detach().clone()}
+
+    def extra_repr(self) -> str:
+        return (
+            f"policy={','.join(self.policy)!r}, strength={self.strength}, target={self.target}, "
+            f"interval={self.interval}, speed_kimg={self.speed_kimg}"
+        )
+
+
+AUGMENTS: dict[str, type] = {
+    "classic": ClassicAugment,
+    "diffaugment": DiffAugment,
+    "ada": AdaptiveAugment,
+}
 
 
 def build_augment(cfg: Mapping[str, Any] | None) -> Callable[[Tensor], Tensor] | None:

@@ -229,6 +229,27 @@ def _check_compile(cfg: DictConfig) -> None:
         )
 
 
+def _check_plugins(cfg: DictConfig) -> None:
+    """Plug-ins that a task or dataset cannot take: regularizer=[...] with a task whose config has
+    no `regularizers` entry (it would be ignored), augment= on data that are not images."""
+    listed = [k for k, v in (_get(cfg, "regularizer") or {}).items() if v is not None]
+    task = _get(cfg, "task")
+    if listed and isinstance(task, DictConfig) and "regularizers" not in task:
+        raise ConfigError(
+            f"regularizer=[{','.join(listed)}] adds terms to the GAN task's discriminator loss, but "
+            f"task={_get(cfg, 'task.name')} does not apply plug-in regularisers (its config has "
+            "no `regularizers` entry), so they would be silently ignored. Drop them "
+            "(regularizer=[]) or train with task=gan."
+        )
+    augment, size = _get(cfg, "augment.name"), _get(cfg, "dataset.image_size")
+    if augment not in (None, "none") and isinstance(size, int) and size < 8:
+        raise ConfigError(
+            f"augment={augment} transforms images (shifts, cutout, colour, rotation), but "
+            f"dataset={_get(cfg, 'dataset.name')} serves {size}x{size} inputs (points, not "
+            "pictures), which these operations would only corrupt. Drop it (augment=none)."
+        )
+
+
 def _declared(cfg: DictConfig, node: str, attr: str) -> str | None:
     """A class attribute of the `_target_` of config node `node` ("generative" when the class
     lacks it), or None when the target cannot be imported (instantiation reports that later)."""
@@ -248,6 +269,7 @@ def _check_kinds(cfg: DictConfig) -> None:
     """The task's kind (tasks/base.py: "generative" or "translation") must match what the dataset
     serves (`serves`, "generative" unless a datamodule says otherwise) and what the model takes:
     a latent vector (an int model.latent_dim) for generative tasks, images (null) for translation."""
+    _check_plugins(cfg)  # what a task or dataset cannot take (regularizer=, augment=)
     task_kind = _declared(cfg, "task", "kind")
     data_kind = _declared(cfg, "dataset", "serves")
     task, dataset = _get(cfg, "task.name") or "gan", _get(cfg, "dataset.name")

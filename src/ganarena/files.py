@@ -123,9 +123,7 @@ def existing_checkpoint(path: str | Path, option: str = "ckpt_path") -> Path:
         if path.is_dir()
         else f"Checkpoint not found: '{path}'"
     )
-    hint = (
-        " (its checkpoints/last.ckpt?)" if (path / "checkpoints" / "last.ckpt").is_file() else ""
-    )
+    hint = " (its checkpoints/last.ckpt?)" if (path / "checkpoints" / "last.ckpt").is_file() else ""
     raise CheckpointError(
         f"{option}={path}: {what}{hint}. Pass {option}=<run folder>/checkpoints/last.ckpt "
         "(an existing file written by ganarena-train)."

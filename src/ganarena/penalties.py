@@ -9,7 +9,9 @@ Path length (StyleGAN2, Karras et al. 2020, sec. 3.2): `PathLengthPenalty`, a mo
 keeps a running mean.
 
 Plug-in regularisers (`regularizer=[name, ...]`): subclasses of `Penalty`, which sees a `DBatch`
-at every due D step; `R2` (R1 on generated samples) is the built-in one.
+at every due D step; `R2` (R1 on generated samples) and `LeCam` (Tseng et al. 2021) are built in.
+A penalty's weight may follow a cosine schedule to `weight_end` (R3GAN's gamma decay,
+ganarena.schedules), over the GAN task's `task.schedule.steps`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -77,12 +80,22 @@ class PathLengthPenalty(nn.Module):
 @dataclass
 class DBatch:
     """What a discriminator-side regulariser sees at a D step: `d(x)` (D with the batch's labels
-    bound), D's real and fake inputs (after augment= and d_input=, detached) and the labels."""
+    bound), D's real and fake inputs (after augment= and d_input=, detached) and the labels.
+
+    `real_logits` / `fake_logits`: D's outputs on those inputs with their graph, when the term is
+    added to D's main loss (interval 1), so a term of the logits needs no second forward; None in
+    a lazy phase (after D's step): call `d` then. `logits(real=...)` gives either."""
 
     d: Callable[[Tensor], Tensor]
     real: Tensor
     fake: Tensor
     labels: Tensor | None
+    real_logits: Tensor | None = None
+    fake_logits: Tensor | None = None
+
+    def logits(self, real: bool) -> Tensor:
+        kept = self.real_logits if real else self.fake_logits
+        return kept if kept is not None else self.d(self.real if real else self.fake)
 
 
 class Penalty(nn.Module):
@@ -94,6 +107,9 @@ class Penalty(nn.Module):
     penalty: refused with batch norm in D), `double_backward` (refused with torch.compile) and
     `d_norm` (what model.d_norm=auto picks with it on; None: no prescription). It is a module,
     so buffers it keeps (running means) are saved in checkpoints.
+
+    `weight_end` (None: constant): the weight follows a cosine from `weight` to `weight_end` over
+    the task's schedule horizon (ganarena.schedules; R3GAN decays its gamma 10x this way).
     """
 
     network = "d"
@@ -101,16 +117,25 @@ class Penalty(nn.Module):
     double_backward = True
     d_norm: str | None = None
 
-    def __init__(self, weight: float, interval: int = 1) -> None:
+    def __init__(self, weight: float, interval: int = 1, weight_end: float | None = None) -> None:
         super().__init__()
         from ganarena.errors import ConfigError
 
         what = f"{type(self).__name__}"
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or weight < 0:
-            raise ConfigError(f"{what}: weight must be a number >= 0, got {weight!r}.")
+        for key, value in (("weight", weight), ("weight_end", weight_end)):
+            if value is None and key == "weight_end":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ConfigError(f"{what}: {key} must be a number >= 0, got {value!r}.")
         if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
             raise ConfigError(f"{what}: interval must be an integer >= 1, got {interval!r}.")
+        if weight_end is not None and weight == 0:
+            raise ConfigError(
+                f"{what}: a schedule decays the weight from its start value, but that is 0 (the "
+                "term is off): give the start value too, or drop the end value."
+            )
         self.weight, self.interval = float(weight), interval
+        self.weight_end = None if weight_end is None else float(weight_end)
 
     def forward(self, batch: DBatch) -> Tensor:
         raise NotImplementedError
@@ -123,12 +148,65 @@ class R2(Penalty):
 
     d_norm = "none"
 
-    def __init__(self, gamma: float, interval: int = 1) -> None:
-        super().__init__(float(gamma) / 2, interval)
+    def __init__(self, gamma: float, interval: int = 1, gamma_end: float | None = None) -> None:
+        super().__init__(_half(gamma), interval, _half(gamma_end))  # (bad values: named there)
         self.gamma = float(gamma)
 
     def forward(self, batch: DBatch) -> Tensor:
         return r1_penalty(batch.d, batch.fake)
+
+
+def _half(gamma: Any) -> Any:
+    """gamma/2 (the weight of gamma/2 E||grad||^2) for a number; anything else as given."""
+    ok = isinstance(gamma, int | float) and not isinstance(gamma, bool)
+    return gamma / 2 if ok else gamma
+
+
+class LeCam(Penalty):
+    """LeCam regularisation (Tseng, Jiang, Liu, Yang & Yang 2021, "Regularizing Generative
+    Adversarial Networks under Limited Data", arXiv:2104.03310, eq. 3):
+    E[(D(x) - a_F)^2] + E[(D(G(z)) - a_R)^2], with a_R and a_F exponential moving averages of D's
+    mean output on real and on generated images (buffers, so kept in checkpoints), updated with
+    this batch before the term is taken, as the authors' code does (google/lecam-gan). It keeps
+    D's real and fake outputs from drifting apart, which limits D's overfitting to few images.
+
+    `one_sided`: the authors' code clamps each difference (relu(D(x) - a_F)^2 + relu(a_R -
+    D(G(z)))^2, only the part pushing the outputs apart is penalised); the paper writes the plain
+    squares, our default. Not a gradient penalty: batch norm in D is allowed, so is compile.
+    """
+
+    per_sample = False
+    double_backward = False
+
+    def __init__(
+        self,
+        weight: float,
+        interval: int = 1,
+        decay: float = 0.99,
+        one_sided: bool = False,
+        weight_end: float | None = None,
+    ) -> None:
+        super().__init__(weight, interval, weight_end)
+        from ganarena.errors import ConfigError
+
+        if isinstance(decay, bool) or not isinstance(decay, int | float) or not 0 <= decay < 1:
+            raise ConfigError(f"LeCam: decay must be a number in [0, 1), got {decay!r}.")
+        if not isinstance(one_sided, bool):
+            raise ConfigError(f"LeCam: one_sided must be true or false, got {one_sided!r}.")
+        self.decay, self.one_sided = float(decay), one_sided
+        self.register_buffer("alpha_real", torch.zeros([]))
+        self.register_buffer("alpha_fake", torch.zeros([]))
+
+    def forward(self, batch: DBatch) -> Tensor:
+        real, fake = batch.logits(real=True), batch.logits(real=False)
+        with torch.no_grad():
+            self.alpha_real.lerp_(real.detach().float().mean(), 1 - self.decay)
+            self.alpha_fake.lerp_(fake.detach().float().mean(), 1 - self.decay)
+        apart_real = real.float() - self.alpha_fake
+        apart_fake = self.alpha_real - fake.float()
+        if self.one_sided:
+            apart_real, apart_fake = apart_real.relu(), apart_fake.relu()
+        return apart_real.pow(2).mean() + apart_fake.pow(2).mean()
 
 
 def build_penalties(entries) -> dict[str, Penalty]:

@@ -118,6 +118,8 @@ def verdict(status: str, final: dict | None, settings: dict | None) -> tuple[str
             return "healthy", f"{facts}: looks healthy"
         return "partial", f"{facts}: partly there (modes missed or points off the modes)"
 
+    if str(settings.get("scored_as", "")).startswith("stacked_digits"):
+        return _stacked(final, settings)
     is_ = _num(final.get(M.IS))
     floor = _num(settings.get("real_floor_fid"))
     n = settings.get("real_classes") or settings.get("num_classes") or 10
@@ -153,6 +155,28 @@ def verdict(status: str, final: dict | None, settings: dict | None) -> tuple[str
             "looks healthy" if ok else f"FID above {HEALTHY_FID_FACTOR:g}x the floor"
         )
     return "partial", f"{facts}: no classifier or floor to judge against; look at samples/"
+
+
+def _stacked(final: dict, settings: dict) -> tuple[str, str]:
+    """Stacked MNIST: modes (digit triples) covered of the 1,000 and KL to uniform, against what
+    the real stacked data reaches when scored the same way (`real_floor`)."""
+    modes, kl = final.get(M.MODES_COVERED), _num(final.get(M.MODE_KL))
+    n = settings.get("modes") or 1000
+    real = settings.get("real_floor") or {}
+    real_modes, real_kl = real.get(M.MODES_COVERED), _num(real.get(M.MODE_KL))
+    facts = f"{modes}/{n} modes covered, mode KL {kl:.3f}" + (
+        f" (real data: {real_modes}/{n}, KL {real_kl:.3f})" if real_modes is not None else ""
+    )
+    if modes is None:
+        return "partial", f"{facts}: no mode count; look at samples/"
+    if modes <= n / 2:
+        return "collapsed", (
+            f"{facts}: the generator covers few of the digit triples (mode collapse); try "
+            "packing (d_input=[pack2]), another loss, or train longer"
+        )
+    if real_modes is not None and modes >= 0.95 * real_modes and kl <= max(2 * real_kl, 0.1):
+        return "healthy", f"{facts}: looks healthy"
+    return "partial", f"{facts}: partly there; train longer"
 
 
 def _translation(final: dict, settings: dict) -> tuple[str, str]:

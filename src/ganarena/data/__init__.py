@@ -1,6 +1,6 @@
 """Datamodules: the data protocol every dataset offers (protocol.py: DataSource, RealImages);
 whole datasets held in memory as float32 (N, C, H, W) in [-1, 1] (base.py); unpaired two-domain
-datamodules (unpaired.py) for image-to-image translation."""
+datamodules (unpaired.py) for image-to-image translation; Stacked MNIST, 1,000 modes (stacked.py)."""
 
 from ganarena.data.base import ImageDataModule, ResumableBatchSampler
 from ganarena.data.datasets import (
@@ -16,6 +16,7 @@ from ganarena.data.datasets import (
 from ganarena.data.idx import read_idx, read_idx_pair
 from ganarena.data.mixture import GaussianMixtureDataModule
 from ganarena.data.protocol import DataSource, RealImages
+from ganarena.data.stacked import StackedMNISTDataModule
 from ganarena.data.unpaired import (
     TransformedDataModule,
     UnpairedBatchSampler,
@@ -36,6 +37,7 @@ __all__ = [
     "MNISTSampleDataModule",
     "RealImages",
     "ResumableBatchSampler",
+    "StackedMNISTDataModule",
     "TorchvisionDataModule",
     "TransformedDataModule",
     "UnpairedBatchSampler",

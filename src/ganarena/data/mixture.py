@@ -1,10 +1,14 @@
 """2-D mixtures of Gaussians (the VEEGAN / PacGAN mode-collapse benchmark) as a datamodule.
 
-Ring: `n_modes` (8) isotropic Gaussians on a circle of radius 2; grid: `n_modes` (25) on a square
-grid with spacing 2 centred on the origin ({-4, -2, 0, 2, 4}^2). Points are served as (N, 2, 1, 1)
-tensors ("2-channel 1x1 images") so the MLP nets run unchanged with channels=2, image_size=1, and
-divided by `scale` so they lie inside the generator's Tanh range [-1, 1]; `unscale` maps generator
-output back to the original units, in which the scores are computed (ganarena.metrics.mixture).
+Ring: `n_modes` (8) isotropic Gaussians on a circle of radius `radius` (2); grid: `n_modes` (25)
+on a square grid with spacing 2 centred on the origin ({-4, -2, 0, 2, 4}^2). Points are served as
+(N, 2, 1, 1) tensors ("2-channel 1x1 images") so the MLP nets run unchanged with channels=2,
+image_size=1, and divided by `scale` (by default so that they lie inside the generator's Tanh
+range [-1, 1]; 1 serves them in their own units, for a generator with a linear output as
+PacGAN's); `unscale` maps generator output back to the original units, in which the scores are
+computed (ganarena.metrics.mixture). PacGAN's own layouts (Lin et al. 2018, 2DRing/2DGrid
+config.py) are radius 1 with std 0.01 (the default ring's shape at half the size) and the default
+grid with std 0.05, both unscaled: `layout=ring radius=1 std=0.01 scale=1`, `layout=grid scale=1`.
 """
 
 from __future__ import annotations
@@ -25,21 +29,30 @@ LAYOUTS = ("ring", "grid")
 DEFAULT_STD = {"ring": 0.02, "grid": 0.05}
 DEFAULT_MODES = {"ring": 8, "grid": 25}
 PREVIEW_POINTS = 1000  # generated points drawn in a sample scatter plot
-RADIUS = 2.0  # ring radius
+RADIUS = 2.0  # default ring radius
 SPACING = 2.0  # grid spacing
 # Data are divided by MARGIN x (outermost centre coordinate + 3 std): every mode and nearly all of
 # its mass sit well inside (-1, 1), where Tanh can still reach them with moderate pre-activations.
 MARGIN = 1.25
 
 
-def mixture_centres(layout: str, n_modes: int) -> Tensor:
-    """(n_modes, 2) float64 mode centres in the original units."""
+def mixture_centres(layout: str, n_modes: int, radius: float = RADIUS) -> Tensor:
+    """(n_modes, 2) float64 mode centres in the original units (`radius`: the ring's)."""
     if layout == "ring":
         angle = 2 * math.pi * torch.arange(n_modes, dtype=torch.float64) / n_modes
-        return RADIUS * torch.stack([angle.cos(), angle.sin()], dim=1)
+        return radius * torch.stack([angle.cos(), angle.sin()], dim=1)
     side = math.isqrt(n_modes)
     ticks = SPACING * (torch.arange(side, dtype=torch.float64) - (side - 1) / 2)
     return torch.cartesian_prod(ticks, ticks)
+
+
+def _positive(value) -> bool:
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, Real)
+        and math.isfinite(value)
+        and value > 0
+    )
 
 
 def _fix(key: str, value, rule: str, example: str) -> ConfigError:
@@ -69,6 +82,8 @@ class GaussianMixtureDataModule(ImageDataModule):
         num_workers: int = 0,
         limit: int | None = None,
         seed: int = 0,
+        radius: float = RADIUS,
+        scale: float | None = None,
     ):
         # The base class checks the shared settings; it only knows 1- and 3-channel images.
         super().__init__(name, 1, 1, batch_size, num_workers, limit, seed)
@@ -85,11 +100,15 @@ class GaussianMixtureDataModule(ImageDataModule):
         if layout == "grid" and math.isqrt(n_modes) ** 2 != n_modes:
             raise _fix("n_modes", n_modes, "must be a square number for layout=grid", "25")
         std = DEFAULT_STD[layout] if std is None else std
-        if isinstance(std, bool) or not isinstance(std, Real) or not math.isfinite(std) or std <= 0:
+        if not _positive(std):
             raise _fix(
                 "std", std, "must be a positive number (null = the layout's standard)", "0.05"
             )
-        centres = mixture_centres(layout, n_modes)
+        if not _positive(radius):
+            raise _fix("radius", radius, "must be a positive number (the ring's radius)", "1")
+        if scale is not None and not _positive(scale):
+            raise _fix("scale", scale, "must be a positive number or null (fit into [-1, 1])", "1")
+        centres = mixture_centres(layout, n_modes, float(radius))
         gap = (
             float(torch.cdist(centres, centres).add(torch.eye(n_modes) * 1e9).min())
             if n_modes > 1
@@ -103,9 +122,12 @@ class GaussianMixtureDataModule(ImageDataModule):
         _check_int("n_eval", n_eval, 2)
         self.channels = 2
         self.layout, self.std, self.n_modes = layout, float(std), n_modes
+        self.radius = float(radius)
         self.n_train, self.n_eval = n_train, n_eval
         self.centres = centres
-        self.scale = MARGIN * (float(centres.abs().max()) + 3 * self.std)
+        # the plot's extent; by default also the divisor that fits the points into [-1, 1]
+        self.extent = MARGIN * (float(centres.abs().max()) + 3 * self.std)
+        self.scale = self.extent if scale is None else float(scale)
         self.resolved = f"gaussian_{layout}"
         self.num_classes = n_modes
 
@@ -175,7 +197,7 @@ class GaussianMixtureDataModule(ImageDataModule):
         )
         c = self.centres.numpy()
         ax.scatter(c[:, 0], c[:, 1], s=30, c="tab:red", marker="x", linewidths=1, label="modes")
-        lim = self.scale
+        lim = self.extent
         ax.set_xlim(-lim, lim)
         ax.set_ylim(-lim, lim)
         ax.set_aspect("equal")

@@ -18,8 +18,9 @@ from torch import Tensor
 
 # What a dataset's samples are scored as (ganarena.metrics.build_evaluator picks the evaluator):
 # images (FID/IS/KID in a backbone's features), points (2-D mixtures: modes, high quality),
-# translation (two domains: FID of each direction, cycle and label preservation).
-SCORED_AS = ("images", "points", "translation")
+# translation (two domains: FID of each direction, cycle and label preservation), stacked_digits
+# (Stacked MNIST: a digit classifier on each channel, 1,000 modes).
+SCORED_AS = ("images", "points", "translation", "stacked_digits")
 
 
 class RealImages:

@@ -33,9 +33,13 @@ def build_evaluator(eval_cfg, datamodule, cache_dir: str, device=None):
         from ganarena.metrics.translation import TranslationEvaluator
 
         return TranslationEvaluator(eval_cfg, datamodule, cache_dir, device)
+    if kind == "stacked_digits":  # Stacked MNIST: a digit classifier on each channel
+        from ganarena.metrics.stacked import StackedMNISTEvaluator
+
+        return StackedMNISTEvaluator(eval_cfg, datamodule, cache_dir, device)
     raise ConfigError(
         f"Dataset '{datamodule.name}' declares scored_as={kind!r}; ganarena scores 'images', "
-        "'points' or 'translation'. Fix the datamodule's scored_as."
+        "'points', 'translation' or 'stacked_digits'. Fix the datamodule's scored_as."
     )
 
 

@@ -67,6 +67,8 @@ class MixtureEvaluator:
             "layout": datamodule.layout,
             "n_modes": datamodule.n_modes,
             "std": datamodule.std,
+            **({"radius": datamodule.radius} if datamodule.layout == "ring" else {}),
+            "scale": datamodule.scale,
             "n_real": len(self.real),
             "n_fake": self.n_samples,
             "real_split": "test",

@@ -65,6 +65,9 @@ MODES_COVERED, CLASS_KL, CLASS_ACC = "modes_covered", "class_kl", "class_acc"
 FID_CLASS_MEAN, FID_PER_CLASS, HIGH_QUALITY = "fid_class_mean", "fid_per_class", "high_quality"
 PRECISION, RECALL, DENSITY, COVERAGE = "precision", "recall", "density", "coverage"
 COVERAGE_PER_CLASS, COVERAGE_CLASS_MIN = "coverage_per_class", "coverage_class_min"
+# Stacked MNIST (ganarena.metrics.stacked): KL to the uniform 1,000 modes, classifier confidence
+MODE_KL, DIGIT_CONFIDENCE = "mode_kl", "digit_confidence"
+DIGIT_CONFIDENCE_PER_CHANNEL = "digit_confidence_per_channel"
 # translation (ganarena.metrics.translation): <prefix>_<direction> or <prefix>_<domain>
 LABEL_ACC, CYCLE_L1, TRUTH_L1 = "label_acc", "cycle_l1", "truth_l1"
 DIRECTIONS, DOMAINS = ("ab", "ba"), ("a", "b")
@@ -89,6 +92,9 @@ BUILTIN: dict[str, MetricSpec] = _specs(
     ),
     MetricSpec(COVERAGE_PER_CLASS, True, "per-class coverage", logged=False, real_stats=_REF),
     MetricSpec(COVERAGE_CLASS_MIN, True, "worst class coverage", real_stats=_REF),
+    MetricSpec(MODE_KL, False, "mode KL", compare="present"),
+    MetricSpec(DIGIT_CONFIDENCE, True, "digit confidence (worst channel)"),
+    MetricSpec(DIGIT_CONFIDENCE_PER_CHANNEL, True, "per-channel digit confidence", logged=False),
     *_both(FID, False, "FID", DIRECTIONS),
     *_both(KID, False, "KID", DIRECTIONS),
     *_both(LABEL_ACC, True, "label kept", DIRECTIONS),

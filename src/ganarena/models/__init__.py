@@ -7,6 +7,12 @@ discriminator as D(x) or D(x, y), with y int64 labels of shape (B,). The CycleGA
 
 from ganarena.models.dcgan import DCGANDiscriminator, DCGANGenerator, init_weights
 from ganarena.models.mlp import MLPDiscriminator, MLPGenerator, apply_spectral_norm
+from ganarena.models.pacgan import (
+    MaxoutDiscriminator,
+    PacGAN2DGenerator,
+    PacGANDCGANDiscriminator,
+    PacGANDCGANGenerator,
+)
 from ganarena.models.resnet_translator import (
     PatchDiscriminator,
     ResnetGenerator,
@@ -14,16 +20,23 @@ from ganarena.models.resnet_translator import (
     patch_receptive_field,
 )
 from ganarena.models.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
+from ganarena.models.unrolled_gan import UnrolledGANDiscriminator, UnrolledGANGenerator
 
 __all__ = [
     "DCGANDiscriminator",
     "DCGANGenerator",
     "MLPDiscriminator",
     "MLPGenerator",
+    "MaxoutDiscriminator",
+    "PacGAN2DGenerator",
+    "PacGANDCGANDiscriminator",
+    "PacGANDCGANGenerator",
     "StyleGAN2Discriminator",
     "StyleGAN2Generator",
     "PatchDiscriminator",
     "ResnetGenerator",
+    "UnrolledGANDiscriminator",
+    "UnrolledGANGenerator",
     "apply_spectral_norm",
     "init_weights",
     "patch_output_size",

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from ganarena.errors import ConfigError
 from ganarena.losses import clip_weights, gradient_penalty
 from ganarena.penalties import DBatch, build_penalties, r1_penalty
+from ganarena.schedules import Schedule
 from ganarena.tasks.base import (
     GenerativeTask,
     adversarial_loss,
@@ -37,9 +38,13 @@ class Phase:
     interval: int
     weight: float
     term: Callable[..., tuple[Tensor, dict[str, Tensor]]]
+    schedule: Callable[[int], float] | None = None  # the weight at generator step t; None: constant
 
     def due(self, step: int) -> bool:
         return self.weight > 0 and step % self.interval == 0
+
+    def weight_at(self, g_step: int) -> float:
+        return self.weight if self.schedule is None else self.schedule(g_step)
 
 
 class GANTask(GenerativeTask):
@@ -50,7 +55,10 @@ class GANTask(GenerativeTask):
     images only (`applies_to == "real"`) or real and fake alike in both steps ("both",
     DiffAugment). Regularisation phases: R1 on D (`r1.gamma`, every `r1.interval` D steps) and
     path length on G (`path_length.weight`, every `path_length.interval` G steps; needs a
-    style-based generator with `mapping`/`synthesis`).
+    style-based generator with `mapping`/`synthesis`). A phase's weight may follow a cosine
+    schedule (`r1.gamma_end`, a plug-in's `weight_end`), and so may both learning rates and Adam's
+    beta2 (`schedule`: R3GAN's ramps), all functions of the generator step over the horizon
+    `schedule.steps` (default max_steps), so a resumed run reads the same values.
 
     Style-based generators (`mapping(z, y, psi=)` -> ws, `synthesis(ws, noise_mode=)` -> images,
     as StyleGAN2Generator) make the task `style_based`: map/synthesize delegate to them, and
@@ -80,6 +88,7 @@ class GANTask(GenerativeTask):
         grid_nrow: int = 8,
         name: str = "gan",
         decay_start: float | None = None,
+        schedule: Mapping[str, Any] | None = None,
         **base: Any,
     ) -> None:
         super().__init__(**base)
@@ -102,37 +111,16 @@ class GANTask(GenerativeTask):
         self.d_kwargs = {"real_label": 1.0 - label_smoothing} if label_smoothing else {}
         self.latent_dim = generator.latent_dim
         self.num_classes = getattr(generator, "num_classes", None)
-        self.augment = build_augment(augment)
+        self.augment = build_augment(augment)  # augment=ada: a module, so p is checkpointed
+        self._check_adaptive()
         self.d_input = build_d_input(d_input, conditional=self.num_classes is not None)
         self.grid_nrow = grid_nrow
         self.ema = None if ema_decay is None else self.keep_ema(generator, ema_decay)
 
-        r1 = dict(r1 or {})
-        self.d_phases = [
-            Phase("r1", int(r1.get("interval", 16)), float(r1.get("gamma", 0.0)) / 2, self._r1)
-        ]
-        self.penalties = nn.ModuleDict(build_penalties(regularizers))  # buffers in checkpoints
-        for name, penalty in self.penalties.items():
-            self.d_phases.append(
-                Phase(name, penalty.interval, penalty.weight, partial(self._penalty, name))
-            )
-        pl = dict(path_length or {})
-        self.g_phases = []
-        if float(pl.get("weight", 0.0)) > 0 and not self.style_based:
-            raise ConfigError(
-                f"task.path_length.weight={pl['weight']} regularises the synthesis network of a "
-                f"style-based generator (one with `mapping` and `synthesis`, e.g. model=stylegan2), "
-                f"but this generator ({type(generator).__name__}) maps z to images directly. Use "
-                "model=stylegan2, or task.path_length.weight=0."
-            )
-        if float(pl.get("weight", 0.0)) > 0:
-            from ganarena.penalties import PathLengthPenalty
-
-            self.path_length = PathLengthPenalty(decay=float(pl.get("decay", 0.01)))
-            self.pl_batch_shrink = int(pl.get("batch_shrink", 2))
-            self.g_phases.append(
-                Phase("pl", int(pl.get("interval", 4)), float(pl["weight"]), self._path_length)
-            )
+        self.schedule = Schedule.from_config(schedule, self.max_steps, decay_start)
+        self._check_beta2_schedule()
+        self._build_d_phases(dict(r1 or {}), regularizers)
+        self._build_g_phases(dict(path_length or {}))
 
         # Fixed latent batch: sample grids stay comparable across steps, runs and resumes.
         if self.num_classes is not None:  # one grid row per class: row r shows class r mod C
@@ -144,6 +132,72 @@ class GANTask(GenerativeTask):
         if self.num_classes is not None:
             self.register_buffer("fixed_y", (torch.arange(n_fixed) // grid_nrow) % self.num_classes)
 
+    def _build_d_phases(self, r1: dict[str, Any], regularizers: Mapping[str, Any] | None) -> None:
+        """R1 (task.r1), then the plug-in regularisers (regularizer=[...]) as D phases."""
+        gamma, gamma_end = float(r1.get("gamma", 0.0)), r1.get("gamma_end")
+        if gamma_end is not None and gamma == 0:
+            raise ConfigError(
+                f"task.r1.gamma_end={gamma_end} decays R1's gamma from task.r1.gamma, but that is 0 "
+                "(R1 off). Set task.r1.gamma too (R3GAN: task.r1.gamma=0.05 "
+                "task.r1.gamma_end=0.005), or drop task.r1.gamma_end."
+            )
+        self.r1_gamma_end = None if gamma_end is None else float(gamma_end)
+        end = None if gamma_end is None else float(gamma_end) / 2
+        ramp = self.schedule.of(gamma / 2, end)
+        self.d_phases = [Phase("r1", int(r1.get("interval", 16)), gamma / 2, self._r1, ramp)]
+        self.penalties = nn.ModuleDict(build_penalties(regularizers))  # buffers in checkpoints
+        for name, penalty in self.penalties.items():
+            ramp = self.schedule.of(penalty.weight, penalty.weight_end)
+            self.d_phases.append(
+                Phase(name, penalty.interval, penalty.weight, partial(self._penalty, name), ramp)
+            )
+
+    def _build_g_phases(self, pl: dict[str, Any]) -> None:
+        """Path length (task.path_length) on a style-based generator."""
+        self.g_phases = []
+        if float(pl.get("weight", 0.0)) > 0 and not self.style_based:
+            raise ConfigError(
+                f"task.path_length.weight={pl['weight']} regularises the synthesis network of a "
+                f"style-based generator (one with `mapping` and `synthesis`, e.g. model=stylegan2), "
+                f"but this generator ({type(self.generator).__name__}) maps z to images directly. "
+                "Use model=stylegan2, or task.path_length.weight=0."
+            )
+        if float(pl.get("weight", 0.0)) > 0:
+            from ganarena.penalties import PathLengthPenalty
+
+            self.path_length = PathLengthPenalty(decay=float(pl.get("decay", 0.01)))
+            self.pl_batch_shrink = int(pl.get("batch_shrink", 2))
+            self.g_phases.append(
+                Phase("pl", int(pl.get("interval", 4)), float(pl["weight"]), self._path_length)
+            )
+
+    def _check_beta2_schedule(self) -> None:
+        """task.schedule.beta2_end needs optimizers with betas (Adam and its kin)."""
+        if self.schedule.beta2_end is None:
+            return
+        for factory in (self.optimizer_g, self.optimizer_d):
+            opt = factory(params=[nn.Parameter(torch.zeros(1))])
+            if "betas" not in opt.param_groups[0]:
+                raise ConfigError(
+                    f"task.schedule.beta2_end ramps Adam's beta2, but loss={self.loss_name}'s "
+                    f"{type(opt).__name__} has no betas. Drop task.schedule.beta2_end, or use an "
+                    "Adam optimizer (e.g. loss=rpgan or loss=nonsaturating)."
+                )
+
+    def _check_adaptive(self) -> None:
+        """augment=ada reads sign(D(x) - decision): refused for a loss without a decision logit."""
+        from ganarena.augment import AdaptiveAugment
+
+        if isinstance(self.augment, AdaptiveAugment) and self.loss.decision is None:
+            raise ConfigError(
+                f"augment=ada adapts its probability p to r_t = E[sign(D(x_real))], which measures "
+                f"D's overfitting only when the sign of D's logit means real or fake (the logistic "
+                f"and hinge losses; LSGAN's 0.5). loss={self.loss_name} defines D only up to a "
+                "constant (only differences of logits or scores enter it), so that sign says "
+                "nothing. Use augment=diffaugment (a fixed p of 1) with this loss, or ADA with "
+                "loss=nonsaturating (or hinge, lsgan); a Loss subclass can declare `decision`."
+            )
+
     # -- protocol --------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
         return {
@@ -151,6 +205,8 @@ class GANTask(GenerativeTask):
             "r1_gamma": 2 * self.d_phases[0].weight,
             "pl_weight": self.g_phases[0].weight if self.g_phases else 0.0,
             **({"decay_start": self.decay_start} if self.decay_start is not None else {}),
+            **({"r1_gamma_end": self.r1_gamma_end} if self.r1_gamma_end is not None else {}),
+            **self.schedule.summary(),
         }
 
     @property
@@ -207,13 +263,13 @@ class GANTask(GenerativeTask):
         return lazy[0] / (lazy[0] + 1) if lazy else 1.0
 
     def configure_optimizers(self):
+        ratios = [self._lazy_ratio(self.g_phases), self._lazy_ratio(self.d_phases)]
         opts = [
-            self.make_optimizer(
-                self.optimizer_g, self.generator.parameters(), self._lazy_ratio(self.g_phases)
-            ),
-            self.make_optimizer(
-                self.optimizer_d, self.discriminator.parameters(), self._lazy_ratio(self.d_phases)
-            ),
+            self.make_optimizer(self.optimizer_g, self.generator.parameters(), ratios[0]),
+            self.make_optimizer(self.optimizer_d, self.discriminator.parameters(), ratios[1]),
+        ]
+        self._opt_bases = [
+            self._schedule_base(o, ratio) for o, ratio in zip(opts, ratios, strict=True)
         ]
         if self.decay_start is None:
             return opts
@@ -222,12 +278,32 @@ class GANTask(GenerativeTask):
         rule = linear_decay(self.max_steps, self.decay_start)
         return opts, [torch.optim.lr_scheduler.LambdaLR(o, lr_lambda=rule) for o in opts]
 
+    def _schedule_base(self, opt: torch.optim.Optimizer, ratio: float) -> tuple:
+        """(lr as built, beta2 as configured or None, lazy ratio): what the ramps start from."""
+        group = opt.param_groups[0]
+        beta2 = float(group["betas"][1]) ** (1 / ratio) if "betas" in group else None
+        return float(group["lr"]), beta2, ratio
+
+    def _apply_schedules(self) -> None:
+        """R3GAN's optimizer ramps at this generator step, set before every step: functions of
+        g_step, so a resumed run continues them where it stopped."""
+        if not self.schedule.optimizers:
+            return
+        factor = self.schedule.lr_factor(self.g_step)
+        for opt, (lr, beta2, ratio) in zip(self.trainer.optimizers, self._opt_bases, strict=True):
+            for group in opt.param_groups:
+                group["lr"] = lr * factor
+                if self.schedule.beta2_end is not None:
+                    b2 = self.schedule.beta2(beta2, self.g_step) ** ratio
+                    group["betas"] = (group["betas"][0], b2)
+
     # -- training --------------------------------------------------------------------------------
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         x, y = batch
         y = y if self.num_classes is not None else None  # fakes get the real batch's labels
         opt_g, opt_d = self.optimizers()
         n = x.shape[0]
+        self._apply_schedules()
 
         # The generator step follows the n_critic-th critic step and reuses its fakes (as the
         # PyTorch DCGAN example does): one generator forward per iteration instead of two.
@@ -249,13 +325,14 @@ class GANTask(GenerativeTask):
             d_loss = d_loss + self.gp_weight * gp
             stats["train/d_loss"] = d_loss.detach()
             stats["train/gradient_penalty"] = gp.detach()
-        d_loss = d_loss + self._eager(self.d_phases, self.d_step, real_in, fake_in, y)
+        logits = (real_logits, fake_logits)  # with their graph, for the eager phases
+        d_loss = d_loss + self._eager(self.d_phases, self.d_step, real_in, fake_in, y, logits)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d_loss)
         if snapshot:
             stats.update(self.optimizer_stats(opt_d, "d"))
         opt_d.step()
-        self._lazy(self.d_phases, self.d_step, opt_d, real_in, fake_in, y)
+        self._lazy(self.d_phases, self.d_step, opt_d, real_in, fake_in, y, None)
         self.untoggle_optimizer(opt_d)
         if self.clip_value is not None:
             clip_weights(self.discriminator, self.clip_value)
@@ -263,6 +340,7 @@ class GANTask(GenerativeTask):
         self.real_images_seen += n
 
         stats.update(discriminator_stats(self.loss, real_logits, fake_logits))
+        stats.update(self._adapt(real_logits, n))
         self.accumulate(stats)
         if not g_now:
             return
@@ -303,8 +381,8 @@ class GANTask(GenerativeTask):
         for p in phases:
             if p.interval == 1 and p.due(step):
                 term, stats = p.term(*args)
-                self.accumulate(stats)
-                total = total + p.weight * term
+                self.accumulate({**stats, **self._weight_stat(p)})
+                total = total + p.weight_at(self.g_step) * term
         return total
 
     def _lazy(self, phases: list[Phase], step: int, opt, *args: Any) -> None:
@@ -312,20 +390,45 @@ class GANTask(GenerativeTask):
         for p in phases:
             if p.interval > 1 and p.due(step):
                 term, stats = p.term(*args)
-                self.accumulate(stats)
+                self.accumulate({**stats, **self._weight_stat(p)})
                 opt.zero_grad(set_to_none=True)
-                self.manual_backward(p.weight * p.interval * term)
+                self.manual_backward(p.weight_at(self.g_step) * p.interval * term)
                 opt.step()
 
-    def _r1(self, real: Tensor, fake: Tensor, y: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
+    def _weight_stat(self, p: Phase) -> dict[str, Tensor]:
+        """A scheduled phase's weight now, as train/<name>_weight (R1: train/r1_gamma)."""
+        if p.schedule is None:
+            return {}
+        weight = p.weight_at(self.g_step)
+        if p.name == "r1":
+            return {"train/r1_gamma": torch.tensor(2 * weight, device=self.device)}
+        return {f"train/{p.name}_weight": torch.tensor(weight, device=self.device)}
+
+    def _adapt(self, real_logits: Tensor, n: int) -> dict[str, Tensor]:
+        """augment=ada: feed the D step's real logits to the controller; its p and r_t to log."""
+        from ganarena.augment import AdaptiveAugment
+
+        if not isinstance(self.augment, AdaptiveAugment):
+            return {}
+        self.augment.observe(real_logits.detach().float() - self.loss.decision, n)
+        return self.augment.stats()
+
+    def _r1(
+        self, real: Tensor, fake: Tensor, y: Tensor | None, logits: tuple | None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         r1 = r1_penalty(self._d, real, y)
         return r1, {"train/r1": r1.detach()}
 
     def _penalty(
-        self, name: str, real: Tensor, fake: Tensor, y: Tensor | None
+        self, name: str, real: Tensor, fake: Tensor, y: Tensor | None, logits: tuple | None
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """A plug-in regulariser's term (regularizer=[name]), logged as train/<name>."""
-        value = self.penalties[name](DBatch(partial(self._d, y=y), real.detach(), fake.detach(), y))
+        """A plug-in regulariser's term (regularizer=[name]), logged as train/<name>. `logits`:
+        D's (real, fake) outputs with their graph in an eager phase, None in a lazy one."""
+        real_logits, fake_logits = logits if logits is not None else (None, None)
+        batch = DBatch(
+            partial(self._d, y=y), real.detach(), fake.detach(), y, real_logits, fake_logits
+        )
+        value = self.penalties[name](batch)
         return value, {f"train/{name}": value.detach()}
 
     def _path_length(self, n: int, y: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:

@@ -1,0 +1,190 @@
+"""Reproduce the mode-collapse tables of PacGAN (Lin, Khetan, Fanti & Oh 2018, arXiv:1712.04086)
+with ganarena, beside the published numbers (docs/mode_collapse.md).
+
+    python scripts/reproduce_mode_collapse.py run 2d --seeds 1 2 3 4 5 --steps 2000
+    python scripts/reproduce_mode_collapse.py run small_d --seeds 1 2 3 --steps 1000
+    python scripts/reproduce_mode_collapse.py table            # markdown tables on stdout
+
+`run` trains every (layout, row, seed) of a table as one `ganarena-train` job (one torch thread
+each, `--jobs` at a time) into OUT/<table>/<layout>/<row>/seed<S>/ and skips jobs whose
+metrics.json says completed, so an interrupted run continues. Rows are packing degrees: GAN (no
+packing) and PacGAN<m> (d_input=[pack<m>]), with m x the paper's batch, since PacGAN counts its
+minibatch in packs. `table` reads the metrics.json files back: mean +- standard error over seeds
+of each score, the published mean (+- standard error) beside it, the seeds, steps and wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MNIST = REPO.parent / "shared" / "datasets" / "mnist-test"
+
+# table -> (experiment preset, layouts (name: overrides), packs per batch in the paper)
+TABLES = {
+    "2d": ("repro_pacgan_{layout}", {"ring": [], "grid": []}, 100),
+    "veegan": ("repro_stacked_mnist", {"stacked": []}, 64),
+    "small_d": ("repro_stacked_mnist_small_d", {"quarter": [], "half": ["model.d_width=4"]}, 128),
+}
+ROWS = {"gan": 1, "pac2": 2, "pac3": 3, "pac4": 4}
+
+# Published means (standard errors), as issue #27 lists them from the papers: PacGAN Table 1
+# (modes, high-quality %, reverse KL; 2-D ring and grid), Table 2 (VEEGAN setting: modes, KL;
+# DCGAN as reported by VEEGAN, Srivastava et al. 2017 Table 2, and as PacGAN ran it) and Table 3
+# (D = 1/4 G and 1/2 G).
+PUBLISHED = {
+    ("2d", "ring"): {
+        "gan": (6.3, 98.2, 0.45), "pac2": (7.9, 95.6, 0.07),
+        "pac3": (7.8, 97.7, 0.10), "pac4": (7.8, 95.9, 0.07),
+    },
+    ("2d", "grid"): {
+        "gan": (17.3, 94.8, 0.70), "pac2": (23.8, 91.3, 0.13),
+        "pac3": (24.6, 94.2, 0.06), "pac4": (24.8, 93.6, 0.04),
+    },
+    ("veegan", "stacked"): {
+        "gan": (78.9, 4.50), "pac2": (1000.0, 0.06), "pac4": (1000.0, 0.07),
+    },
+    ("small_d", "quarter"): {"gan": (30.6, 5.99), "pac2": (484.5, 2.61), "pac4": (840.7, 1.00)},
+    ("small_d", "half"): {"gan": (628.0, 2.58), "pac2": (667.4, 1.81), "pac4": (820.2, 1.15)},
+}  # fmt: skip
+SCORES = {
+    "2d": (("modes_covered", "modes", 1), ("high_quality", "high quality %", 100), ("class_kl", "reverse KL", 1)),
+    "stacked": (("modes_covered", "modes (of 1000)", 1), ("mode_kl", "KL", 1), ("digit_confidence", "digit confidence", 1)),
+}  # fmt: skip
+
+
+def job_args(table: str, layout: str, row: str, seed: int, steps: int, out: Path) -> list[str]:
+    preset, layouts, packs = TABLES[table]
+    m = ROWS[row]
+    args = [
+        f"experiment={preset.format(layout=layout)}", f"seed={seed}",
+        f"trainer.max_steps={steps}", f"dataset.batch_size={packs * m}",
+        f"hydra.run.dir={out}", *layouts[layout],
+    ]  # fmt: skip
+    if m > 1:
+        args.append(f"d_input=[pack{m}]")
+    if table != "2d" and (MNIST / "t10k-images-idx3-ubyte.gz").is_file():
+        args += [
+            "dataset.digits=idx",
+            f"dataset.images={MNIST / 't10k-images-idx3-ubyte.gz'}",
+            f"dataset.labels={MNIST / 't10k-labels-idx1-ubyte.gz'}",
+        ]
+    return args
+
+
+def completed(folder: Path) -> bool:
+    try:
+        return json.loads((folder / "metrics.json").read_text())["status"] == "completed"
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def run_job(args: list[str], folder: Path) -> str:
+    if completed(folder):
+        return f"skip {folder}"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    t0 = time.time()
+    res = subprocess.run(
+        [sys.executable, "-m", "ganarena.train", *args, "overwrite=true"],
+        cwd=REPO, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    (folder / "job.log").parent.mkdir(parents=True, exist_ok=True)
+    (folder / "job.log").write_text(res.stderr[-20000:])
+    return f"{'ok' if res.returncode == 0 else 'FAILED'} {folder} ({time.time() - t0:.0f} s)"
+
+
+def run(opts: argparse.Namespace) -> None:
+    jobs = []
+    for layout in opts.layouts or TABLES[opts.table][1]:
+        for seed in opts.seeds:
+            for row in opts.rows:
+                folder = opts.out / opts.table / layout / row / f"seed{seed}"
+                args = job_args(opts.table, layout, row, seed, opts.steps, folder)
+                jobs.append((args, folder))
+    with ThreadPoolExecutor(opts.jobs) as pool:
+        for line in pool.map(lambda j: run_job(*j), jobs):
+            print(line, flush=True)
+
+
+def mean_se(values: list[float]) -> str:
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return "–"
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return f"{mean:.3g}"
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return f"{mean:.3g} ± {sd / math.sqrt(len(values)):.2g}"
+
+
+def table_of(root: Path, table: str, layout: str) -> str | None:
+    kind = "2d" if table == "2d" else "stacked"
+    scores = SCORES[kind]
+    published = PUBLISHED.get((table, layout), {})
+    lines = []
+    for row in ROWS:
+        runs = [
+            json.loads(p.read_text())
+            for p in sorted((root / table / layout / row).glob("seed*/metrics.json"))
+        ]
+        runs = [r for r in runs if r.get("status") == "completed" and r.get("final")]
+        if not runs:
+            continue
+        ours = [mean_se([r["final"].get(k, math.nan) * f for r in runs]) for k, _, f in scores]
+        pub = published.get(row)
+        theirs = [f"{v:g}" for v in pub] if pub else ["–"] * len(scores)
+        theirs += ["–"] * (len(scores) - len(theirs))
+        wall = sum(r["wall_s"] for r in runs) / len(runs)
+        name = "GAN" if row == "gan" else f"PacGAN{ROWS[row]}"
+        cells = [f"{o} ({t})" for o, t in zip(ours, theirs, strict=True)]
+        lines.append(
+            f"| {name} | {' | '.join(cells)} | {len(runs)} | {runs[0]['steps']} | {wall:.0f} |"
+        )
+    if not lines:
+        return None
+    head = " | ".join(label for _, label, _ in scores)
+    return "\n".join(
+        [
+            f"**{table} / {layout}** — ours: mean ± s.e. over seeds (published mean)",
+            "",
+            f"| row | {head} | seeds | steps | train s/run |",
+            "|---|" + "---|" * (len(scores) + 3),
+            *lines,
+        ]
+    )
+
+
+def tables(opts: argparse.Namespace) -> None:
+    for table, (_, layouts, _) in TABLES.items():
+        for layout in layouts:
+            text = table_of(opts.out, table, layout)
+            if text:
+                print(text + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=REPO / "outputs" / "repro_mode_collapse")
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="train a table's rows x seeds")
+    r.add_argument("table", choices=sorted(TABLES))
+    r.add_argument("--layouts", nargs="*", help="default: all of the table's")
+    r.add_argument("--rows", nargs="*", default=["gan", "pac2", "pac4"], choices=sorted(ROWS))
+    r.add_argument("--seeds", nargs="*", type=int, default=[1, 2, 3, 4, 5])
+    r.add_argument("--steps", type=int, default=2000, help="generator steps per run")
+    r.add_argument("--jobs", type=int, default=2, help="jobs at once (one torch thread each)")
+    sub.add_parser("table", help="print the measured tables beside the published numbers")
+    opts = parser.parse_args(argv)
+    run(opts) if opts.command == "run" else tables(opts)
+
+
+if __name__ == "__main__":
+    main()
