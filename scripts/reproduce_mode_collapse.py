@@ -18,12 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from experiment_jobs import run_job  # scripts/ is on sys.path when run
 
 REPO = Path(__file__).resolve().parents[1]
 MNIST = REPO.parent / "shared" / "datasets" / "mnist-test"
@@ -78,27 +76,6 @@ def job_args(table: str, layout: str, row: str, seed: int, steps: int, out: Path
             f"dataset.labels={MNIST / 't10k-labels-idx1-ubyte.gz'}",
         ]
     return args
-
-
-def completed(folder: Path) -> bool:
-    try:
-        return json.loads((folder / "metrics.json").read_text())["status"] == "completed"
-    except (OSError, ValueError, KeyError):
-        return False
-
-
-def run_job(args: list[str], folder: Path) -> str:
-    if completed(folder):
-        return f"skip {folder}"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    t0 = time.time()
-    res = subprocess.run(
-        [sys.executable, "-m", "ganarena.train", *args, "overwrite=true"],
-        cwd=REPO, env=env, capture_output=True, text=True,
-    )  # fmt: skip
-    (folder / "job.log").parent.mkdir(parents=True, exist_ok=True)
-    (folder / "job.log").write_text(res.stderr[-20000:])
-    return f"{'ok' if res.returncode == 0 else 'FAILED'} {folder} ({time.time() - t0:.0f} s)"
 
 
 def run(opts: argparse.Namespace) -> None:
