@@ -115,3 +115,24 @@ def run_cli(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.Comple
         text=True,
         timeout=timeout,
     )
+
+
+def straight_and_resumed(tmp_path: Path, common: list[str], steps: int = 12, stop: int = 5):
+    """Train `steps` steps straight and `stop` + resume to `steps` with the same overrides; assert
+    both end at `steps` with every weight bit-identical; return (straight, resumed) folders and
+    their last checkpoints."""
+    import torch
+
+    from ganarena.tasks import read_checkpoint
+    from ganarena.train import train
+
+    straight, part = tmp_path / "straight", tmp_path / "part"
+    train(compose_train(straight, [*common, f"trainer.max_steps={steps}"]))
+    train(compose_train(part, [*common, f"trainer.max_steps={stop}"]))
+    train(compose_train(part, [*common, f"trainer.max_steps={steps}", "ckpt_path=last"]))
+    a = read_checkpoint(straight / "checkpoints" / "last.ckpt")
+    b = read_checkpoint(part / "checkpoints" / "last.ckpt")
+    assert a["ganarena"]["g_step"] == b["ganarena"]["g_step"] == steps
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
+    return (straight, a), (part, b)

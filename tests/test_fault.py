@@ -16,7 +16,7 @@ from ganarena.checkpoint_io import AtomicCheckpointIO
 from ganarena.config import build
 from ganarena.tasks import newest_checkpoint, read_checkpoint
 from ganarena.train import train
-from tests.conftest import compose_train
+from tests.conftest import compose_train, straight_and_resumed
 
 
 def test_sigterm_writes_interrupted_status_and_a_resumable_checkpoint(tmp_path):
@@ -98,16 +98,7 @@ def test_resume_reproduces_an_uninterrupted_run_exactly(tmp_path):
     """5 steps + resume to 12 == 12 steps straight: weights, optimizer state, logged losses.
     256 images / batch 32 = 8 batches an epoch, so the stop is mid-epoch and the run crosses one."""
     common = ["trainer.deterministic=true", "seed=3", "model.ema_decay=0.9"]
-    straight, part = tmp_path / "straight", tmp_path / "part"
-    train(compose_train(straight, [*common, "trainer.max_steps=12"]))
-    train(compose_train(part, [*common, "trainer.max_steps=5"]))
-    train(compose_train(part, [*common, "trainer.max_steps=12", "ckpt_path=last"]))
-
-    a = read_checkpoint(straight / "checkpoints" / "last.ckpt")
-    b = read_checkpoint(part / "checkpoints" / "last.ckpt")
-    assert a["ganarena"]["g_step"] == b["ganarena"]["g_step"] == 12
-    for key, value in a["state_dict"].items():
-        assert torch.equal(value, b["state_dict"][key]), key
+    (straight, a), (part, b) = straight_and_resumed(tmp_path, common)
     for opt_a, opt_b in zip(a["optimizer_states"], b["optimizer_states"], strict=True):
         for pa, pb in zip(opt_a["state"].values(), opt_b["state"].values(), strict=True):
             assert torch.equal(pa["exp_avg"], pb["exp_avg"])

@@ -11,9 +11,8 @@ import torch
 from ganarena.config import validate_train
 from ganarena.errors import ConfigError
 from ganarena.schedules import Schedule, cosine_ramp
-from ganarena.tasks import read_checkpoint
 from ganarena.train import train
-from tests.conftest import compose_train
+from tests.conftest import compose_train, straight_and_resumed
 
 
 def test_cosine_ramp_matches_r3gans_closed_form():
@@ -117,16 +116,7 @@ def test_resume_reproduces_ada_p_lecam_anchors_schedules_and_losses(tmp_path):
         "task.schedule.lr_end_factor=0.25", "task.schedule.beta2_end=0.99",
         "loss.optimizer_d.betas=[0.0,0.9]", "loss.optimizer_g.betas=[0.0,0.9]",
     ]  # fmt: skip
-    straight, part = tmp_path / "straight", tmp_path / "part"
-    train(compose_train(straight, [*common, "trainer.max_steps=12"]))
-    train(compose_train(part, [*common, "trainer.max_steps=5"]))
-    train(compose_train(part, [*common, "trainer.max_steps=12", "ckpt_path=last"]))
-
-    a = read_checkpoint(straight / "checkpoints" / "last.ckpt")
-    b = read_checkpoint(part / "checkpoints" / "last.ckpt")
-    assert a["ganarena"]["g_step"] == b["ganarena"]["g_step"] == 12
-    for key, value in a["state_dict"].items():
-        assert torch.equal(value, b["state_dict"][key]), key
+    (straight, a), (part, b) = straight_and_resumed(tmp_path, common)
     assert {"augment.p", "penalties.lecam.alpha_real"} <= set(a["state_dict"])
     for opt_a, opt_b in zip(a["optimizer_states"], b["optimizer_states"], strict=True):
         assert opt_a["param_groups"][0]["betas"] == opt_b["param_groups"][0]["betas"]
