@@ -240,8 +240,8 @@ def eval_throughput(
     """Generated images scored per second by the FID/IS/KID pipeline (`backbone`: domain, or
     inception when its weights are on disk), on args.device, with the classifier and the
     reference statistics already cached (a warm-up pass builds them)."""
-    from ganarena.config import build
     from ganarena.metrics import build_evaluator
+    from ganarena.run.config import build
     from ganarena.tasks import build_task
 
     cfg = ganarena_config(

@@ -19,8 +19,8 @@ import sys
 import torch
 from hydra import compose, initialize_config_module
 
-from ganarena.config import build
 from ganarena.metrics import build_evaluator
+from ganarena.run.config import build
 
 
 class FixedMapping:

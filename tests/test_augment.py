@@ -7,7 +7,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from ganarena.augment import (
+from ganarena.errors import ConfigError
+from ganarena.gan.augment import (
     AUGMENT_FNS,
     AdaptiveAugment,
     ClassicAugment,
@@ -19,7 +20,6 @@ from ganarena.augment import (
     rand_saturation,
     rand_translation,
 )
-from ganarena.errors import ConfigError
 
 CONF = Path(importlib.resources.files("ganarena.conf")) / "augment"
 OPS = [rand_brightness, rand_saturation, rand_contrast, rand_translation, rand_cutout]

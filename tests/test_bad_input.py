@@ -192,8 +192,8 @@ def _compose(config: str, overrides: list[str]):
     ],
 )
 def test_the_example_in_a_message_is_the_options_own_default(tmp_path, overrides, key, choice):
-    from ganarena.config import validate_train
-    from ganarena.defaults import conf_default
+    from ganarena.run.config import validate_train
+    from ganarena.run.defaults import conf_default
 
     default = conf_default(key, choice)
     assert isinstance(default, int | float)  # the yaml sets it
@@ -203,8 +203,8 @@ def test_the_example_in_a_message_is_the_options_own_default(tmp_path, overrides
 
 
 def test_cyclegan_and_stylegan2_messages_show_their_yaml_defaults():
-    from ganarena.config import build
     from ganarena.models import StyleGAN2Generator
+    from ganarena.run.config import build
 
     for key, value, default in (("lambda_identity", -0.5, 0.5), ("lambda_adv", "inf", 1.0)):
         cfg = _compose("train", ["experiment=cyclegan_digits", f"task.{key}={value}"])
@@ -224,7 +224,7 @@ def test_cyclegan_and_stylegan2_messages_show_their_yaml_defaults():
     ],
 )
 def test_impossible_values_and_ignored_combinations_are_refused(tmp_path, overrides, needle):
-    from ganarena.config import validate_train
+    from ganarena.run.config import validate_train
 
     with pytest.raises(ConfigError) as info:
         validate_train(compose_train(tmp_path, overrides))
@@ -232,13 +232,13 @@ def test_impossible_values_and_ignored_combinations_are_refused(tmp_path, overri
 
 
 def test_init_from_with_ckpt_path_auto_is_a_fresh_start_that_may_resume(tmp_path):
-    from ganarena.config import validate_train
+    from ganarena.run.config import validate_train
 
     validate_train(compose_train(tmp_path, ["init_from=a.ckpt", "ckpt_path=auto"]))
 
 
 def test_checkpoint_messages_name_the_option_and_what_the_path_is(tmp_path):
-    from ganarena.files import existing_checkpoint
+    from ganarena.run.files import existing_checkpoint
 
     with pytest.raises(CheckpointError, match=r"init_from=nope\.ckpt: Checkpoint not found"):
         existing_checkpoint("nope.ckpt", "init_from")
@@ -339,7 +339,7 @@ def test_eval_checks_folder_sizes_before_training_a_classifier(tmp_path):
 
 
 def test_a_key_the_dataset_does_not_take_is_named_with_the_keys_it_does(tmp_path):
-    from ganarena.config import build
+    from ganarena.run.config import build
 
     cfg = _compose("train", ["experiment=cyclegan_digits", "+dataset.balance=true"])
     with pytest.raises(ConfigError, match=r"does not take a `balance` option.*domain_a, domain_b"):

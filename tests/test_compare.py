@@ -385,7 +385,7 @@ def lo_hi(values):
 
 
 def test_ranks_with_ties_and_the_seeds_a_separation_would_need(tmp_path):
-    from ganarena import significance as sig
+    from ganarena.report import significance as sig
 
     fids = {"a": [20.0, 22.5, 21.0, 23.0], "b": [21.5, 23.5, 20.5, 24.0],
             "c": [40.0, 41.0, 39.5, 42.0]}  # fmt: skip

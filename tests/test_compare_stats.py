@@ -1,4 +1,4 @@
-"""ganarena.significance against scipy.stats and textbook values, and on synthetic seeds.
+"""ganarena.report.significance against scipy.stats and textbook values, and on synthetic seeds.
 
 Fixed inputs: every p-value, interval and adjustment equals an independent computation to 1e-12.
 Synthetic runs: variants drawn alike are "not separable" in >= 90 % of seeded trials, variants
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ganarena import significance as sig
+from ganarena.report import significance as sig
 
 A = [13.2, 15.9, 12.4, 14.8, 16.1]
 B = [17.5, 16.2, 19.9, 18.4]

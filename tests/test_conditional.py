@@ -120,7 +120,7 @@ class Spy:
 @pytest.mark.parametrize(("applies_to", "per_step"), [("real", 1), ("both", 3)])
 def test_augmentation_is_applied_where_it_belongs(tmp_path, monkeypatch, applies_to, per_step):
     spy = Spy(applies_to)
-    monkeypatch.setattr("ganarena.augment.build_augment", lambda cfg: spy)
+    monkeypatch.setattr("ganarena.gan.augment.build_augment", lambda cfg: spy)
     train(compose_train(tmp_path / "run", ["augment=classic"]))
     # 3 generator steps, n_critic=1: reals once per D step; with "both" also the detached fakes
     # in the D step and the fakes in the G step (the only input carrying G's graph).

@@ -18,11 +18,11 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
 
-from ganarena.config import build
 from ganarena.data import DigitsDataModule, TransformedDataModule, UnpairedDataModule
 from ganarena.errors import ConfigError, DataError
 from ganarena.generate import generate
 from ganarena.metrics import build_evaluator
+from ganarena.run.config import build
 from ganarena.tasks import CycleGANTask, read_checkpoint
 from ganarena.tasks.cyclegan import linear_decay
 from ganarena.train import train
@@ -368,7 +368,7 @@ def test_evaluator_truth_and_label_preservation_on_mnist2inverted(cache_dir):
 
 
 def test_verdict_reads_translation_scores():
-    from ganarena.verdict import verdict
+    from ganarena.report.verdict import verdict
 
     settings = {"backbone": "translation", "classifier_accuracy_ab": 0.95,
                 "classifier_accuracy_ba": 0.95, "real_floor_fid_ab": 5.0,

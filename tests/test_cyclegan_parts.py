@@ -13,7 +13,6 @@ from hydra.utils import instantiate
 from PIL import Image
 from torch import nn
 
-from ganarena.config import build
 from ganarena.data import (
     DigitsDataModule,
     MNISTSampleDataModule,
@@ -23,7 +22,7 @@ from ganarena.data import (
 )
 from ganarena.data.base import part_indices
 from ganarena.errors import CheckpointError, ConfigError, DataError
-from ganarena.image_pool import ImagePool
+from ganarena.gan.image_pool import ImagePool
 from ganarena.models import (
     PatchDiscriminator,
     ResnetGenerator,
@@ -31,6 +30,7 @@ from ganarena.models import (
     patch_receptive_field,
 )
 from ganarena.models.resnet_translator import ResnetBlock
+from ganarena.run.config import build
 from tests.conftest import compose_train
 
 

@@ -13,8 +13,8 @@ from PIL import Image
 
 from ganarena.errors import ConfigError, DataError
 from ganarena.evaluate import evaluate, load_image_folder
-from ganarena.files import to_uint8
 from ganarena.metrics import build_evaluator
+from ganarena.run.files import to_uint8
 
 from .conftest import MNIST_IMAGES as IMAGES
 from .conftest import MNIST_LABELS as LABELS

@@ -1,6 +1,6 @@
 """A loss and a discriminator-input transform (instance noise) that live outside the package
 (tests/extension/), used from the command line through a config search path with no change to
-ganarena. PacGAN packing is in the package (ganarena.packing, tests/test_packing.py)."""
+ganarena. PacGAN packing is in the package (ganarena.gan.packing, tests/test_packing.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from ganarena.losses import Loss
+from ganarena.gan.losses import Loss
 from ganarena.train import train
 from tests.conftest import compose_train, run_cli, run_clis
 
@@ -44,7 +44,7 @@ def test_ralsgan_matches_its_closed_form():
     assert loss.d(real, fake).item() == pytest.approx(d, rel=1e-6)
     assert loss.g(real, fake).item() == pytest.approx(g, rel=1e-6)
     assert loss.g_uses_real and isinstance(loss, Loss)
-    from ganarena import losses  # not a duplicate of a built-in loss
+    from ganarena.gan import losses  # not a duplicate of a built-in loss
 
     assert "RaLSGAN" not in dir(losses) and "ralsgan" not in losses.LOSSES
 

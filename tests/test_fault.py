@@ -12,8 +12,8 @@ import time
 import pytest
 import torch
 
-from ganarena.checkpoint_io import AtomicCheckpointIO
-from ganarena.config import build
+from ganarena.run.checkpoint_io import AtomicCheckpointIO
+from ganarena.run.config import build
 from ganarena.tasks import newest_checkpoint, read_checkpoint
 from ganarena.train import train
 from tests.conftest import compose_train, straight_and_resumed
@@ -302,7 +302,7 @@ def test_ckpt_path_auto_in_an_empty_run_folder_starts_fresh(tmp_path):
 
 
 def test_stale_temp_files_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
-    from ganarena.files import remove_stale_temps
+    from ganarena.run.files import remove_stale_temps
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ganarena.config import build, validate_train
 from ganarena.errors import GanarenaError
+from ganarena.run.config import build, validate_train
 from ganarena.tasks import build_task
 
 ODD = st.sampled_from(["abc", "", "null", "true", "1e999", "-inf", "nan", "[1,2]", "{a: 1}"])

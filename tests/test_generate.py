@@ -12,9 +12,7 @@ from PIL import Image
 
 from ganarena.cli import run_cli as run_task
 from ganarena.errors import CheckpointError, ConfigError
-from ganarena.files import to_uint8
-from ganarena.generate import generate
-from ganarena.sampling import (
+from ganarena.gan.sampling import (
     grid_labels,
     interpolate_latents,
     interpolation_images,
@@ -23,6 +21,8 @@ from ganarena.sampling import (
     sample_stream,
     slerp,
 )
+from ganarena.generate import generate
+from ganarena.run.files import to_uint8
 from ganarena.tasks import load_task, seeded_normal
 from ganarena.train import train
 from tests.conftest import compose_train, run_cli, save_untrained

@@ -7,9 +7,9 @@ import math
 import pytest
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from ganarena.dashboard import place_tensorboard
 from ganarena.errors import ConfigError
-from ganarena.hparams import flatten_hparams, log_hparams, shown_by_default
+from ganarena.report.dashboard import place_tensorboard
+from ganarena.report.hparams import flatten_hparams, log_hparams, shown_by_default
 from tests.conftest import compose_train
 
 

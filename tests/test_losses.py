@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from ganarena import losses
-from ganarena.losses import LOSSES
+from ganarena.gan import losses
+from ganarena.gan.losses import LOSSES
 
 REAL = torch.tensor([2.0, -1.0])
 FAKE = torch.tensor([0.5, -3.0])

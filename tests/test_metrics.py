@@ -13,11 +13,11 @@ import torchvision.transforms.functional as TF
 
 from ganarena.data.protocol import RealImages
 from ganarena.errors import ConfigError, DataError, DivergedError
-from ganarena.files import to_uint8
 from ganarena.metrics import build_evaluator, frechet_distance
 from ganarena.metrics.backbones import DomainBackbone, DomainClassifier
 from ganarena.metrics.evaluator import Evaluator, mode_scores, reference_stats
 from ganarena.metrics.prdc import PRDC
+from ganarena.run.files import to_uint8
 from ganarena.tasks import GenerativeTask
 from tests.conftest import MNIST_TEST as MNIST
 from tests.conftest import needs_mnist

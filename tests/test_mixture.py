@@ -11,12 +11,12 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from ganarena.config import build
 from ganarena.data import GaussianMixtureDataModule
 from ganarena.errors import ConfigError, DivergedError
 from ganarena.evaluate import evaluate
 from ganarena.metrics import build_backbone, build_evaluator
 from ganarena.metrics.mixture import MixtureEvaluator, mixture_scores
+from ganarena.run.config import build
 from ganarena.train import train
 from tests.conftest import compose_train
 

@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
-from ganarena.config import validate_train
 from ganarena.errors import ConfigError
-from ganarena.schedules import Schedule, cosine_ramp
+from ganarena.gan.schedules import Schedule, cosine_ramp
+from ganarena.run.config import validate_train
 from ganarena.train import train
 from tests.conftest import compose_train, straight_and_resumed
 

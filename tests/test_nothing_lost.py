@@ -16,11 +16,11 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 from PIL import Image
 
-from ganarena import runfolder
 from ganarena.compare import compare
 from ganarena.errors import ConfigError, DivergedError
 from ganarena.evaluate import evaluate
 from ganarena.generate import generate
+from ganarena.run import runfolder
 from ganarena.train import train
 from tests.conftest import FAST, compose_train, run_cli, run_clis
 
@@ -314,7 +314,9 @@ def test_incompatible_init_from_and_unknown_classes_exit_2_and_touch_nothing(fin
         cwd=tmp_path,
     )
     assert_refused(dcgan, "does not fit this model", "drop init_from")
-    assert_refused(classes, "has no class 12 (its classes: 0..9)", "Name only classes the data has (0..9)")
+    assert_refused(
+        classes, "has no class 12 (its classes: 0..9)", "Name only classes the data has (0..9)"
+    )
     assert snapshot(finished) == before  # the source run is only read
     for run in ("dcgan", "classes"):
         assert not (tmp_path / run / "checkpoints").exists()

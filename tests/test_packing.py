@@ -1,4 +1,4 @@
-"""PacGAN packing (ganarena.packing, d_input=[pack<m>]): the transform, the discriminator built for
+"""PacGAN packing (ganarena.gan.packing, d_input=[pack<m>]): the transform, the discriminator built for
 m x the channels, m = 1 exactly today's training, m = 2 on a 2-D and an image model."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import torch
 from omegaconf import OmegaConf
 
 from ganarena.errors import ConfigError
-from ganarena.packing import Pack, packed_discriminator
+from ganarena.gan.packing import Pack, packed_discriminator
 from ganarena.train import train
 from tests.conftest import compose_train
 

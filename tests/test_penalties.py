@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from ganarena.errors import ConfigError
+from ganarena.gan.penalties import r1_penalty
 from ganarena.models import DCGANDiscriminator, MLPDiscriminator
-from ganarena.penalties import r1_penalty
 
 
 class Quadratic(nn.Module):
@@ -74,7 +74,7 @@ def test_r1_zero_for_constant_discriminator():
 
 # -- plug-in regularisers -------------------------------------------------------------------------
 def test_r2_is_r1_on_the_generated_samples_with_gamma_over_two():
-    from ganarena.penalties import R2, DBatch
+    from ganarena.gan.penalties import R2, DBatch
 
     w = torch.tensor([1.0, -2.0, 0.5])
     real, fake = torch.randn(4, 3), torch.randn(5, 3)
@@ -105,7 +105,7 @@ def test_regularizer_r2_trains_logs_its_term_and_is_recorded(tmp_path):
 
 
 def test_a_per_sample_plug_in_is_refused_with_batch_norm_in_d(tmp_path):
-    from ganarena.config import validate_train
+    from ganarena.run.config import validate_train
     from tests.conftest import compose_train
 
     cfg = compose_train(tmp_path, ["model=dcgan", "regularizer=[r2]", "model.d_norm=batch"])
@@ -119,7 +119,7 @@ def test_a_per_sample_plug_in_is_refused_with_batch_norm_in_d(tmp_path):
 
 # -- LeCam (Tseng et al. 2021) ------------------------------------------------------------------
 def lecam_batch(real_logits, fake_logits):
-    from ganarena.penalties import DBatch
+    from ganarena.gan.penalties import DBatch
 
     x = torch.zeros(len(real_logits), 1)
     return DBatch(lambda t: t.sum(1), x, x, None, real_logits, fake_logits)
@@ -129,7 +129,7 @@ def test_lecam_closed_form_with_ema_anchors_updated_first():
     """a_R, a_F start at 0 and move by (1 - decay) toward this batch's means before the term:
     decay 0.5, real logits [1, 3] (mean 2), fake [-1, 0] (mean -0.5) -> a_R 1, a_F -0.25; the
     term is mean((r + 0.25)^2) + mean((1 - f)^2); one-sided keeps only r > a_F and f < a_R."""
-    from ganarena.penalties import LeCam
+    from ganarena.gan.penalties import LeCam
 
     real, fake = torch.tensor([1.0, 3.0]), torch.tensor([-1.0, 0.0])
     lecam = LeCam(weight=0.3, decay=0.5)
@@ -149,7 +149,7 @@ def test_lecam_closed_form_with_ema_anchors_updated_first():
 
 
 def test_lecam_recomputes_the_logits_in_a_lazy_phase_and_keeps_its_anchors_in_state():
-    from ganarena.penalties import DBatch, LeCam
+    from ganarena.gan.penalties import DBatch, LeCam
 
     d = lambda x: 2 * x.sum(1)  # noqa: E731
     real, fake = torch.tensor([[1.0], [2.0]]), torch.tensor([[0.0], [-1.0]])
@@ -164,7 +164,7 @@ def test_lecam_recomputes_the_logits_in_a_lazy_phase_and_keeps_its_anchors_in_st
 
 
 def test_a_scheduled_r2_weight_is_half_its_gamma_and_needs_a_start():
-    from ganarena.penalties import R2
+    from ganarena.gan.penalties import R2
 
     r2 = R2(gamma=0.05, gamma_end=0.005)
     assert (r2.weight, r2.weight_end) == (0.025, 0.0025)

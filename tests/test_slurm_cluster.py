@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from ganarena import verdict as v
+from ganarena.report import verdict as v
 from tests import slurm_cluster
 from tests.conftest import WORKER
 

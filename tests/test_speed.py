@@ -140,8 +140,8 @@ def test_gpu_check_refuses_cuda_without_a_gpu(tmp_path):
 
 
 def test_speed_compile_keeps_parameter_names_and_refuses_double_backward(tmp_path):
-    from ganarena.config import validate_train
     from ganarena.errors import ConfigError
+    from ganarena.run.config import validate_train
     from ganarena.tasks import build_task
     from ganarena.train import compile_networks
 

@@ -13,6 +13,7 @@ from torch import nn
 
 import ganarena
 from ganarena.errors import ConfigError
+from ganarena.gan.penalties import PathLengthPenalty
 from ganarena.models import DCGANDiscriminator, StyleGAN2Discriminator, StyleGAN2Generator
 from ganarena.models.stylegan2 import (
     MinibatchStdLayer,
@@ -21,7 +22,6 @@ from ganarena.models.stylegan2 import (
     setup_filter,
     upsample2d,
 )
-from ganarena.penalties import PathLengthPenalty
 
 # conf/ may sit at the repository root or in the package (one links to the other).
 CONF = next(

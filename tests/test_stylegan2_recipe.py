@@ -13,9 +13,9 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ganarena.errors import ConfigError
-from ganarena.files import to_uint8
+from ganarena.gan.sampling import interpolation_images, latent_endpoints, mixing_images
 from ganarena.generate import generate
-from ganarena.sampling import interpolation_images, latent_endpoints, mixing_images
+from ganarena.run.files import to_uint8
 from ganarena.tasks import build_task, load_task, seeded_normal
 from ganarena.train import train
 from tests.conftest import compose_train, run_cli, save_untrained

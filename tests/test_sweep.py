@@ -308,7 +308,7 @@ def test_parallel_launcher_is_the_joblib_plugin_with_defaults():
 
 # hydra/launcher=slurm without a cluster (tests/test_slurm_cluster.py runs it on a real one).
 def slurm_params(overrides):
-    import ganarena.slurm  # noqa: F401 - registers ${ganarena.slurm:...} (the CLI imports it)
+    import ganarena.run.slurm  # noqa: F401 - registers ${ganarena.run.slurm:...} (the CLI imports it)
 
     cfg = compose_hydra(["hydra/launcher=slurm", *overrides])
     return OmegaConf.to_container(cfg.hydra.launcher, resolve=True), cfg
@@ -371,7 +371,7 @@ def fake_scontrol(*args):
 
 
 def test_slurm_request_is_checked_against_the_partition(monkeypatch):
-    from ganarena import slurm
+    from ganarena.run import slurm
 
     monkeypatch.setattr(slurm, "scontrol", fake_scontrol)
     ok = {"partition": "gpu", "nodes": 2, "tasks_per_node": 4, "gpus_per_node": 4,
@@ -404,7 +404,7 @@ def test_slurm_request_is_checked_against_the_partition(monkeypatch):
 
 
 def test_slurm_job_threads_are_capped_to_its_cpus(monkeypatch):
-    from ganarena import slurm
+    from ganarena.run import slurm
 
     before = torch.get_num_threads()
     try:
@@ -441,7 +441,7 @@ def test_slurm_launcher_watches_the_array_and_summarises_every_job(tmp_path, mon
     from hydra.core.utils import JobReturn, JobStatus
     from submitit.slurm.slurm import SlurmExecutor
 
-    from ganarena import slurm
+    from ganarena.run import slurm
 
     sweep = tmp_path / "sweep"
     cfg = compose_hydra([

@@ -8,7 +8,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from ganarena.losses import LOSSES
+from ganarena.gan.losses import LOSSES
 from ganarena.tasks import load_task, read_checkpoint
 from ganarena.train import train
 from tests.conftest import compose_train

@@ -1,4 +1,4 @@
-"""The one-sentence verdict at the end of a run: thresholds from ganarena/verdict.py."""
+"""The one-sentence verdict at the end of a run: thresholds from ganarena/report/verdict.py."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from ganarena import verdict as v
+from ganarena.report import verdict as v
 
 DIGITS = {"backbone": "domain", "num_classes": 10, "real_floor_fid": 5.0}
 
@@ -89,7 +89,7 @@ def test_mixtures_are_judged_by_modes_and_quality():
 
 def test_stacked_mnist_runs_are_judged_on_their_1000_modes():
     from ganarena.metrics import registry as M
-    from ganarena.verdict import verdict
+    from ganarena.report.verdict import verdict
 
     settings = {
         "scored_as": "stacked_digits: the digit classifier on each channel", "modes": 1000,

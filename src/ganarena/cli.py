@@ -15,8 +15,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from ganarena.errors import GanarenaError
-from ganarena.files import write_json
-from ganarena.runfolder import discard_stub
+from ganarena.run.files import write_json
+from ganarena.run.runfolder import discard_stub
 
 log = logging.getLogger("ganarena")
 

@@ -22,7 +22,7 @@ are its repetitions) and writes into --out (default: the sweep folder):
   <metric>_box.png                 box + strip plot of the final metric per variant over seeds
                                    (the figure style of Lucic et al. 2018), mean ± interval bars
 
-The statistics are in ganarena.significance. The markdown is printed to stdout. Runs without a
+The statistics are in ganarena.report.significance. The markdown is printed to stdout. Runs without a
 metrics.json are listed as failed, never skipped; runs scored with different evaluation settings
 are refused unless --allow-mixed-eval.
 """
@@ -46,12 +46,12 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from ganarena import significance as sig
 from ganarena.cli import EXIT_USER_ERROR
 from ganarena.errors import GanarenaError
-from ganarena.files import atomic_write
 from ganarena.metrics import registry
-from ganarena.records import RUN_KEYS, STATUSES, select
+from ganarena.report import significance as sig
+from ganarena.run.files import atomic_write
+from ganarena.run.records import RUN_KEYS, STATUSES, select
 
 log = logging.getLogger("ganarena.compare")
 

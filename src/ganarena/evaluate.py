@@ -15,9 +15,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from ganarena.cli import run_cli
-from ganarena.config import validate_eval
 from ganarena.errors import ConfigError, DataError
-from ganarena.files import IMAGE_EXTENSIONS, atomic_write, existing_checkpoint
+from ganarena.run.config import validate_eval
+from ganarena.run.files import IMAGE_EXTENSIONS, atomic_write, existing_checkpoint
 
 if TYPE_CHECKING:
     import torch

@@ -30,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ganarena.cli import run_cli
 from ganarena.errors import ConfigError, check_int, check_memory
-from ganarena.files import (
+from ganarena.run.files import (
     IMAGE_EXTENSIONS,
     atomic_write,
     existing_checkpoint,
@@ -120,7 +120,7 @@ def _image_path(out: Path, what: str) -> Path:
 
 # -- modes -------------------------------------------------------------------------------------
 def write_grid(task: Any, cfg: DictConfig, label: int | None) -> list[Path]:
-    from ganarena import sampling
+    from ganarena.gan import sampling
 
     out = _image_path(Path(cfg.out), "grid")
     _refuse_existing(out, cfg.overwrite)
@@ -136,7 +136,7 @@ def write_grid(task: Any, cfg: DictConfig, label: int | None) -> list[Path]:
 
 
 def write_folder(task: Any, cfg: DictConfig, label: int | None) -> list[Path]:
-    from ganarena import sampling
+    from ganarena.gan import sampling
 
     out = Path(cfg.out)
     if out.suffix.lower() in IMAGE_EXTENSIONS:
@@ -186,7 +186,7 @@ def write_folder(task: Any, cfg: DictConfig, label: int | None) -> list[Path]:
 
 
 def write_interpolation(task: Any, cfg: DictConfig, label: int | None) -> list[Path]:
-    from ganarena import sampling
+    from ganarena.gan import sampling
 
     out = Path(cfg.out)
     if out.suffix.lower() == ".gif":
@@ -215,7 +215,7 @@ def write_interpolation(task: Any, cfg: DictConfig, label: int | None) -> list[P
 
 
 def write_mixing(task: Any, cfg: DictConfig, label: int | None) -> list[Path]:
-    from ganarena import sampling
+    from ganarena.gan import sampling
 
     out = _image_path(Path(cfg.out), "style-mixing figure")
     _refuse_existing(out, cfg.overwrite)
@@ -255,7 +255,7 @@ def mode_of(cfg: DictConfig) -> str:
 
 
 def _refuse_inapplicable(cfg: DictConfig) -> None:
-    from ganarena.defaults import MISSING, conf_default
+    from ganarena.run.defaults import MISSING, conf_default
 
     mode = mode_of(cfg)
     for key, modes, where in APPLIES:
@@ -396,8 +396,8 @@ def write_translations(task: Any, cfg: DictConfig, train_cfg: DictConfig) -> lis
     under the out folder."""
     import torch.nn.functional as F
 
-    from ganarena import sampling
     from ganarena.evaluate import load_image_folder
+    from ganarena.gan import sampling
 
     files = check_translate(cfg)
     src, out = Path(cfg.translate).expanduser(), Path(cfg.out).expanduser()

@@ -18,12 +18,12 @@ import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ganarena.cli import refuse_renamed, run_cli
-from ganarena.config import build, resolve_auto, validate_train
 from ganarena.errors import ConfigError, DivergedError
-from ganarena.files import existing_checkpoint, remove_stale_temps, write_json
-from ganarena.records import run_summary
-from ganarena.runfolder import foreign_resume, holds_run, resuming
-from ganarena.verdict import verdict
+from ganarena.report.verdict import verdict
+from ganarena.run.config import build, resolve_auto, validate_train
+from ganarena.run.files import existing_checkpoint, remove_stale_temps, write_json
+from ganarena.run.records import run_summary
+from ganarena.run.runfolder import foreign_resume, holds_run, resuming
 
 if TYPE_CHECKING:
     import lightning as L
@@ -93,7 +93,7 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, evaluator: Any) -> list[L.Ca
 def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> L.Trainer:
     from lightning.pytorch.plugins.environments import SLURMEnvironment
 
-    from ganarena.checkpoint_io import AtomicCheckpointIO
+    from ganarena.run.checkpoint_io import AtomicCheckpointIO
 
     loggers = [build(lg) for lg in (cfg.get("logger") or {}).values()]
     plugins: list[Any] = [AtomicCheckpointIO()]
@@ -239,7 +239,7 @@ def prepare_run_dir(cfg: DictConfig) -> Path:
     """The run folder, created; refused when it holds a run this one would replace. Seeds."""
     import lightning as L
 
-    from ganarena.dashboard import place_tensorboard
+    from ganarena.report.dashboard import place_tensorboard
 
     place_tensorboard(cfg)  # checks tensorboard.*; a sweep job logs to <sweep>/tensorboard/<label>
     run_dir = Path(cfg.paths.output_dir)
@@ -357,8 +357,8 @@ class Fit:
 
     def log_hparams(self, summary: dict) -> None:
         """The HParams view (TensorBoard) and, for the other loggers, config and final scores."""
-        from ganarena.hparams import flatten_hparams, log_hparams, sweep_overrides
-        from ganarena.loggers import log_run_end
+        from ganarena.report.hparams import flatten_hparams, log_hparams, sweep_overrides
+        from ganarena.report.loggers import log_run_end
 
         log_hparams(self.trainer.loggers, self.cfg, summary)
         hparams = flatten_hparams(self.cfg, summary, sweep_overrides() or {})
@@ -368,7 +368,7 @@ class Fit:
 def build_fit(cfg: DictConfig, run_dir: Path, datamodule: Any, start_step: int) -> Fit:
     from ganarena.callbacks.evaluation import EvaluationCallback
     from ganarena.callbacks.spawn import SpawnResults
-    from ganarena.dashboard import log_config
+    from ganarena.report.dashboard import log_config
 
     evaluator = build_evaluator(cfg, datamodule)
     callbacks = build_callbacks(cfg, run_dir, evaluator)
@@ -382,7 +382,7 @@ def build_fit(cfg: DictConfig, run_dir: Path, datamodule: Any, start_step: int) 
 
 def start_summary(cfg: DictConfig, task: Any, run_dir: Path, fit: Fit) -> dict[str, Any]:
     """metrics.json as it stands if the run fails before it ends."""
-    from ganarena.dashboard import tensorboard_dir
+    from ganarena.report.dashboard import tensorboard_dir
 
     return {
         "status": "failed",

@@ -5,8 +5,8 @@ Super-resolution", arXiv:1610.04490, sec. 3.2) and Arjovsky & Bottou 2017 ("Towa
 Methods for Training Generative Adversarial Networks", arXiv:1701.04862, sec. 3.1): Gaussian
 noise added to D's real *and* fake inputs makes the two distributions overlap, so D's gradient
 stays informative; its standard deviation is annealed to zero as training goes on (linearly here,
-as Sonderby et al. do). ganarena has no such transform built in (ganarena.packing is PacGAN's
-packing, ganarena.augment the augmentations): this file and conf/d_input/instance_noise.yaml
+as Sonderby et al. do). ganarena has no such transform built in (ganarena.gan.packing is PacGAN's
+packing, ganarena.gan.augment the augmentations): this file and conf/d_input/instance_noise.yaml
 add it through the config search path alone.
 
 The transform counts the real batches it sees (one per D step; a loss whose G side reads D's

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from ganarena.losses import Loss
+from ganarena.gan.losses import Loss
 
 
 def _ra_ls(up: Tensor, down: Tensor) -> Tensor:

@@ -13,7 +13,7 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
-from ganarena.losses import LOSSES
+from ganarena.gan.losses import LOSSES
 from ganarena.tasks import GenerativeTask
 
 
@@ -36,7 +36,9 @@ class TwoGeneratorTask(GenerativeTask):
         )
         z = torch.randn(n_fixed, latent_dim, generator=torch.Generator().manual_seed(self.seed))
         self.register_buffer("fixed_z", z)
-        self.loss = LOSSES["nonsaturating"]  # a ganarena.losses.Loss: d(real, fake), g(real, fake)
+        self.loss = LOSSES[
+            "nonsaturating"
+        ]  # a ganarena.gan.losses.Loss: d(real, fake), g(real, fake)
 
     def generate(self, z: Tensor) -> Tensor:
         second = (z[:, :1] > 0).float()

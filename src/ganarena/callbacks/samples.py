@@ -9,7 +9,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 from torchvision.utils import save_image
 
-from ganarena.loggers import log_image
+from ganarena.report.loggers import log_image
 
 SAMPLES_TAG = "val/samples"  # in the val/ group, beside the scores of the same steps
 REAL_TAG = "val/real"

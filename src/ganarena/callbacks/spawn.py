@@ -8,7 +8,7 @@ from typing import Any
 
 import lightning as L
 
-from ganarena.files import write_json
+from ganarena.run.files import write_json
 
 
 class SpawnResults(L.Callback):

@@ -20,7 +20,7 @@ from torchvision.transforms import v2
 from ganarena.data.base import ImageDataModule
 from ganarena.data.idx import read_idx_pair
 from ganarena.errors import ConfigError, DataError
-from ganarena.files import IMAGE_EXTENSIONS
+from ganarena.run.files import IMAGE_EXTENSIONS
 
 log = logging.getLogger(__name__)
 

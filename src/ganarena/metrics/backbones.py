@@ -19,8 +19,8 @@ from torch import Tensor
 
 from ganarena.data.protocol import RealImages
 from ganarena.errors import ConfigError, DataError, GanarenaError
-from ganarena.files import cache_lock, save_torch
-from ganarena.verdict import RELIABLE_CLASSIFIER, WEAK_CLASSIFIER
+from ganarena.report.verdict import RELIABLE_CLASSIFIER, WEAK_CLASSIFIER
+from ganarena.run.files import cache_lock, save_torch
 
 log = logging.getLogger(__name__)
 

@@ -24,12 +24,12 @@ from torchmetrics.utilities.data import dim_zero_cat
 
 from ganarena.data.protocol import RealImages
 from ganarena.errors import ConfigError, DataError
-from ganarena.files import cache_lock, save_torch, to_uint8
 from ganarena.metrics import registry as M
 from ganarena.metrics.backbones import build_backbone
 from ganarena.metrics.fid import FeaturesIn, fid_metric, quiet
 from ganarena.metrics.prdc import K_DC, K_PR, knn_radii, prdc
 from ganarena.metrics.registry import BUILTIN, Plugin, build_plugins
+from ganarena.run.files import cache_lock, save_torch, to_uint8
 
 log = logging.getLogger(__name__)
 

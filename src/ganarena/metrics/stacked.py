@@ -30,9 +30,9 @@ import torch
 from torch import Tensor
 
 from ganarena.errors import ConfigError, DataError
-from ganarena.files import cache_lock, save_torch, to_uint8
 from ganarena.metrics import registry as M
 from ganarena.metrics.fid import fid_metric, sample_settings
+from ganarena.run.files import cache_lock, save_torch, to_uint8
 
 log = logging.getLogger(__name__)
 

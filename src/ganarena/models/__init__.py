@@ -5,8 +5,9 @@ discriminator as D(x) or D(x, y), with y int64 labels of shape (B,). The CycleGA
 (resnet_translator.py) map images to images: G(x) -> image, D(x) -> patch logits (B, 1, h, w).
 """
 
+from ganarena.models.checks import apply_spectral_norm
 from ganarena.models.dcgan import DCGANDiscriminator, DCGANGenerator, init_weights
-from ganarena.models.mlp import MLPDiscriminator, MLPGenerator, apply_spectral_norm
+from ganarena.models.mlp import MLPDiscriminator, MLPGenerator
 from ganarena.models.pacgan import (
     MaxoutDiscriminator,
     PacGAN2DGenerator,

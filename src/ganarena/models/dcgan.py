@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ganarena.errors import ConfigError, check_int
-from ganarena.models.mlp import (
+from ganarena.models.checks import (
     apply_spectral_norm,
     check_labels,
     check_norm,

@@ -11,7 +11,7 @@ them (github.com/fjxmlzn/PacGAN):
   stride-2 (transposed) convolutions with TensorFlow's "same" output sizes (28, 14, 7, 4, 2).
 
 Unconditional, as in the paper; weights N(0, 0.02), biases 0, batch-norm scales 1. The
-discriminators take `channels` so PacGAN packing (ganarena.packing) builds them for m x the
+discriminators take `channels` so PacGAN packing (ganarena.gan.packing) builds them for m x the
 data's channels. Table 3's small-discriminator nets are in ganarena.models.unrolled_gan.
 """
 
@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ganarena.errors import ConfigError
-from ganarena.models.mlp import check_positive_int
+from ganarena.models.checks import check_positive_int
 
 __all__ = [
     "MaxoutDiscriminator",

@@ -19,8 +19,8 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ganarena.errors import ConfigError
+from ganarena.models.checks import apply_spectral_norm, check_positive_int
 from ganarena.models.dcgan import init_weights
-from ganarena.models.mlp import apply_spectral_norm, check_positive_int
 
 TRANSLATOR_NORMS = ("instance", "batch", "layer", "none")
 

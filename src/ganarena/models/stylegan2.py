@@ -30,9 +30,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from ganarena.defaults import example
 from ganarena.errors import ConfigError
-from ganarena.models.mlp import check_labels, check_num_classes, check_positive_int
+from ganarena.models.checks import check_labels, check_num_classes, check_positive_int
+from ganarena.run.defaults import example
 
 NOISE_MODES = ("random", "const", "none")
 # NVIDIA's bias_act def_gain for lrelu: keeps activations at ~unit variance.

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ganarena.errors import ConfigError
-from ganarena.models.mlp import check_positive_int
+from ganarena.models.checks import check_positive_int
 from ganarena.models.pacgan import _unconditional, paper_init
 
 __all__ = ["UnrolledGANDiscriminator", "UnrolledGANGenerator"]

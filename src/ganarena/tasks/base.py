@@ -127,16 +127,16 @@ def check_optimizer(factory: Any, key: str) -> None:
 
 
 def adversarial_loss(loss: Any, hint: str = ""):
-    """The task's adversarial loss: a ganarena.losses.Loss (what a loss yaml's `objective` builds,
+    """The task's adversarial loss: a ganarena.gan.losses.Loss (what a loss yaml's `objective` builds,
     also a user's own subclass), or a built-in's name (LOSSES); a ConfigError otherwise."""
-    from ganarena.losses import LOSSES, Loss
+    from ganarena.gan.losses import LOSSES, Loss
 
     if isinstance(loss, Loss):
         return loss
     if isinstance(loss, str) and loss in LOSSES:
         return LOSSES[loss]
     raise ConfigError(
-        f"loss.objective={loss!r} is not an adversarial loss: expected a ganarena.losses.Loss "
+        f"loss.objective={loss!r} is not an adversarial loss: expected a ganarena.gan.losses.Loss "
         f"(d(real, fake) and g(real, fake)) or a built-in name ({', '.join(LOSSES)}). Choose one "
         f"with loss=<name>{hint}, or point loss.objective._target_ at a Loss subclass."
     )
@@ -193,7 +193,7 @@ class Task(L.LightningModule):
 
     # -- protocol defaults ---------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
-        """Task settings that identify a run beside the common keys (ganarena.records)."""
+        """Task settings that identify a run beside the common keys (ganarena.run.records)."""
         return {}
 
     def sampling_modules(self) -> list[nn.Module]:

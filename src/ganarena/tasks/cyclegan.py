@@ -13,7 +13,7 @@ the reference's `optimize_parameters`:
             + lambda_cycle * lambda_identity * (|G(b) - b|_1 + |F(a) - a|_1)
   D_A, D_B: 0.5 * (L_D(D_A(a), D_A(pool_A(F(b)))) + L_D(D_B(b), D_B(pool_B(G(a)))))
 
-with the adversarial pair L_adv / L_D from `ganarena.losses.LOSSES[loss]` and the fakes drawn
+with the adversarial pair L_adv / L_D from `ganarena.gan.losses.LOSSES[loss]` and the fakes drawn
 from an image pool of earlier fakes (Shrivastava et al. 2017). Both optimizers follow a constant
 learning rate, then a linear decay (the reference's `--lr_policy linear`), counted in generator
 steps. The image pools go into checkpoints, so a resumed run continues exactly.
@@ -30,10 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ganarena.defaults import example
 from ganarena.errors import CheckpointError, ConfigError, check_int
-from ganarena.image_pool import ImagePool
-from ganarena.losses import clip_weights, gradient_penalty
+from ganarena.gan.image_pool import ImagePool
+from ganarena.gan.losses import clip_weights, gradient_penalty
+from ganarena.run.defaults import example
 from ganarena.tasks.base import (
     Task,
     adversarial_loss,

@@ -13,9 +13,9 @@ import torch
 from torch import Tensor, nn
 
 from ganarena.errors import ConfigError
-from ganarena.losses import clip_weights, gradient_penalty
-from ganarena.penalties import DBatch, build_penalties, r1_penalty
-from ganarena.schedules import Schedule
+from ganarena.gan.losses import clip_weights, gradient_penalty
+from ganarena.gan.penalties import DBatch, build_penalties, r1_penalty
+from ganarena.gan.schedules import Schedule
 from ganarena.tasks.base import (
     GenerativeTask,
     adversarial_loss,
@@ -51,7 +51,7 @@ class GANTask(GenerativeTask):
     """Alternates `n_critic` discriminator steps (one real batch each) with one generator step.
 
     A conditional generator (one with `num_classes`) gets each real batch's labels for its fakes,
-    and D sees (image, label) pairs. `augment` (ganarena.augment) transforms D's inputs: the real
+    and D sees (image, label) pairs. `augment` (ganarena.gan.augment) transforms D's inputs: the real
     images only (`applies_to == "real"`) or real and fake alike in both steps ("both",
     DiffAugment). Regularisation phases: R1 on D (`r1.gamma`, every `r1.interval` D steps) and
     path length on G (`path_length.weight`, every `path_length.interval` G steps; needs a
@@ -95,7 +95,7 @@ class GANTask(GenerativeTask):
         if decay_start is not None:
             check_decay_start(decay_start, "e.g. task.decay_start=0.67 (the last third decays)")
         self.decay_start = decay_start
-        from ganarena.augment import build_augment, build_d_input
+        from ganarena.gan.augment import build_augment, build_d_input
 
         self.loss = adversarial_loss(loss)
         check_optimizer(optimizer_g, "loss.optimizer_g")
@@ -163,7 +163,7 @@ class GANTask(GenerativeTask):
                 "Use model=stylegan2, or task.path_length.weight=0."
             )
         if float(pl.get("weight", 0.0)) > 0:
-            from ganarena.penalties import PathLengthPenalty
+            from ganarena.gan.penalties import PathLengthPenalty
 
             self.path_length = PathLengthPenalty(decay=float(pl.get("decay", 0.01)))
             self.pl_batch_shrink = int(pl.get("batch_shrink", 2))
@@ -186,7 +186,7 @@ class GANTask(GenerativeTask):
 
     def _check_adaptive(self) -> None:
         """augment=ada reads sign(D(x) - decision): refused for a loss without a decision logit."""
-        from ganarena.augment import AdaptiveAugment
+        from ganarena.gan.augment import AdaptiveAugment
 
         if isinstance(self.augment, AdaptiveAugment) and self.loss.decision is None:
             raise ConfigError(
@@ -406,7 +406,7 @@ class GANTask(GenerativeTask):
 
     def _adapt(self, real_logits: Tensor, n: int) -> dict[str, Tensor]:
         """augment=ada: feed the D step's real logits to the controller; its p and r_t to log."""
-        from ganarena.augment import AdaptiveAugment
+        from ganarena.gan.augment import AdaptiveAugment
 
         if not isinstance(self.augment, AdaptiveAugment):
             return {}

@@ -9,13 +9,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ganarena.errors import CheckpointError, ConfigError
-from ganarena.files import existing_checkpoint
+from ganarena.run.files import existing_checkpoint
 from ganarena.tasks.base import Task
 
 
 def build_task(cfg: DictConfig) -> Task:
     """Instantiate `cfg.task` (its networks, loss and optimizers come through interpolations)."""
-    from ganarena.config import build, resolve_auto
+    from ganarena.run.config import build, resolve_auto
 
     resolve_auto(cfg)
     return build(cfg.task)

@@ -5,7 +5,7 @@ double backward (so no torch.compile), and the discriminator normalisation its p
 names; the terms themselves are in losses.py (gradient penalty, clipping) and penalties.py (R1,
 path length), applied by the GAN task's phases (tasks/gan.py).
 
-Regularisers beyond the built-in keys come in as files: a `ganarena.penalties.Penalty` subclass
+Regularisers beyond the built-in keys come in as files: a `ganarena.gan.penalties.Penalty` subclass
 (`R2`, or one of your own) named by `conf/regularizer/<name>.yaml` and listed as `regularizer=[name, ...]`; it
 declares the same facts as class attributes, and the checks read them (`declared`).
 """
@@ -65,7 +65,7 @@ def declared(entries: Mapping[str, Any] | None) -> list[Regularizer]:
     from hydra.utils import get_class
 
     from ganarena.errors import ConfigError
-    from ganarena.penalties import Penalty  # torch: only when a config lists plug-ins
+    from ganarena.gan.penalties import Penalty  # torch: only when a config lists plug-ins
 
     out = []
     for name, node in (entries or {}).items():
@@ -78,7 +78,7 @@ def declared(entries: Mapping[str, Any] | None) -> list[Regularizer]:
             cls = None
         if not (isinstance(cls, type) and issubclass(cls, Penalty)):
             raise ConfigError(
-                f"regularizer.{name} must name a ganarena.penalties.Penalty subclass in its "
+                f"regularizer.{name} must name a ganarena.gan.penalties.Penalty subclass in its "
                 f"_target_ (importable: put its folder on PYTHONPATH), got {target!r}. See the "
                 "README's 'A regulariser' example, or remove it with ~regularizer." + str(name)
             )

@@ -10,10 +10,10 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ganarena.defaults import example
 from ganarena.errors import ConfigError, GanarenaError, check_memory
-from ganarena.files import nearest_existing, writable_dir
-from ganarena.regularizers import active, declared
+from ganarena.gan.regularizers import active, declared
+from ganarena.run.defaults import example
+from ganarena.run.files import nearest_existing, writable_dir
 
 
 def _get(cfg: DictConfig, key: str) -> Any:
@@ -166,21 +166,21 @@ def validate_train(cfg: DictConfig) -> None:
 
 
 def _check_loss(cfg: DictConfig) -> Any:
-    """The loss yaml's `objective` built: a ganarena.losses.Loss, or a ConfigError naming the fix."""
-    from ganarena.losses import Loss
+    """The loss yaml's `objective` built: a ganarena.gan.losses.Loss, or a ConfigError naming the fix."""
+    from ganarena.gan.losses import Loss
 
     spec = _get(cfg, "loss.objective")
     name = _get(cfg, "loss.name")
     if spec is None:
         raise ConfigError(
             f"loss={name} has no `objective`: a loss yaml names its Loss class as objective._target_ "
-            '(e.g. objective: {_target_: ganarena.losses.NonSaturating}; README, "Extending '
+            '(e.g. objective: {_target_: ganarena.gan.losses.NonSaturating}; README, "Extending '
             'ganarena"). Add it, or choose a built-in loss with loss=<name>.'
         )
     loss = build(spec)  # an import or argument error becomes a ConfigError naming the target
     if not isinstance(loss, Loss):
         raise ConfigError(
-            f"loss.objective of loss={name} built a {type(loss).__name__}, not a ganarena.losses."
+            f"loss.objective of loss={name} built a {type(loss).__name__}, not a ganarena.gan.losses."
             "Loss: subclass it and define d(real, fake) and g(real, fake)."
         )
     return loss

@@ -3,7 +3,7 @@ adversarial networks", arXiv:1712.04086): the discriminator judges m samples at 
 
 `d_input=[pack2]` (conf/d_input/pack<m>.yaml) makes two pieces work together:
 
-- `Pack(m)`, a D-input transform (ganarena.augment.build_d_input): a batch of B images with C
+- `Pack(m)`, a D-input transform (ganarena.gan.augment.build_d_input): a batch of B images with C
   channels becomes B // m packs of m * C channels (consecutive samples, all real or all fake,
   stacked along the channel axis as PacGAN's code concatenates them), one D logit per pack;
 - `packed_discriminator`, which builds the model's discriminator for m times the dataset's

@@ -1,7 +1,7 @@
 """hydra/launcher=slurm: hydra-submitit-launcher's SlurmLauncher, made to follow the job and to
 survive its jobs (conf/hydra/launcher/slurm.yaml, README "Launchers").
 
-- Requests that follow the job: `${ganarena.slurm:KEY}` in the yaml resolves GPUs (only for a GPU
+- Requests that follow the job: `${ganarena.run.slurm:KEY}` in the yaml resolves GPUs (only for a GPU
   accelerator), CPUs and memory from the trainer and the data (`request`), each overridable.
 - Checked before submission: the request is compared with the nodes and limits of the partition
   (`scontrol show partition/node`); one that can never start is refused with both sets of numbers.
@@ -46,7 +46,7 @@ ACTIVE = ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "RESIZI
 
 # -- requests -----------------------------------------------------------------------------------
 def request(key: str, _root_: DictConfig) -> Any:
-    """`${ganarena.slurm:KEY}`: what one job needs, from the trainer and the data."""
+    """`${ganarena.run.slurm:KEY}`: what one job needs, from the trainer and the data."""
     accelerator = str(OmegaConf.select(_root_, "trainer.accelerator", default="cpu"))
     kind = "gpu" if accelerator in GPU_ACCELERATORS else "cpu"
     devices = OmegaConf.select(_root_, "trainer.devices", default=1)
@@ -63,11 +63,11 @@ def request(key: str, _root_: DictConfig) -> Any:
         tasks = devices if isinstance(devices, int) and devices > 0 else 1
         return tasks * math.ceil(MEM_BASE_GB[kind] + data_gb)
     raise ValueError(
-        f"${{ganarena.slurm:{key}}}: no such request (gpus_per_node, cpus_per_task, mem_gb)"
+        f"${{ganarena.run.slurm:{key}}}: no such request (gpus_per_node, cpus_per_task, mem_gb)"
     )
 
 
-OmegaConf.register_new_resolver("ganarena.slurm", request, replace=True)
+OmegaConf.register_new_resolver("ganarena.run.slurm", request, replace=True)
 
 
 def register_launcher() -> None:

@@ -6,7 +6,7 @@ TensorBoard names a run by its folder under --logdir, so `tensorboard --logdir <
 dir>/tensorboard` lists the jobs by what they vary. metrics.json "tensorboard" records the folder
 (relative to the run folder). Tags: `train/*` and `val/*` only (README "TensorBoard"), so Time
 Series opens on those two groups, expanded; text: `config` (the resolved config, at the start)
-and `verdict` (ganarena.hparams, at the end).
+and `verdict` (ganarena.report.hparams, at the end).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ganarena.errors import ConfigError
-from ganarena.records import hparam_names
+from ganarena.run.records import hparam_names
 
 MAX_LABEL = 200  # characters of a run label (a folder name)
 

@@ -26,11 +26,11 @@ from typing import Any
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from ganarena.dashboard import sweep_overrides, tensorboard_dirs
-from ganarena.losses import LOSSES
+from ganarena.gan.losses import LOSSES
 from ganarena.metrics.registry import BUILTIN, PRIMARY
-from ganarena.records import HPARAM_KEYS, STATUSES, select
-from ganarena.verdict import HEALTHS
+from ganarena.report.dashboard import sweep_overrides, tensorboard_dirs
+from ganarena.report.verdict import HEALTHS
+from ganarena.run.records import HPARAM_KEYS, STATUSES, select
 
 # The session metrics: the last point of each curve, i.e. the final evaluation (or the best).
 # From the metric registry (`hparams` column titles); a run adds its plug-ins (session_metrics).

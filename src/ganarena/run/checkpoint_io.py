@@ -6,7 +6,7 @@ from typing import Any
 
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from ganarena.files import save_torch
+from ganarena.run.files import save_torch
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -13,7 +13,7 @@ from torch import Tensor
 from torchvision.utils import save_image
 
 from ganarena.errors import ConfigError
-from ganarena.files import atomic_write, to_uint8
+from ganarena.run.files import atomic_write, to_uint8
 
 
 # -- latents -----------------------------------------------------------------------------------

@@ -25,8 +25,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from ganarena.files import nearest_existing, writable_dir
-from ganarena.slurm import register_launcher  # importing it registers ${ganarena.slurm:...}
+from ganarena.run.files import nearest_existing, writable_dir
+from ganarena.run.slurm import register_launcher  # importing it registers ${ganarena.run.slurm:...}
 
 EXIT_USER_ERROR = 2
 HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")

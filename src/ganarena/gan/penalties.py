@@ -11,7 +11,7 @@ keeps a running mean.
 Plug-in regularisers (`regularizer=[name, ...]`): subclasses of `Penalty`, which sees a `DBatch`
 at every due D step; `R2` (R1 on generated samples) and `LeCam` (Tseng et al. 2021) are built in.
 A penalty's weight may follow a cosine schedule to `weight_end` (R3GAN's gamma decay,
-ganarena.schedules), over the GAN task's `task.schedule.steps`.
+ganarena.gan.schedules), over the GAN task's `task.schedule.steps`.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ class Penalty(nn.Module):
     so buffers it keeps (running means) are saved in checkpoints.
 
     `weight_end` (None: constant): the weight follows a cosine from `weight` to `weight_end` over
-    the task's schedule horizon (ganarena.schedules; R3GAN decays its gamma 10x this way).
+    the task's schedule horizon (ganarena.gan.schedules; R3GAN decays its gamma 10x this way).
     """
 
     network = "d"
@@ -221,7 +221,7 @@ def build_penalties(entries) -> dict[str, Penalty]:
         if not isinstance(penalty, Penalty):
             raise ConfigError(
                 f"regularizer.{name} built a {type(penalty).__name__}, not a "
-                "ganarena.penalties.Penalty: point its _target_ at a Penalty subclass."
+                "ganarena.gan.penalties.Penalty: point its _target_ at a Penalty subclass."
             )
         out[str(name)] = penalty
     return out
