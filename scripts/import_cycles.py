@@ -56,8 +56,9 @@ def edges(known: dict[str, Path]) -> dict[str, set[str]]:
                 targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base
                            for a in node.names]  # fmt: skip
             elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-                # a module named in a string (import_module("ganarena.x"), a lazy-export table)
-                targets = [node.value] if node.value in known else []
+                # a module named in a string (import_module("ganarena.x"), a lazy-export table);
+                # the bare package name is a logger's name, not an import
+                targets = [node.value] if node.value in known and "." in node.value else []
             for t in targets:
                 dep = _resolve(t, known)
                 # a submodule importing its own package's __init__ for a name is an edge too,

@@ -37,8 +37,8 @@ STUDIES: dict[str, dict[str, list[str]]] = {
         # R1/R2, no schedules; the default pair's tuned Adam betas and EMA decay)
         "rpgan": [
             "loss=rpgan",
-            "loss.optimizer_g.betas=[0.0,0.99]",
-            "loss.optimizer_d.betas=[0.0,0.99]",
+            "optim.g.betas=[0.0,0.99]",
+            "optim.d.betas=[0.0,0.99]",
             "model.ema_decay=0.99",
         ],
     },

@@ -60,7 +60,7 @@ def make_job(
         "loss": {"name": loss, "optimizer_d": {"lr": lr_d, "betas": [0.5, 0.999]}},
     }
     (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
-    overrides = [f"model={model}", f"loss={loss}", f"seed={seed}", f"loss.optimizer_d.lr={lr_d}"]
+    overrides = [f"model={model}", f"loss={loss}", f"seed={seed}", f"optim.d.lr={lr_d}"]
     (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
     if curve:
         w = SummaryWriter(str(job / "tensorboard"))
@@ -197,14 +197,14 @@ def test_group_by_a_config_path(tmp_path):
     s = tmp_path / "sweep"
     for n, (lr, seed, fid) in enumerate([(1e-4, 1, 20.0), (1e-4, 2, 22.0), (3e-4, 1, 10.0)]):
         make_job(s, n, lr_d=lr, seed=seed, fid=fid)
-    result = compare([s], group_by=["loss", "loss.optimizer_d.lr"])
+    result = compare([s], group_by=["loss", "optim.d.lr"])
     rows = read_csv(s / "comparison.csv")
-    assert [r["loss.optimizer_d.lr"] for r in rows] == ["0.0003", "0.0001"]
+    assert [r["optim.d.lr"] for r in rows] == ["0.0003", "0.0001"]
     assert [r["seeds"] for r in rows] == ["1", "2"]
     assert "Note:" not in result.markdown
     # Grouping them together anyway: the table says which swept setting it lumps together.
     hinted = compare([s], out=tmp_path / "lumped")
-    assert "differ in the swept setting `loss.optimizer_d.lr`" in hinted.markdown
+    assert "differ in the swept setting `optim.d.lr`" in hinted.markdown
 
 
 def test_mixed_eval_settings_are_refused_unless_allowed(tmp_path):
@@ -315,7 +315,7 @@ def test_rejects_unknown_group_by_and_metric(sweep, capsys):
     flat = " ".join(err.split())
     assert "Unknown --group-by key 'optimizer'" in flat
     assert "model, loss, dataset, dataset_resolved, seed" in flat  # lists the valid keys
-    code, _, err = run_main([sweep, "--group-by", "loss.optimizer_d"], capsys)
+    code, _, err = run_main([sweep, "--group-by", "optim.d"], capsys)
     assert code == 2 and "names a config section" in " ".join(err.split())
     code, _, err = run_main([sweep, "--metric", "precision"], capsys)
     assert code == 2 and "Unknown --metric 'precision'. Available: fid, is, kid" in " ".join(

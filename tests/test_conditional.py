@@ -82,9 +82,9 @@ def test_unconditional_module_refuses_labels(tmp_path):
         (["model.conditional=maybe"], "model.conditional must be true or false"),
         (["model.num_classes=10"], "model.conditional=false"),
         (["model.conditional=true", "model.num_classes=7"], "does not match the 10 classes"),
-        (["task.r1.gamma=-1"], "task.r1.gamma must be >= 0"),
-        (["task.r1.interval=0"], "task.r1.interval must be > 0"),
-        (["model=dcgan", "model.d_norm=batch", "task.r1.gamma=10"], "invalid with batch norm"),
+        (["regularizer=[r1]", "regularizer.r1.gamma=-1"], "regularizer.r1.gamma must be >= 0"),
+        (["regularizer=[r1]", "regularizer.r1.interval=0"], "regularizer.r1.interval must be > 0"),
+        (["model=dcgan", "model.d_norm=batch", "regularizer=[r1]"], "invalid with batch norm"),
         (["augment=diffaugment", "augment.strength=-1"], "augment.strength"),
     ],
 )
@@ -132,7 +132,7 @@ def test_diffaugment_and_r1_train_a_conditional_dcgan(tmp_path):
     out = tmp_path / "run"
     overrides = [
         "model=dcgan", "model.width=8", "model.conditional=true", "model.spectral_norm=true",
-        "augment=diffaugment", "task.r1.gamma=10", "task.r1.interval=2", "model.d_norm=none",
+        "augment=diffaugment", "regularizer=[r1]", "regularizer.r1.interval=2", "model.d_norm=none",
         "trainer.max_steps=4",
     ]  # fmt: skip
     train(compose_train(out, overrides))

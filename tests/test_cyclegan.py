@@ -421,7 +421,7 @@ def test_sweep_over_lambda_cycle_is_compared_by_it(tmp_path, monkeypatch, consol
         ),
         (["model=resnet"], ConfigError, "model=resnet maps images to images.*task=cyclegan"),
         (["dataset=mnist2inverted"], ConfigError, "two image domains.*task=gan"),
-        ([*TINY, "loss=wgan"], ConfigError, "loss.n_critic=5 cannot apply"),
+        ([*TINY, "loss=wgan"], ConfigError, "optim.n_critic=5 cannot apply"),
         ([*TINY, "augment=diffaugment"], ConfigError, "does not augment"),
         ([*TINY, "dataset.domain_b.base.channels=3"], ConfigError, "same channels"),
         ([*TINY, "task.decay_start=2"], ConfigError, "decay_start must be a fraction"),

@@ -52,7 +52,7 @@ def composed(overrides: list[str]):
 
 def betas(overrides: list[str]) -> tuple[list[float], list[float]]:
     cfg = composed(overrides)
-    return list(cfg.loss.optimizer_g.betas), list(cfg.loss.optimizer_d.betas)
+    return list(cfg.optim.g.betas), list(cfg.optim.d.betas)
 
 
 def test_tuned_settings_apply_to_their_pair_only():
@@ -68,7 +68,7 @@ def test_tuned_settings_apply_to_their_pair_only():
     assert betas(["~tuned"]) == (loss_own, loss_own)
     assert betas(["experiment=loss_zoo"]) == (loss_own, loss_own)  # every loss on paper settings
     # the command line still wins over the tuned file
-    assert betas(["loss.optimizer_d.betas=[0.5,0.9]"]) == (tuned, [0.5, 0.9])
+    assert betas(["optim.d.betas=[0.5,0.9]"]) == (tuned, [0.5, 0.9])
     assert betas(["tuned=dcgan_nonsaturating", "loss=hinge"]) == (tuned, tuned)  # asked for
 
 

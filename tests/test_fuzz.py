@@ -27,15 +27,13 @@ NUMERIC = {
     "dataset.batch_size": INTS,
     "trainer.max_steps": INTS,
     "trainer.log_every_n_steps": INTS,
-    "loss.n_critic": INTS,
-    "loss.gp_weight": FLOATS,
-    "loss.clip_value": st.one_of(FLOATS, st.just("null")),
+    "optim.n_critic": INTS,
+    "regularizer.gp.weight": FLOATS,  # with loss=wgan_gp or regularizer=[gp]
+    "regularizer.clip.value": st.one_of(FLOATS, st.just("null")),
     "loss.label_smoothing": FLOATS,
-    "loss.optimizer_g.lr": FLOATS,
-    "loss.optimizer_d.lr": FLOATS,
-    "loss.optimizer_d.betas": st.sampled_from(
-        ["[0.5,0.999]", "[1.5,0.9]", "[-0.1,0.9]", "[0.5]", "abc"]
-    ),
+    "optim.g.lr": FLOATS,
+    "optim.d.lr": FLOATS,
+    "optim.d.betas": st.sampled_from(["[0.5,0.999]", "[1.5,0.9]", "[-0.1,0.9]", "[0.5]", "abc"]),
     "model.ema_decay": st.one_of(FLOATS, st.just("null")),
     "model.latent_dim": INTS,
     "seed": st.one_of(INTS, st.just("null")),
@@ -46,8 +44,8 @@ NUMERIC = {
     "dataset.image_size": st.sampled_from([-1, 0, 1, 7, 8, 16, 28, 29, 32, 64, "abc", "null", 1.5]),
     "dataset.channels": st.sampled_from([-1, 0, 1, 2, 3, 4, "abc", 1.0]),
     "dataset.limit": st.sampled_from([-5, 0, 1, 63, 64, 1000, "null", "abc", 2.5]),
-    "task.r1.gamma": FLOATS,
-    "task.r1.interval": INTS,
+    "regularizer.r1.gamma": FLOATS,  # with regularizer=[r1]
+    "regularizer.r1.interval": INTS,
     "augment.strength": FLOATS,  # diffaugment only: a Hydra error for the others
     "augment.rotation": FLOATS,  # classic only
     "augment.policy": st.sampled_from(["color", "[translation,cutout]", "[]", "foo", "3"]),
@@ -65,6 +63,10 @@ ENUMS = {
     ),
     "model.d_norm": st.sampled_from(["batch", "layer", "none", "group", 3]),
     "augment": st.sampled_from(["none", "classic", "diffaugment", "foo"]),
+    "optim": st.sampled_from(["dcgan", "wgan", "wgan_gp", "r3gan", "baz"]),
+    "regularizer": st.sampled_from(
+        ["[]", "[gp]", "[clip]", "[r1]", "[r1,r2]", "[lecam]", "[path_length]", "[nope]"]
+    ),
     "eval": st.sampled_from(["none", "domain", "inception"]),
     "model.conditional": BOOLS,
     "model.spectral_norm": BOOLS,
@@ -82,7 +84,9 @@ def overrides(draw):
     fields = {**ENUMS, **NUMERIC}
     keys = draw(st.lists(st.sampled_from(sorted(fields)), min_size=1, max_size=4, unique=True))
     # Group choices must come before the fields they contain.
-    keys.sort(key=lambda k: (k not in ("model", "loss", "augment", "eval"), k))
+    keys.sort(
+        key=lambda k: (k not in ("model", "loss", "optim", "regularizer", "augment", "eval"), k)
+    )
     return [f"{k}={fmt(draw(fields[k]))}" for k in keys]
 
 
@@ -112,6 +116,6 @@ def test_train_config_fields_give_a_valid_setup_or_a_clear_error(hydra_ctx, tmp_
         assert len(str(e)) > 30 and "\n" not in str(e).strip(), str(e)
         return
     # Accepted: the settings really are usable.
-    assert cfg.dataset.batch_size > 0 and cfg.trainer.max_steps > 0 and cfg.loss.n_critic > 0
+    assert cfg.dataset.batch_size > 0 and cfg.trainer.max_steps > 0 and cfg.optim.n_critic > 0
     assert cfg.model.conditional in (True, False, "auto")  # auto: resolved from the data
     assert isinstance(cfg.model.spectral_norm, bool)

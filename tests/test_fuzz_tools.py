@@ -255,7 +255,7 @@ COMPARE_FIELDS = {
     "sweep": st.sampled_from(["SWEEP", "SWEEP SWEEP", "RUN", "SWEEP/0", "ROOT/empty",
                               "ROOT/a_file.txt", "ROOT/missing", "ROOT", ""]),
     "--metric": st.sampled_from(["fid", "is", "kid", "kid_std", "fid_inf", "foo", "", "FID"]),
-    "--group-by": st.sampled_from(["model,loss", "seed", "", ",,", "loss.optimizer_d.lr", "foo",
+    "--group-by": st.sampled_from(["model,loss", "seed", "", ",,", "optim.d.lr", "foo",
                                    "model,model", "dataset.limit", "conditional", "a.b.c",
                                    "model.generator"]),
     "--out": st.sampled_from(["OUT", "ROOT/a_file.txt", "RUN", "SWEEP/0", ""]),

@@ -87,7 +87,7 @@ def test_every_run_is_a_row_of_the_hparams_tab(tmp_path):
     # Outside a sweep nothing varies: model, loss, seed, health and status are the default columns.
     shown = {n for n, h in infos.items() if h.differs}
     assert shown == {"model", "loss", "seed", "health", "status"}
-    assert infos["lr_g"].description == "loss.optimizer_g.lr"
+    assert infos["lr_g"].description == "optim.g.lr"
 
     # One session group per run (no averaging over seeds unless asked for).
     assert len(groups) == 3 and all(len(g.sessions) == 1 for g in groups)
@@ -125,12 +125,14 @@ def test_group_by_names_hparams(tmp_path):
 
 def test_the_sweep_keys_are_the_default_columns():
     assert shown_by_default(["loss", "seed"]) == ["loss", "seed", "model", "health", "status"]
-    swept = ["loss.optimizer_g.lr", "loss.optimizer_d.lr", "loss.n_critic", "loss", "model", "seed"]
+    swept = ["optim.g.lr", "optim.d.lr", "optim.n_critic", "loss", "model", "seed"]
     assert shown_by_default(swept) == ["lr_g", "lr_d", "n_critic", "loss", "model", "seed"]
     # A swept setting HPARAM_KEYS lacks becomes a column of its own, shown by default.
-    hp = flatten_hparams(None, summary("hinge", 1), {"task.r1.interval": "task.r1.interval=8"})
-    assert hp["task.r1.interval"] == "8" and "task.r1.interval" in shown_by_default(
-        ["task.r1.interval"]
+    hp = flatten_hparams(
+        None, summary("hinge", 1), {"regularizer.r1.interval": "regularizer.r1.interval=8"}
+    )
+    assert hp["regularizer.r1.interval"] == "8" and "regularizer.r1.interval" in shown_by_default(
+        ["regularizer.r1.interval"]
     )
 
 

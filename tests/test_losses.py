@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from ganarena.gan import losses
+from ganarena.gan import losses, penalties
 from ganarena.gan.losses import LOSSES
 
 REAL = torch.tensor([2.0, -1.0])
@@ -106,7 +106,7 @@ def test_gradient_penalty_matches_closed_form():
     real, fake = torch.randn(6, 1, 2, 2), torch.randn(6, 1, 2, 2)
     d = Quadratic(torch.randn(1, 2, 2))
     torch.manual_seed(123)
-    gp = losses.gradient_penalty(d, real, fake)
+    gp = penalties.gradient_penalty(d, real, fake)
     torch.manual_seed(123)
     eps = torch.rand(6, 1, 1, 1)
     x_hat = eps * real + (1 - eps) * fake
@@ -121,7 +121,7 @@ def test_gradient_penalty_matches_finite_differences():
     real, fake = torch.randn(3, 4).double(), torch.randn(3, 4).double()
     d = d.double()
     torch.manual_seed(5)
-    gp = losses.gradient_penalty(d, real, fake).item()
+    gp = penalties.gradient_penalty(d, real, fake).item()
     torch.manual_seed(5)
     eps = torch.rand(3, 1, dtype=torch.float64)
     x_hat = eps * real + (1 - eps) * fake
@@ -148,12 +148,12 @@ def test_gradient_penalty_pushes_gradient_norm_toward_one():
             p.mul_(5.0)  # start with gradient norms far above 1
     real, fake = torch.randn(64, 16), torch.randn(64, 16) + 2
     opt = torch.optim.Adam(d.parameters(), lr=1e-2)
-    first = losses.gradient_penalty(d, real, fake).item()
+    first = penalties.gradient_penalty(d, real, fake).item()
     for _ in range(200):
         opt.zero_grad()
-        losses.gradient_penalty(d, real, fake).backward()
+        penalties.gradient_penalty(d, real, fake).backward()
         opt.step()
-    last = losses.gradient_penalty(d, real, fake).item()
+    last = penalties.gradient_penalty(d, real, fake).item()
     assert first > 10.0
     assert last < 0.05 * first
 
@@ -164,7 +164,7 @@ def test_clip_weights_bounds_every_parameter():
     with torch.no_grad():
         for p in d.parameters():
             p.mul_(100)
-    losses.clip_weights(d, 0.01)
+    penalties.clip_weights(d, 0.01)
     values = torch.cat([p.flatten() for p in d.parameters()])
     assert values.abs().max().item() == pytest.approx(0.01)
     assert values.min().item() >= -0.01 and values.max().item() <= 0.01

@@ -47,10 +47,14 @@ def test_schedule_node_ramps_lr_and_beta2_and_refuses_what_conflicts():
 def test_r3gan_preset_composes_rpgan_with_r1_and_r2_every_step(tmp_path):
     cfg = compose_train(tmp_path, ["experiment=r3gan", "model=dcgan"])
     assert cfg.loss.name == "rpgan" and cfg.model.d_norm == "none"
-    assert (cfg.task.r1.gamma, cfg.task.r1.gamma_end, cfg.task.r1.interval) == (0.05, 0.005, 1)
+    assert (
+        cfg.regularizer.r1.gamma,
+        cfg.regularizer.r1.gamma_end,
+        cfg.regularizer.r1.interval,
+    ) == (0.05, 0.005, 1)
     r2 = cfg.regularizer.r2
     assert (r2.gamma, r2.gamma_end, r2.interval) == (0.05, 0.005, 1)
-    assert list(cfg.loss.optimizer_d.betas) == [0.0, 0.9] and cfg.loss.optimizer_d.lr == 2e-4
+    assert list(cfg.optim.d.betas) == [0.0, 0.9] and cfg.optim.d.lr == 2e-4
     assert (cfg.task.schedule.lr_end_factor, cfg.task.schedule.beta2_end) == (0.25, 0.99)
     validate_train(cfg)
     with pytest.raises(ConfigError, match="per-sample"):
@@ -94,8 +98,11 @@ def test_ada_trains_with_every_image_model_it_applies_to(tmp_path):
         (["loss=rpgan", "augment=ada"], "up to a\nconstant|up to a constant"),
         (["loss=wgan", "augment=ada"], "decision"),
         (["loss=wgan", "task.schedule.beta2_end=0.99"], "has no betas"),
-        (["task.r1.gamma_end=0.01"], "task.r1.gamma too"),
-        (["experiment=cyclegan_digits", "regularizer=[lecam]"], "silently ignored"),
+        (
+            ["regularizer=[r1]", "regularizer.r1.gamma=0", "regularizer.r1.gamma_end=0.01"],
+            "start value",
+        ),
+        (["experiment=cyclegan_digits", "regularizer=[lecam]"], "cannot apply to task=cyclegan"),
         (["dataset=gaussian_mixture", "augment=ada"], "points, not"),
     ],
 )
@@ -110,11 +117,11 @@ def test_resume_reproduces_ada_p_lecam_anchors_schedules_and_losses(tmp_path):
     and the lr and beta2 ramps: the same p, anchors, weights, optimizer state and logged values."""
     common = [
         "trainer.deterministic=true", "seed=3", "augment=ada", "augment.p=0.3",
-        "augment.interval=2", "augment.speed_kimg=0.2", "regularizer=[r2,lecam]",
-        "regularizer.r2.gamma=0.2", "regularizer.r2.gamma_end=0.02", "task.r1.gamma=0.2",
-        "task.r1.gamma_end=0.02", "task.r1.interval=1", "task.schedule.steps=12",
+        "augment.interval=2", "augment.speed_kimg=0.2", "regularizer=[r1,r2,lecam]",
+        "regularizer.r2.gamma=0.2", "regularizer.r2.gamma_end=0.02", "regularizer.r1.gamma=0.2",
+        "regularizer.r1.gamma_end=0.02", "regularizer.r1.interval=1", "task.schedule.steps=12",
         "task.schedule.lr_end_factor=0.25", "task.schedule.beta2_end=0.99",
-        "loss.optimizer_d.betas=[0.0,0.9]", "loss.optimizer_g.betas=[0.0,0.9]",
+        "optim.d.betas=[0.0,0.9]", "optim.g.betas=[0.0,0.9]",
     ]  # fmt: skip
     (straight, a), (part, b) = straight_and_resumed(tmp_path, common)
     assert {"augment.p", "penalties.lecam.alpha_real"} <= set(a["state_dict"])

@@ -147,7 +147,7 @@ def test_added_keys_reach_constructors_or_are_refused(tmp_path):
             ("+foo=1", False),
             ("+model.foo=1", False),
             ("+trainer.fast_dev_run=false", True),
-            ("+loss.optimizer_d.amsgrad=true", True),
+            ("+optim.d.amsgrad=true", True),
         ]:
             cfg = compose("train", overrides=[override], return_hydra_config=True)
             problem = runfolder.check_added_keys(cfg)
@@ -249,7 +249,7 @@ def test_sixteen_bit_pngs_keep_their_grey_levels(tmp_path):
 
 
 def test_a_diverged_run_without_a_checkpoint_does_not_claim_one(tmp_path):
-    overrides = ["loss=lsgan", "loss.optimizer_d.lr=1e12", "loss.optimizer_g.lr=1e12",
+    overrides = ["loss=lsgan", "optim.d.lr=1e12", "optim.g.lr=1e12",
                  "trainer.max_steps=50", "callbacks.checkpoint.every_n_steps=1000"]  # fmt: skip
     with pytest.raises(DivergedError) as info:
         train(compose_train(tmp_path / "run", overrides))
@@ -321,3 +321,111 @@ def test_incompatible_init_from_and_unknown_classes_exit_2_and_touch_nothing(fin
     for run in ("dcgan", "classes"):
         assert not (tmp_path / run / "checkpoints").exists()
         assert not (tmp_path / run / "metrics.json").exists()
+
+
+# -- issue #33, the exact commands: every one exits 2 with one paragraph and changes nothing ----
+@pytest.fixture(scope="module")
+def other_models(tmp_path_factory) -> dict[str, Path]:
+    """Untrained StyleGAN2 and CycleGAN checkpoints in ganarena's format (no training needed)."""
+    from omegaconf import open_dict
+
+    from ganarena.run.config import resolve_auto
+    from tests.conftest import save_untrained
+
+    root = tmp_path_factory.mktemp("other_models")
+    made = {}
+    with initialize_config_module("ganarena.conf", version_base="1.3"):
+        for name, overrides in (("stylegan2", ["experiment=stylegan2", "dataset=mnist_sample"]),
+                                ("cyclegan", ["experiment=cyclegan_digits"])):  # fmt: skip
+            cfg = compose("train", overrides=[*overrides, f"paths.output_dir={root / name}"])
+            with open_dict(cfg):
+                cfg.model.conditional = cfg.model.get("conditional") is True
+            resolve_auto(cfg)
+            made[name] = save_untrained(cfg, root / f"{name}.ckpt")
+    return made
+
+
+def _pngs(folder: Path, sizes: list[int], mode: str = "L") -> Path:
+    folder.mkdir(parents=True)
+    for i, size in enumerate(sizes):
+        Image.new(mode, (size, size), 40 * i).save(folder / f"{i}.png")
+    return folder
+
+
+def test_the_issue_33_commands_are_refused_and_touch_nothing(finished, other_models, tmp_path):
+    import shutil
+
+    ckpt = finished / "checkpoints" / "last.ckpt"
+    style, cycle = other_models["stylegan2"], other_models["cyclegan"]
+    here = tmp_path / "dc"
+    shutil.copytree(finished, here)  # a completed run that a foreign resume must not replace
+    digits = _pngs(tmp_path / "digits", [28, 28])
+    two_sizes = _pngs(tmp_path / "two_sizes", [28, 32])
+    labelled = tmp_path / "labelled"
+    for c in ("a", "b"):
+        _pngs(labelled / c, [28] * 10)
+    png = digits / "0.png"
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(ckpt.read_bytes()[:1000])
+    before = {p: snapshot(p) for p in (finished, here, digits, labelled)}
+    train, gen, ev = ["ganarena.train", *FAST], ["ganarena.generate"], ["ganarena.evaluate"]
+    cases = {
+        "foreign resume": ([
+            "ganarena.train", "experiment=smoke", "eval=none", f"hydra.run.dir={here}",
+            f"ckpt_path={ckpt}", "trainer.max_steps=4"], ["a checkpoint of another run"]),
+        "psi=1e39": ([*gen, f"ckpt_path={style}", "psi=1e39"], ["psi=1e+39 is outside [-2, 2]"]),
+        "psi=1e30": ([*gen, f"ckpt_path={style}", "psi=1e30"], ["images saturate"]),
+        "n_samples": ([*ev, f"ckpt_path={ckpt}", "eval.n_samples=100000000000"],
+                      ["eval.n_samples=100000000000", "needs at least"]),
+        "class_counts": ([*train, "dataset=image_folder", f"dataset.root={labelled}",
+                          "+dataset.class_counts={0:300}"], ["Ask for at most 10"]),
+        "unlabelled counts": ([*train, "dataset=image_folder", f"dataset.root={digits}",
+                               "+dataset.class_counts={0:1}"], ["class_counts needs class labels"]),
+        "init_from+ckpt_path": ([*train, f"init_from={ckpt}", f"ckpt_path={ckpt}"],
+                                ["one of them would be ignored"]),
+        "translate psi": ([*gen, f"ckpt_path={cycle}", f"translate={digits}", "psi=0.5"],
+                          ["psi=0.5 does not apply to translate mode"]),
+        "translate label": ([*gen, f"ckpt_path={cycle}", f"translate={digits}", "label=3"],
+                            ["label=3 does not apply to translate mode"]),
+        "mix_rows": ([*gen, f"ckpt_path={style}", "mix_rows=[1,2]"],
+                     ["mix_rows=[1, 2] does not apply to grid mode", "mix=true"]),
+        "space=w": ([*gen, f"ckpt_path={style}", "space=w"],
+                    ["space=w does not apply to grid mode", "interpolate=true"]),
+        "ema=false": ([*ev, f"real={digits}", f"fake={two_sizes}", "ema=false"],
+                      ["which have no generator"]),
+        "decay": ([*train, "experiment=stylegan2", "regularizer.path_length.decay=5"],
+                  ["decay must be a number in [0, 1]"]),
+        "seed": ([*train, "seed=99999999999999999999"], ["the same value modulo 2**32"]),
+        "init_from missing": ([*train, "init_from=nope.ckpt"], ["init_from=nope.ckpt"]),
+        "init_from truncated": ([*train, f"init_from={truncated}"], ["init_from=", "corrupt"]),
+        "root is a file": ([*train, "dataset=image_folder", f"dataset.root={png}"],
+                           ["is a file, not a folder"]),
+        "ckpt_path is a folder": ([*train, f"ckpt_path={finished}"],
+                                  ["is a folder, not a checkpoint file", "checkpoints/last.ckpt"]),
+        "style_mixing_prob": ([*train, "experiment=stylegan2", "model.style_mixing_prob=1.5"],
+                              ["on the command line", "model.style_mixing_prob=0.0"]),
+        "balance": ([*train, "experiment=cyclegan_digits", "+dataset.balance=true"],
+                    ["does not take a `balance` option", "domain_a"]),
+        "two sizes": ([*gen, f"ckpt_path={cycle}", f"translate={two_sizes}", "out=translated"],
+                      ["translate each size from a folder of its own"]),
+    }  # fmt: skip
+    runs = {n: tmp_path / "runs" / n.replace(" ", "_") for n in cases}
+    commands = [
+        [*args, *([f"hydra.run.dir={runs[n]}"] if args[0] == "ganarena.train" and n != "foreign "
+                  "resume" else []), *(["out=out.png"] if args[0] == "ganarena.generate" and
+                                      not any(a.startswith("out=") for a in args) else [])]
+        for n, (args, _) in cases.items()
+    ]  # fmt: skip
+    failed = []
+    for (name, (_, needles)), res in zip(cases.items(), run_clis(commands, tmp_path), strict=True):
+        try:
+            assert_refused(res, *needles)
+            message = res.stderr.split("error:")[-1]
+            assert "ckpt_path" not in message or not name.startswith("init_from"), message
+            assert "score" not in message or name != "two sizes", message
+            assert not runs[name].exists(), "a stub run folder was left behind"
+        except AssertionError as e:
+            failed.append(f"{name}: {str(e)[:600]}")
+    assert not failed, "\n\n".join(failed)
+    assert {p: snapshot(p) for p in before} == before
+    assert not (tmp_path / "out.png").exists() and not (tmp_path / "translated").exists()

@@ -158,8 +158,11 @@ def test_speed_compile_keeps_parameter_names_and_refuses_double_backward(tmp_pat
     assert all(torch.equal(before[k], after[k]) for k in before)
     for overrides, needle in (
         (["speed.compile=fast"], r"speed.compile must be null \(off\) or one of default"),
-        (["speed.compile=default", "loss=wgan_gp"], "loss.gp_weight > 0"),
-        (["speed.compile=default", "experiment=stylegan2"], "task.r1.gamma, task.path_length"),
+        (["speed.compile=default", "loss=wgan_gp"], "regularizer.gp"),
+        (
+            ["speed.compile=default", "experiment=stylegan2"],
+            "regularizer.r1, regularizer.path_length",
+        ),
     ):
         with pytest.raises(ConfigError, match=needle):
             validate_train(compose_train(tmp_path / "bad", overrides))

@@ -75,10 +75,10 @@ def read_png(path):
 def test_preset_composes_to_the_recipe(tmp_path):
     cfg = compose_train(tmp_path / "run", PRESET)
     assert cfg.model.name == "stylegan2" and cfg.loss.name == "nonsaturating"
-    for opt in (cfg.loss.optimizer_g, cfg.loss.optimizer_d):
+    for opt in (cfg.optim.g, cfg.optim.d):
         assert opt.lr == 0.0025 and list(opt.betas) == [0.0, 0.99] and opt.eps == 1e-8
-    assert cfg.task.r1.gamma > 0 and cfg.task.r1.interval == 16
-    pl = cfg.task.path_length
+    assert cfg.regularizer.r1.gamma > 0 and cfg.regularizer.r1.interval == 16
+    pl = cfg.regularizer.path_length
     assert (pl.weight, pl.interval, pl.decay, pl.batch_shrink) == (2.0, 4, 0.01, 2)
     assert cfg.model.style_mixing_prob == 0.9 and cfg.model.ema_decay is not None
 
@@ -103,10 +103,10 @@ def test_phase_and_generator_stats_are_logged(run, task):
     acc = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0})
     acc.Reload()
     scalars = {t: acc.Scalars(t) for t in acc.Tags()["scalars"]}
-    for key in ("train/pl_penalty", "train/pl_length", "train/r1", "train/w_avg_norm"):
+    for key in ("train/path_length", "train/pl_length", "train/r1", "train/w_avg_norm"):
         assert key in scalars, key
         assert all(math.isfinite(e.value) for e in scalars[key])
-    assert [e.step for e in scalars["train/pl_penalty"]] == [1, 5]  # g_step 0 and 4
+    assert [e.step for e in scalars["train/path_length"]] == [1, 5]  # g_step 0 and 4
     assert [e.step for e in scalars["train/w_avg_norm"]] == list(range(1, STEPS + 1))
     # StyleGAN2Generator.stats(): the norm of the tracked average w, as saved at the last step;
     # the EMA copy carries the same w_avg (buffers are copied, parameters averaged).
@@ -217,6 +217,6 @@ def test_refusal_exit_code_and_path_length_needs_styles(dcgan_ckpt, tmp_path):
     )
     assert proc.returncode == 2, proc.stderr
     assert "style-based generator" in proc.stderr and "Traceback" not in proc.stderr
-    cfg = compose_train(tmp_path / "run", ["model=dcgan", "task.path_length.weight=2"])
+    cfg = compose_train(tmp_path / "run", ["model=dcgan", "regularizer=[path_length]"])
     with pytest.raises(ConfigError, match="style-based"):
         build_task(cfg)

@@ -42,7 +42,7 @@ def run_cli(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.Comple
 GRID = ["model=mlp,dcgan", "loss=nonsaturating,hinge", "seed=1,2"]
 # One grid point (dcgan, hinge, seed 2) gets a learning rate that turns D's weights into inf.
 FAIL_ONE = [
-    "loss.optimizer_d.lr='${oc.select:lr_d_at.${model.name}_${loss.name}_${seed},0.0002}'",
+    "optim.d.lr='${oc.select:lr_d_at.${model.name}_${loss.name}_${seed},0.0002}'",
     "+lr_d_at={dcgan_hinge_2:1e30}",
 ]
 FAILING = ("dcgan", "hinge", 2)
@@ -246,18 +246,18 @@ def test_optuna_search_reports_a_best_value(workdir):
     assert result["name"] == "optuna"
     assert result["best_value"] == pytest.approx(min(t["final"]["fid"] for t in trials))
     params = result["best_params"]
-    assert set(params) == {"loss.optimizer_g.lr", "loss.optimizer_d.lr", "loss.optimizer_g.betas.0",
-                           "loss.optimizer_g.betas.1", "loss.n_critic"}  # fmt: skip
-    assert 1e-5 <= params["loss.optimizer_g.lr"] <= 1e-3
-    assert params["loss.n_critic"] in (1, 2, 5)
+    assert set(params) == {"optim.g.lr", "optim.d.lr", "optim.g.betas.0",
+                           "optim.g.betas.1", "optim.n_critic"}  # fmt: skip
+    assert 1e-5 <= params["optim.g.lr"] <= 1e-3
+    assert params["optim.n_critic"] in (1, 2, 5)
     best_job = next(j for j in jobs(sweep) if metrics(j)["final"]["fid"] == result["best_value"])
     best = metrics(best_job)
-    assert best["config"]["lr_g"] == pytest.approx(params["loss.optimizer_g.lr"])
-    assert best["config"]["n_critic"] == params["loss.n_critic"]
+    assert best["config"]["lr_g"] == pytest.approx(params["optim.g.lr"])
+    assert best["config"]["n_critic"] == params["optim.n_critic"]
     saved = yaml.safe_load((best_job / ".hydra" / "config.yaml").read_text())
-    betas = saved["loss"]["optimizer_g"]["betas"]
-    assert betas[0] == pytest.approx(params["loss.optimizer_g.betas.0"])
-    assert saved["loss"]["optimizer_d"]["betas"] == "${loss.optimizer_g.betas}"  # D follows G
+    betas = saved["optim"]["g"]["betas"]
+    assert betas[0] == pytest.approx(params["optim.g.betas.0"])
+    assert saved["optim"]["d"]["betas"] == "${optim.g.betas}"  # D follows G
 
 
 # -- presets and launchers ---------------------------------------------------------------------------
@@ -335,8 +335,9 @@ def test_slurm_requests_follow_the_job(overrides, expected):
 
 @pytest.mark.parametrize("kind", ["cpu", "gpu"])
 def test_readme_slurm_commands_resolve(tmp_path, kind):
-    """The README's dry runs: the CPU command asks for no GPU, the GPU one for trainer.devices."""
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    """The documented dry runs (docs/how-to/clusters.md): the CPU command asks for no GPU, the
+    GPU one for trainer.devices."""
+    readme = (Path(__file__).parents[1] / "docs" / "how-to" / "clusters.md").read_text()
     command = next(
         ln for ln in readme.replace("\\\n", " ").splitlines()
         if "--cfg all --resolve -p hydra.launcher" in ln and f"partition={kind}" in ln

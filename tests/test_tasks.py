@@ -56,18 +56,24 @@ def test_lazy_r1_is_its_own_phase_with_the_stylegan2_correction(tmp_path):
     run = tmp_path / "run"
     cfg = compose_train(
         run,
-        ["model=dcgan", "task.r1.gamma=10", f"task.r1.interval={interval}", "trainer.max_steps=4"],
+        [
+            "model=dcgan",
+            "regularizer=[r1]",
+            "regularizer.r1.gamma=10",
+            f"regularizer.r1.interval={interval}",
+            "trainer.max_steps=4",
+        ],
     )
     assert cfg.model.d_norm == "auto"
     train(cfg)
     task = build_task(cfg)
     opt_g, opt_d = task.configure_optimizers()
     ratio = interval / (interval + 1)
-    lr_d, (b1, b2) = cfg.loss.optimizer_d.lr, cfg.loss.optimizer_d.betas
+    lr_d, (b1, b2) = cfg.optim.d.lr, cfg.optim.d.betas
     assert opt_d.param_groups[0]["lr"] == pytest.approx(lr_d * ratio, rel=1e-12)
     assert opt_d.param_groups[0]["betas"] == pytest.approx((b1**ratio, b2**ratio), rel=1e-12)
-    assert opt_g.param_groups[0]["lr"] == pytest.approx(cfg.loss.optimizer_g.lr, rel=1e-12)
-    assert opt_g.param_groups[0]["betas"] == pytest.approx(tuple(cfg.loss.optimizer_g.betas))
+    assert opt_g.param_groups[0]["lr"] == pytest.approx(cfg.optim.g.lr, rel=1e-12)
+    assert opt_g.param_groups[0]["betas"] == pytest.approx(tuple(cfg.optim.g.betas))
     ckpt = read_checkpoint(run / "checkpoints" / "last.ckpt")
     # 4 G steps + 4 D steps + R1 steps at d_step 0 and 2: Lightning counts every optimizer step.
     assert ckpt["global_step"] == 4 + 4 + 2
@@ -77,9 +83,12 @@ def test_lazy_r1_is_its_own_phase_with_the_stylegan2_correction(tmp_path):
 
 
 def test_r1_at_interval_one_joins_the_main_step_without_correction(tmp_path):
-    cfg = compose_train(tmp_path / "run", ["task.r1.gamma=1", "task.r1.interval=1"])
+    cfg = compose_train(
+        tmp_path / "run",
+        ["regularizer=[r1]", "regularizer.r1.gamma=1", "regularizer.r1.interval=1"],
+    )
     opt_g, opt_d = build_task(cfg).configure_optimizers()
-    assert opt_d.param_groups[0]["lr"] == pytest.approx(cfg.loss.optimizer_d.lr, rel=1e-12)
+    assert opt_d.param_groups[0]["lr"] == pytest.approx(cfg.optim.d.lr, rel=1e-12)
     train(cfg)
     ckpt = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
     assert ckpt["global_step"] == 3 + 3
@@ -135,10 +144,10 @@ def test_decay_start_decays_both_rates_linearly_over_the_last_part(tmp_path):
     steps, then 1 - (s + 1 - 3) / 4 (CycleGAN's rule, per generator step), in D and G alike."""
     run = tmp_path / "run"
     cfg = compose_train(
-        run, ["task.decay_start=0.5", "trainer.max_steps=6", "loss=wgan", "loss.n_critic=2"]
+        run, ["task.decay_start=0.5", "trainer.max_steps=6", "loss=wgan", "optim.n_critic=2"]
     )
     train(cfg)
-    base = cfg.loss.optimizer_g.lr
+    base = cfg.optim.g.lr
     expected = [base * (1 - max(0, s + 1 - 3) / 4) for s in range(6)]
     for side in ("g", "d"):  # logged before each G step's update: the rate that step used
         assert scalars(run, f"train/lr_{side}") == pytest.approx(expected, rel=1e-6), side

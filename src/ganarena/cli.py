@@ -63,29 +63,40 @@ def _output_dir() -> Path | None:
         return None
 
 
-# Options that moved when training recipes became tasks (tasks/): old spelling -> new spelling.
-RENAMED = {
-    "loss.d_norm": "model.d_norm",
-    "r1": "task.r1",
-    "r1.gamma": "task.r1.gamma",
-    "r1.interval": "task.r1.interval",
-}
+# Options that moved: old prefix -> (new prefix, why). A key moves with everything under it
+# (loss.optimizer_g.lr -> optim.g.lr).
+_OPTIM = "optimizers and n_critic are the optim group; each loss picks its paper's"
+_REG = "regularisers are one group, regularizer=[...]"
+RENAMED: dict[str, tuple[str, str]] = {
+    "loss.d_norm": ("model.d_norm", "the discriminator's normalisation belongs to the model"),
+    "loss.optimizer_g": ("optim.g", _OPTIM),
+    "loss.optimizer_d": ("optim.d", _OPTIM),
+    "loss.n_critic": ("optim.n_critic", _OPTIM),
+    "loss.gp_weight": ("regularizer.gp.weight", _REG + "; loss=wgan_gp brings gp, another loss adds it with regularizer=[gp]"),
+    "loss.clip_value": ("regularizer.clip.value", _REG + "; loss=wgan brings clip, ~regularizer.clip drops it"),
+    "task.r1": ("regularizer.r1", _REG + "; turn R1 on with regularizer=[r1] (experiment=stylegan2 and r3gan bring it)"),
+    "task.path_length": ("regularizer.path_length", _REG + "; experiment=stylegan2 brings path_length"),
+    "r1": ("regularizer.r1", _REG + "; turn R1 on with regularizer=[r1]"),
+}  # fmt: skip
+
+
+def renamed(arg: str) -> str | None:
+    """The one-paragraph refusal for an override that uses a moved option, or None."""
+    key = arg.split("=", 1)[0].lstrip("+~")
+    for old in sorted(RENAMED, key=len, reverse=True):
+        if key == old or key.startswith(old + "."):
+            new_prefix, why = RENAMED[old]
+            new_key = new_prefix + key[len(old) :]
+            new = arg.replace(key, new_key, 1).lstrip("+~")
+            return f"`{key}` has moved to `{new_key}` ({why}). Use `{new}` instead."
+    return None
 
 
 def refuse_renamed(prog: str, argv: list[str]) -> None:
     """Exit 2 with the new spelling when a command line uses an option that has moved (Hydra
     would only say that the old key is not in the config)."""
     for arg in argv:
-        key = arg.split("=", 1)[0].lstrip("+~")
-        if key in RENAMED:
-            new = arg.replace(key, RENAMED[key], 1).lstrip("+~")
-            print(
-                textwrap.fill(
-                    f"{prog}: error: `{key}` has moved to `{RENAMED[key]}` (the discriminator's "
-                    "normalisation belongs to the model, regularisers to the training task). Use "
-                    f"`{new}` instead.",
-                    width=100,
-                ),
-                file=sys.stderr,
-            )
+        message = renamed(arg)
+        if message:
+            print(textwrap.fill(f"{prog}: error: {message}", width=100), file=sys.stderr)
             sys.exit(EXIT_USER_ERROR)

@@ -343,7 +343,7 @@ def check_group_by(runs: Sequence[Run], keys: Sequence[str]) -> None:
             raise CompareError(
                 f"Unknown --group-by key '{key}'. Valid keys: {', '.join(SUMMARY_KEYS)}, or a "
                 "dotted config path present in the jobs' .hydra/config.yaml (e.g. "
-                "loss.optimizer_d.betas, dataset.limit)."
+                "optim.d.betas, dataset.limit)."
             )
         if any(isinstance(v, dict) for v in present):
             raise CompareError(
@@ -542,6 +542,15 @@ def stats_options(
         raise CompareError(
             f"--bootstrap-seed must be a non-negative integer, got '{bootstrap_seed}'. Use e.g. "
             "--bootstrap-seed 0 (the same seed gives the same intervals)."
+        )
+    if ci != "bootstrap" and (bootstrap_method != "bca" or seed != 0):
+        given = (
+            f"--bootstrap-method {bootstrap_method}" if bootstrap_method != "bca"
+            else f"--bootstrap-seed {seed}"
+        )  # fmt: skip
+        raise CompareError(
+            f"{given} does not apply to --ci {ci} (the intervals are t-intervals, no resampling "
+            "is drawn), so it would be ignored. Drop it, or add --ci bootstrap."
         )
     return StatsOptions(test, sig.Interval(ci, value, bootstrap_method, seed))
 
@@ -1421,7 +1430,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--group-by", default=",".join(DEFAULT_GROUP_BY), metavar="KEYS",
         help=f"comma-separated variant keys (default: {','.join(DEFAULT_GROUP_BY)}); any of "
-        f"{', '.join(SUMMARY_KEYS)} or a dotted config path such as loss.optimizer_d.lr",
+        f"{', '.join(SUMMARY_KEYS)} or a dotted config path such as optim.d.lr",
     )  # fmt: skip
     p.add_argument(
         "--metric", default=registry.PRIMARY.name,

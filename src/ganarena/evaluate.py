@@ -65,25 +65,54 @@ def list_image_folder(
     return files, modes
 
 
+# PIL modes, as a log line names them; those with one channel are read as greyscale.
+MODE_NAMES = {
+    "1": "1-bit black and white", "L": "8-bit greyscale", "LA": "greyscale + alpha",
+    "I;16": "16-bit greyscale", "I;16B": "16-bit greyscale", "I;16L": "16-bit greyscale",
+    "I": "32-bit greyscale", "F": "float greyscale", "P": "palette colour", "RGB": "RGB",
+    "RGBA": "RGB + alpha", "CMYK": "CMYK", "YCbCr": "YCbCr",
+}  # fmt: skip
+GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
+
+
+def describe_modes(modes: set[str]) -> str:
+    """What the files are, e.g. "RGB" or "16-bit greyscale (PNG mode I;16)"."""
+    return ", ".join(
+        MODE_NAMES.get(m, m) + (f" (PNG mode {m})" if m.startswith("I") else "")
+        for m in sorted(modes)
+    )
+
+
 def load_image_folder(folder: str | Path, channels: int | None, key: str) -> torch.Tensor:
     """All images under `folder` (recursively, sorted) as uint8 (N, C, H, W).
 
     channels 1/3 converts every image to grayscale/RGB; None keeps grayscale when all images are.
+    16-bit greyscale is scaled to 8 bits (PIL's own conversion clips it to two levels).
     """
     import numpy as np
     import torch
     from PIL import Image
 
+    from ganarena.data.datasets import to_8bit
+
     files, modes = list_image_folder(folder, key)
     if channels is None:
-        channels = 1 if modes <= {"L", "1", "I", "I;16"} else 3
+        channels = 1 if modes <= GREY_MODES else 3
     mode = "L" if channels == 1 else "RGB"
     out = []
     for p in files:
         with Image.open(p) as im:
-            a = np.asarray(im.convert(mode), dtype=np.uint8)
+            a = np.asarray(to_8bit(im).convert(mode), dtype=np.uint8)
         out.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
-    log.info("%s: %d images of %dx%d, %s", key, len(files), out[0].shape[2], out[0].shape[1], mode)
+    read_as = "greyscale, 1 channel" if channels == 1 else "RGB, 3 channels"
+    how = "" if modes == {mode} else (
+        " (scaled to 8 bits)" if modes <= {"I;16", "I;16B", "I;16L", "I"} and channels == 1
+        else " (converted)"
+    )  # fmt: skip
+    log.info(
+        "%s: %d images of %dx%d, %s; scored as %s%s",
+        key, len(files), out[0].shape[2], out[0].shape[1], describe_modes(modes), read_as, how,
+    )  # fmt: skip
     return torch.from_numpy(np.stack(out))
 
 
@@ -159,13 +188,60 @@ def _check_folder_sizes(cfg: DictConfig, dm: Any) -> None:
             )
 
 
-def _score_folders(cfg: DictConfig) -> tuple[dict, Path]:
-    if cfg.ema is not True:
+# eval.* settings that ganarena-eval does not use in a mode: (key, modes it does not apply
+# to, why). The one rule (README "Bad input"): set away from its default there, an option is
+# refused, naming the mode, instead of being ignored.
+NOT_APPLIED = (
+    ("eval.every_n_steps", ("checkpoint", "folder"),
+     "it sets how often ganarena-train evaluates during training"),
+    ("eval.n_samples", ("folder",), "every image of fake= is scored"),
+    ("eval.n_real", ("folder",), "every image of real= is the reference"),
+    ("eval.per_class_fid", ("folder",), "the fake= images carry no class labels"),
+)  # fmt: skip
+
+
+def _eval_default(key: str, backbone: Any) -> Any:
+    """The shipped default of eval.<key>: conf/eval/<backbone>.yaml's, else domain.yaml's."""
+    from ganarena.run.defaults import MISSING, conf_default
+
+    for choice in dict.fromkeys((str(backbone), "domain")):
+        value = conf_default(key, choice, config="evaluate")
+        if value is not MISSING:
+            return value
+    return MISSING
+
+
+def refuse_inapplicable(cfg: DictConfig) -> None:
+    """ConfigError for an option set (away from its default) in a mode that does not use it."""
+    from ganarena.run.defaults import MISSING
+
+    folders = cfg.get("ckpt_path") is None
+    mode = "folder" if folders else "checkpoint"
+    what = "scores the image folders real= and fake=" if folders else "scores a checkpoint"
+    if folders and cfg.ema is not True:
         raise ConfigError(
             "ema=false chooses which generator of a checkpoint is scored, but real= and fake= "
             "score image folders, which have no generator, so it would be ignored. Drop ema=, or "
             "score a checkpoint: ganarena-eval ckpt_path=... ema=false."
         )
+    for key, modes, why in NOT_APPLIED:
+        default = _eval_default(key, cfg.eval.get("backbone"))
+        value = OmegaConf.select(cfg, key, default=default)
+        if mode in modes and default is not MISSING and value != default:
+            raise ConfigError(
+                f"{key}={value} does not apply to {mode} mode (this call {what}): {why}, so it "
+                f"would be ignored. Drop {key}= (its default is {default})."
+            )
+    given = [o.split("=", 1)[0] for o in _overrides() if o.startswith("dataset")]
+    if folders and given and cfg.eval.backbone != "domain":
+        raise ConfigError(
+            f"{given[0]}= does not apply to folder mode with eval.backbone={cfg.eval.backbone}: "
+            "the dataset only names the domain classifier (eval.backbone=domain); real= is the "
+            "reference, so it would be ignored. Drop dataset=, or score with eval=domain."
+        )
+
+
+def _score_folders(cfg: DictConfig) -> tuple[dict, Path]:
     for key in ("real", "fake"):  # bad folders fail before any slow backbone setup
         list_image_folder(cfg[key], key)
     if Path(str(cfg.real)).resolve() == Path(str(cfg.fake)).resolve():
@@ -233,6 +309,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "Pass either ckpt_path=<checkpoint> or both real=<folder> and fake=<folder>, e.g. "
             "ganarena-eval ckpt_path=outputs/train/runs/<run>/checkpoints/last.ckpt."
         )
+    refuse_inapplicable(cfg)
     if cfg.ckpt_path is not None:
         existing_checkpoint(cfg.ckpt_path)  # named before torch is loaded
     # Anything printed by libraries goes to stderr: stdout carries only the JSON object.

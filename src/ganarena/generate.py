@@ -46,7 +46,14 @@ _GENERATED = re.compile(r"^\d{6,}\.png$")  # the file names format=folder writes
 
 # -- checks ------------------------------------------------------------------------------------
 def _int(cfg: DictConfig, key: str, low: int) -> int:
-    return check_int(key, cfg.get(key), low)
+    """cfg[key] as an int >= low, else a ConfigError whose example is conf/generate.yaml's."""
+    from ganarena.run.defaults import example
+
+    def fits(v: Any) -> bool:
+        return isinstance(v, Integral) and not isinstance(v, bool) and v >= low
+
+    shown = example(key, max(low, 1), valid=fits, config="generate")
+    return check_int(key, cfg.get(key), low, f"Fix it on the command line, e.g. {key}={shown}.")
 
 
 def _check_label(label: Any, n_classes: int | None, ckpt_path: str) -> int | None:
@@ -235,7 +242,17 @@ PSI_LIMIT = 2.0
 # not apply to is refused, naming the mode, instead of being ignored.
 APPLIES = (
     ("psi", ("grid", "folder", "interpolate", "mix"), "sampling from noise (drop translate=)"),
-    ("label", ("grid", "folder", "interpolate"), "a conditional grid, folder or interpolation"),
+    ("label", ("grid", "folder", "interpolate", "mix"), "sampling from noise (drop translate=)"),
+    (
+        "seed",
+        ("grid", "folder", "interpolate"),
+        "a grid, folder or interpolation (a mixing "
+        "figure takes its seeds from mix_rows/mix_cols; a translation draws nothing)",
+    ),
+    ("n", ("grid", "folder"), "a grid or format=folder (an interpolation has steps= frames)"),
+    ("nrow", ("grid",), "a grid (format=grid)"),
+    ("batch_size", ("grid", "folder", "translate"), "a grid, format=folder or translate="),
+    ("space", ("interpolate",), "interpolate=true"),
     ("mix_rows", ("mix",), "mix=true"),
     ("mix_cols", ("mix",), "mix=true"),
     ("mix_coarse", ("mix",), "mix=true"),
@@ -243,6 +260,15 @@ APPLIES = (
     ("frame_ms", ("interpolate",), "interpolate=true"),
     ("direction", ("translate",), "translate=<folder>"),
 )
+
+
+WRITES = {
+    "grid": "one grid image",
+    "folder": "one PNG per image into a folder",
+    "interpolate": "an interpolation strip and its GIF",
+    "mix": "one style-mixing figure",
+    "translate": "one translated PNG per input image",
+}
 
 
 def mode_of(cfg: DictConfig) -> str:
@@ -267,29 +293,35 @@ def _refuse_inapplicable(cfg: DictConfig) -> None:
             value = OmegaConf.to_container(value)
         if value != default:
             raise ConfigError(
-                f"{key}={value} does not apply to {mode} mode (this call writes a {mode}), so it "
-                f"would be ignored. Drop {key}=, or use it with {where}."
+                f"{key}={value} does not apply to {mode} mode (this call writes {WRITES[mode]}), "
+                f"so it would be ignored. Drop {key}=, or use it with {where}."
             )
+
+
+def _psi_default() -> Any:
+    from ganarena.run.defaults import example
+
+    return example("psi", 1.0, config="generate")
 
 
 def _check_style_options(cfg: DictConfig) -> None:
     """psi / space / mix / mix_* values (before the checkpoint is loaded)."""
     psi = cfg.get("psi", 1.0)
     if isinstance(psi, bool) or not isinstance(psi, Real) or not math.isfinite(psi):
-        raise ConfigError(f"psi must be a number (1: no truncation, 0.7: typical), got {psi!r}.")
+        raise ConfigError(
+            f"psi must be a number (1: no truncation, 0.7: the customary truncation), got "
+            f"{psi!r}. Fix it on the command line, e.g. psi={_psi_default()} (the default)."
+        )
     if abs(psi) > PSI_LIMIT:
         raise ConfigError(
             f"psi={psi} is outside [-{PSI_LIMIT:g}, {PSI_LIMIT:g}]: psi scales each style's "
             "distance from the average style (1: as trained, 0.7: the customary truncation, 0: "
             "the average image, above 1: extrapolation), and this far out the images saturate "
-            "to flat black and white. Use a psi in that range, e.g. psi=0.7."
+            f"to flat black and white. Use a psi in that range, e.g. psi={_psi_default()} (the "
+            "default) or psi=0.7."
         )
     if cfg.space not in ("z", "w"):
         raise ConfigError(f"space must be z or w (the interpolation space), got {cfg.space!r}.")
-    if cfg.space == "w" and not cfg.interpolate:
-        raise ConfigError(
-            "space=w chooses where interpolate=true interpolates; add interpolate=true."
-        )
     if not isinstance(cfg.mix, bool):
         raise ConfigError("mix must be true or false.")
     if cfg.mix and (cfg.interpolate or cfg.format == "folder" or cfg.get("translate") is not None):
@@ -312,7 +344,13 @@ def _check_style_options(cfg: DictConfig) -> None:
                     f"e.g. {key}=[1,2,3]."
                 )
         if cfg.mix_coarse is not None:
-            check_int("mix_coarse", cfg.mix_coarse, 0)
+            check_int(
+                "mix_coarse",
+                cfg.mix_coarse,
+                0,
+                "Fix it on the command line, e.g. "
+                "mix_coarse=null (the default: half of the styles from the row seed).",
+            )
 
 
 def _check_style_based(task: Any, cfg: DictConfig, train_cfg: DictConfig) -> None:

@@ -93,7 +93,10 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, evaluator: Any) -> list[L.Ca
 def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -> L.Trainer:
     from lightning.pytorch.plugins.environments import SLURMEnvironment
 
+    from ganarena.callbacks.progress import quiet_lightning_tips
     from ganarena.run.checkpoint_io import AtomicCheckpointIO
+
+    quiet_lightning_tips()  # no "💡 Tip: ... litlogger" advertisement in the run's log
 
     loggers = [build(lg) for lg in (cfg.get("logger") or {}).values()]
     plugins: list[Any] = [AtomicCheckpointIO()]

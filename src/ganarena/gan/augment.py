@@ -54,9 +54,11 @@ def _check_strength(name: str, value: Any, high: float | None = None) -> float:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not ok or not math.isfinite(value) or value < 0 or (high is not None and value >= high):
         rng = ">= 0" if high is None else f">= 0 and < {high}"
+        from ganarena.run.defaults import example
+
         raise ConfigError(
             f"augment.{name} must be a number {rng} (0 turns it off), got {value!r}. "
-            f"Fix it on the command line, e.g. augment.{name}=0.1."
+            f"Fix it on the command line, e.g. augment.{name}={example(f'augment.{name}', 0.1)}."
         )
     return float(value)
 

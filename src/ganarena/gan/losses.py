@@ -1,4 +1,4 @@
-"""Adversarial losses as pure functions of discriminator logits, plus the gradient penalty.
+"""Adversarial losses as pure functions of discriminator logits.
 
 Every discriminator returns raw logits (B,); each loss decides what to do with them.
 `d_*(real, fake)` is the discriminator/critic loss, `g_*(fake)` the generator loss; `Loss`
@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 
 def d_bce(real: Tensor, fake: Tensor, real_label: float = 1.0) -> Tensor:
@@ -80,22 +80,6 @@ def d_ragan(real: Tensor, fake: Tensor) -> Tensor:
 def g_ragan(real: Tensor, fake: Tensor) -> Tensor:
     """Relativistic average G loss (eq. 12): the D loss with real and fake swapped."""
     return d_ragan(fake, real)
-
-
-def gradient_penalty(discriminator: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
-    """E[(||grad_x D(x_hat)||_2 - 1)^2] on random interpolates x_hat (Gulrajani et al. 2017)."""
-    eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
-    x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
-    out = discriminator(x_hat)
-    (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
-    return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
-
-
-@torch.no_grad()
-def clip_weights(module: nn.Module, c: float) -> None:
-    """Clamp every parameter to [-c, c] (WGAN weight clipping, Arjovsky et al. 2017)."""
-    for p in module.parameters():
-        p.clamp_(-c, c)
 
 
 class Loss:

@@ -1,15 +1,15 @@
-"""Regularisers that are not tied to one adversarial loss.
+"""Regularisers: one concept, one group (`regularizer=[name, ...]`, conf/regularizer/<name>.yaml).
 
-R1 (Mescheder, Geiger & Nowozin 2018, "Which Training Methods for GANs do actually Converge?",
-arXiv:1801.04406, eq. 9): penalise D's gradient on real data only, gamma/2 * E[||grad_x D(x)||^2].
-The training loop may apply it lazily (StyleGAN2, Karras et al. 2020, sec. 3.1): every
-`r1_interval` D steps, with the term multiplied by `r1_interval` to keep its overall weight.
-
-Path length (StyleGAN2, Karras et al. 2020, sec. 3.2): `PathLengthPenalty`, a module because it
-keeps a running mean.
-
-Plug-in regularisers (`regularizer=[name, ...]`): subclasses of `Penalty`, which sees a `DBatch`
-at every due D step; `R2` (R1 on generated samples) and `LeCam` (Tseng et al. 2021) are built in.
+Every regulariser is a `Penalty` subclass declaring the network it acts on, its interval, whether
+it is a per-sample gradient penalty and whether it needs a double backward; the config checks
+(run/config.py, via gan/regularizers.py) read those declarations, never names. Built in:
+- `GradientPenalty` (regularizer.gp; Gulrajani et al. 2017): loss=wgan_gp brings it, weight 10;
+- `WeightClip` (regularizer.clip; Arjovsky et al. 2017): not a term but a constraint after each
+  D step; loss=wgan brings it, value 0.01;
+- `R1` / `R2` (Mescheder et al. 2018, eqs. 9/10): gamma/2 E||grad_x D(x)||^2 on real / generated
+  data; lazily every `interval` D steps (StyleGAN2, Karras et al. 2020, sec. 3.1: term x interval);
+- `LeCam` (Tseng et al. 2021);
+- `PathLength` (StyleGAN2 sec. 3.2), on the generator: `network = "g"`, sees a `GBatch`.
 A penalty's weight may follow a cosine schedule to `weight_end` (R3GAN's gamma decay,
 ganarena.gan.schedules), over the GAN task's `task.schedule.steps`.
 """
@@ -23,6 +23,22 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+
+def gradient_penalty(discriminator: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
+    """E[(||grad_x D(x_hat)||_2 - 1)^2] on random interpolates x_hat (Gulrajani et al. 2017)."""
+    eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+    x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+    out = discriminator(x_hat)
+    (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
+    return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+
+
+@torch.no_grad()
+def clip_weights(module: nn.Module, c: float) -> None:
+    """Clamp every parameter to [-c, c] (WGAN weight clipping, Arjovsky et al. 2017)."""
+    for p in module.parameters():
+        p.clamp_(-c, c)
 
 
 def r1_penalty(
@@ -99,14 +115,18 @@ class DBatch:
 
 
 class Penalty(nn.Module):
-    """A regulariser from a config file: a term added to the discriminator's loss, `weight` x
-    `__call__(batch)`, every `interval` D steps (interval > 1: lazily, StyleGAN2's phases, with
-    the term x interval and D's optimizer corrected by interval / (interval + 1)).
+    """A regulariser from a config file: a term added to its network's loss, `weight` x
+    `__call__(batch)`, every `interval` steps of that network (interval > 1: lazily, StyleGAN2's
+    phases, with the term x interval and the optimizer corrected by interval / (interval + 1)).
 
-    A subclass declares what the config checks need: `per_sample` (a per-sample gradient
-    penalty: refused with batch norm in D), `double_backward` (refused with torch.compile) and
-    `d_norm` (what model.d_norm=auto picks with it on; None: no prescription). It is a module,
-    so buffers it keeps (running means) are saved in checkpoints.
+    A subclass declares what the config checks need: `network` ("d": sees a `DBatch` at D steps;
+    "g": a `GBatch` at G steps), `per_sample` (a per-sample gradient penalty: refused with batch
+    norm in D), `double_backward` (refused with torch.compile), `d_norm` (what model.d_norm=auto
+    picks with it on; None: no prescription), `why` (the paper's reason, for the batch-norm
+    refusal) and `style_based` (it needs a generator with mapping/synthesis). `forward` returns
+    the term, or (term, {stat: value}) to log more than train/<name>. A constraint that adds no
+    term (`adds_term = False`, weight clipping) acts in `after_step(network)` instead. It is a
+    module, so buffers it keeps (running means) are saved in checkpoints.
 
     `weight_end` (None: constant): the weight follows a cosine from `weight` to `weight_end` over
     the task's schedule horizon (ganarena.gan.schedules; R3GAN decays its gamma 10x this way).
@@ -116,6 +136,9 @@ class Penalty(nn.Module):
     per_sample = True
     double_backward = True
     d_norm: str | None = None
+    why = ""
+    style_based = False
+    adds_term = True
 
     def __init__(self, weight: float, interval: int = 1, weight_end: float | None = None) -> None:
         super().__init__()
@@ -125,7 +148,7 @@ class Penalty(nn.Module):
         for key, value in (("weight", weight), ("weight_end", weight_end)):
             if value is None and key == "weight_end":
                 continue
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
                 raise ConfigError(f"{what}: {key} must be a number >= 0, got {value!r}.")
         if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
             raise ConfigError(f"{what}: interval must be an integer >= 1, got {interval!r}.")
@@ -137,8 +160,111 @@ class Penalty(nn.Module):
         self.weight, self.interval = float(weight), interval
         self.weight_end = None if weight_end is None else float(weight_end)
 
-    def forward(self, batch: DBatch) -> Tensor:
+    def forward(self, batch: Any) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
         raise NotImplementedError
+
+    def after_step(self, network: nn.Module) -> None:
+        """Called after every optimizer step of its network (constraints such as clipping)."""
+
+
+@dataclass
+class GBatch:
+    """What a generator-side regulariser sees at a G step: the generator, the batch size n of the
+    step, the labels (None: unconditional), the latent size and the device."""
+
+    generator: nn.Module
+    n: int
+    labels: Tensor | None
+    latent_dim: int
+    device: torch.device
+
+
+class GradientPenalty(Penalty):
+    """WGAN-GP's penalty (Gulrajani et al. 2017, "Improved Training of Wasserstein GANs",
+    Algorithm 1): weight x E[(||grad D(x_hat)||_2 - 1)^2] on random interpolates x_hat of D's real
+    and fake inputs, at every D step (added to the critic's loss)."""
+
+    d_norm = "layer"
+    why = "(Gulrajani et al. 2017, sec. 4)"
+
+    def forward(self, batch: DBatch) -> Tensor:
+        return gradient_penalty(batch.d, batch.real, batch.fake)
+
+
+class WeightClip(Penalty):
+    """WGAN's weight clipping (Arjovsky et al. 2017, Algorithm 1): every D parameter clamped to
+    [-value, value] after each D step. A constraint, not a term."""
+
+    per_sample = False
+    double_backward = False
+    adds_term = False
+
+    def __init__(self, value: float) -> None:
+        from ganarena.errors import ConfigError
+
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise ConfigError(
+                f"WeightClip: value must be a number > 0 (the bound c of [-c, c]), got {value!r}. "
+                "Fix it, e.g. regularizer.clip.value=0.01 (the WGAN paper's), or drop the clipping "
+                "with ~regularizer.clip."
+            )
+        super().__init__(0.0)
+        self.value = float(value)
+
+    def after_step(self, network: nn.Module) -> None:
+        clip_weights(network, self.value)
+
+
+class R1(Penalty):
+    """R1 (Mescheder, Geiger & Nowozin 2018, arXiv:1801.04406, eq. 9): gamma/2 *
+    E||grad_x D(x)||^2 on the real data (D's real input). StyleGAN2 applies it lazily, every 16 D
+    steps."""
+
+    d_norm = "none"
+    why = "(Mescheder et al. 2018), which mixes the samples of a batch"
+
+    def __init__(self, gamma: float, interval: int = 16, gamma_end: float | None = None) -> None:
+        super().__init__(_half(gamma), interval, _half(gamma_end))  # (bad values: named there)
+        self.gamma = float(gamma)
+
+    def forward(self, batch: DBatch) -> Tensor:
+        return r1_penalty(batch.d, batch.real)
+
+
+class PathLength(Penalty):
+    """StyleGAN2's path-length regularisation of G (Karras et al. 2020, sec. 3.2): weight x
+    PathLengthPenalty on batch/batch_shrink fresh latents, every `interval` G steps (lazily),
+    against a running mean of the lengths with rate `decay`. Needs a style-based generator."""
+
+    network = "g"
+    per_sample = False
+    style_based = True
+
+    def __init__(
+        self, weight: float, interval: int = 4, decay: float = 0.01, batch_shrink: int = 2
+    ) -> None:
+        from ganarena.errors import ConfigError
+
+        super().__init__(weight, interval)
+        if isinstance(decay, bool) or not isinstance(decay, int | float) or not 0 <= decay <= 1:
+            raise ConfigError(
+                f"PathLength: decay must be a number in [0, 1] (the running mean's rate), got "
+                f"{decay!r}. Fix it, e.g. regularizer.path_length.decay=0.01 (StyleGAN2's)."
+            )
+        if isinstance(batch_shrink, bool) or not isinstance(batch_shrink, int) or batch_shrink < 1:
+            raise ConfigError(
+                f"PathLength: batch_shrink must be an integer >= 1, got {batch_shrink!r}. Fix "
+                "it, e.g. regularizer.path_length.batch_shrink=2 (StyleGAN2's)."
+            )
+        self.batch_shrink = batch_shrink
+        self.length = PathLengthPenalty(decay=float(decay))
+
+    def forward(self, batch: GBatch) -> tuple[Tensor, dict[str, Tensor]]:
+        m = max(batch.n // self.batch_shrink, 1)
+        z = torch.randn(m, batch.latent_dim, device=batch.device)
+        y = None if batch.labels is None else batch.labels[:m]
+        penalty, mean_length = self.length(batch.generator, z, y)
+        return penalty, {"train/pl_length": mean_length}
 
 
 class R2(Penalty):

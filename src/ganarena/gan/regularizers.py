@@ -1,13 +1,13 @@
 """What each regulariser declares: the network it constrains, whether it is a per-sample gradient
 penalty (so no batch norm in that network, which mixes a batch's samples), whether it needs a
 double backward (so no torch.compile), and the discriminator normalisation its paper prescribes
-(what model.d_norm=auto picks). The config checks (config.py) follow these declarations, not
-names; the terms themselves are in losses.py (gradient penalty, clipping) and penalties.py (R1,
-path length), applied by the GAN task's phases (tasks/gan.py).
+(what model.d_norm=auto picks). The config checks (run/config.py) follow these declarations, not
+names.
 
-Regularisers beyond the built-in keys come in as files: a `ganarena.gan.penalties.Penalty` subclass
-(`R2`, or one of your own) named by `conf/regularizer/<name>.yaml` and listed as `regularizer=[name, ...]`; it
-declares the same facts as class attributes, and the checks read them (`declared`).
+Every regulariser — built in (gp, clip, r1, r2, lecam, path_length) or your own — is a
+`ganarena.gan.penalties.Penalty` subclass named by `conf/regularizer/<name>.yaml`, listed as
+`regularizer=[name, ...]` or brought by a loss or preset; it declares these facts as class
+attributes, and `declared` reads them from the classes without building them.
 """
 
 from __future__ import annotations
@@ -20,46 +20,20 @@ from typing import Any
 @dataclass(frozen=True)
 class Regularizer:
     name: str  # as a message names it
-    key: str  # the config key whose value turns it on (a weight > 0, or a clip value)
+    key: str  # its config node (regularizer.<name>)
     network: str  # "d" (discriminator / critic) or "g" (generator)
     per_sample: bool
     double_backward: bool
     d_norm: str | None  # model.d_norm=auto with this regulariser on; None: no prescription
     why: str  # the paper's reason, for the batch-norm refusal
-    off: str  # how to turn it off on the command line
-
-
-REGULARIZERS: tuple[Regularizer, ...] = (
-    Regularizer(
-        "A gradient penalty", "loss.gp_weight", "d", per_sample=True, double_backward=True,
-        d_norm="layer", why="(Gulrajani et al. 2017, sec. 4)", off="model.d_norm=layer (or auto)",
-    ),
-    Regularizer(
-        "The R1 penalty", "task.r1.gamma", "d", per_sample=True, double_backward=True,
-        d_norm="none", why="(Mescheder et al. 2018), which mixes the samples of a batch",
-        off="model.d_norm=none (or auto), or task.r1.gamma=0",
-    ),
-    Regularizer(
-        "Path-length regularisation", "task.path_length.weight", "g", per_sample=False,
-        double_backward=True, d_norm=None, why="", off="task.path_length.weight=0",
-    ),
-    Regularizer(
-        "Weight clipping", "loss.clip_value", "d", per_sample=False, double_backward=False,
-        d_norm=None, why="", off="loss.clip_value=null",
-    ),
-)  # fmt: skip
-
-
-def active(get) -> list[Regularizer]:
-    """The regularisers a config turns on; `get(key)` reads a config value (None when absent)."""
-    return [r for r in REGULARIZERS if get(r.key)]
+    off: str  # what to do instead, on the command line
 
 
 # -- plug-in regularisers (regularizer=[name, ...], conf/regularizer/<name>.yaml) ---------------
 def declared(entries: Mapping[str, Any] | None) -> list[Regularizer]:
-    """The declarations of the plug-in regularisers a config lists (`regularizer:` node, name ->
-    {_target_: a Penalty subclass, ...}), read from their classes without building them; a
-    ConfigError for an entry that is not one."""
+    """The declarations of the regularisers a config lists (`regularizer:` node, name ->
+    {_target_: a Penalty subclass, ...}), read from their classes without building them; an entry
+    whose weight or gamma is 0 is off. A ConfigError for an entry that is not a Penalty."""
     if not entries:
         return []
     from hydra.utils import get_class
@@ -70,6 +44,8 @@ def declared(entries: Mapping[str, Any] | None) -> list[Regularizer]:
     out = []
     for name, node in (entries or {}).items():
         if node is None:  # regularizer.<name>=null switches one off
+            continue
+        if isinstance(node, Mapping) and any(node.get(k) == 0 for k in ("weight", "gamma")):
             continue
         target = node.get("_target_") if isinstance(node, Mapping) else None
         try:
@@ -82,17 +58,17 @@ def declared(entries: Mapping[str, Any] | None) -> list[Regularizer]:
                 f"_target_ (importable: put its folder on PYTHONPATH), got {target!r}. See the "
                 "README's 'A regulariser' example, or remove it with ~regularizer." + str(name)
             )
-        if cls.network != "d":
+        if cls.network not in ("d", "g"):
             raise ConfigError(
-                f"regularizer.{name} ({cls.__name__}) declares network={cls.network!r}; plug-in "
-                "regularisers act on the discriminator ('d'). Generator-side terms are built in "
-                "(task.path_length)."
+                f"regularizer.{name} ({cls.__name__}) declares network={cls.network!r}; a "
+                "regulariser acts on the discriminator ('d') or the generator ('g')."
             )
         out.append(
             Regularizer(
-                f"regularizer.{name} ({cls.__name__})", f"regularizer.{name}", "d",
+                f"regularizer.{name} ({cls.__name__})", f"regularizer.{name}", cls.network,
                 per_sample=cls.per_sample, double_backward=cls.double_backward,
-                d_norm=cls.d_norm, why="", off=f"~regularizer.{name}",
+                d_norm=cls.d_norm, why=cls.why,
+                off=f"model.d_norm=auto (or none / layer), or drop it: ~regularizer.{name}",
             )
         )  # fmt: skip
     return out

@@ -18,6 +18,7 @@ from ganarena.models.checks import (
     check_positive_int,
 )
 from ganarena.models.stylegan2 import MinibatchStdLayer
+from ganarena.run.defaults import example
 
 _NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.LayerNorm)
 
@@ -146,8 +147,10 @@ class DCGANDiscriminator(nn.Module):
         width = check_positive_int("width", width)
         norm = check_norm(norm)
         mbstd = check_int(
-            "Model setting `mbstd`", mbstd, 0, "Set the group size, e.g. model.mbstd=4 (0 = off)."
-        )
+            "Model setting `mbstd`", mbstd, 0,
+            f"Set the group size, e.g. model.mbstd={example('model.mbstd', 0, 'dcgan')} (the "
+            "default: off; 4 is StyleGAN's group size).",
+        )  # fmt: skip
         s0, n_up = dcgan_layout(image_size)
         ch = width
         layers: list[nn.Module] = [

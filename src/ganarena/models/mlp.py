@@ -67,6 +67,8 @@ class MLPDiscriminator(nn.Module):
     concatenated to the flattened image. `spectral_norm` normalises every Linear layer.
     """
 
+    ignores_norm = True  # declared for the config checks: no normalisation layer, whatever `norm`
+
     def __init__(
         self,
         hidden: Sequence[int] = (512, 256),

@@ -66,7 +66,7 @@ def _value(value: Any, kind: str) -> float | str:
 
 
 def _name_of(key: str) -> str:
-    """The hparam an override key sets (`loss` -> loss, `loss.optimizer_g.lr` -> lr_g), or the
+    """The hparam an override key sets (`loss` -> loss, `optim.g.lr` -> lr_g), or the
     key itself for a setting HPARAM_KEYS does not list."""
     return next((n for n, (p, _) in HPARAM_KEYS.items() if p in (key, f"{key}.name")), key)
 

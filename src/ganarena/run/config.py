@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ganarena.errors import ConfigError, GanarenaError, check_memory
-from ganarena.gan.regularizers import active, declared
+from ganarena.gan.regularizers import declared
 from ganarena.run.defaults import example
 from ganarena.run.files import nearest_existing, writable_dir
 
@@ -75,14 +75,14 @@ def _check_run_options(cfg: DictConfig, seed: Any) -> None:
             "accept, so it cannot seed the run as given. Pick a seed in [0, 4294967295], e.g. "
             f"seed={seed % (MAX_SEED + 1)} (the same value modulo 2**32)."
         )
-    decay = _get(cfg, "task.path_length.decay")
+    decay = _get(cfg, "regularizer.path_length.decay")
     if decay is not None and (
         isinstance(decay, bool) or not isinstance(decay, int | float) or not 0 <= decay <= 1
     ):
         raise ConfigError(
-            f"task.path_length.decay must be a number in [0, 1] (the running mean's update rate, "
-            f"StyleGAN2: 0.01), got {decay!r}. E.g. task.path_length.decay="
-            f"{example('task.path_length.decay', 0.01, 'gan')}."
+            f"regularizer.path_length.decay must be a number in [0, 1] (the running mean's update "
+            f"rate, StyleGAN2: 0.01), got {decay!r}. E.g. regularizer.path_length.decay="
+            f"{example('regularizer.path_length.decay', 0.01)}."
         )
     # ckpt_path=auto (SLURM jobs) is a fresh start until there is a checkpoint: init_from applies
     if _get(cfg, "init_from") is not None and _get(cfg, "ckpt_path") not in (None, "auto"):
@@ -99,22 +99,19 @@ def validate_train(cfg: DictConfig) -> None:
     _number(cfg, "trainer.max_steps", integer=True)
     _number(cfg, "trainer.log_every_n_steps", integer=True)
     _number(cfg, "dataset.batch_size", integer=True)
-    _number(cfg, "loss.n_critic", integer=True)
-    _number(cfg, "loss.gp_weight", low_ok=True)
-    _number(cfg, "loss.clip_value", nullable=True)
+    _number(cfg, "optim.n_critic", integer=True)
     _number(cfg, "loss.label_smoothing", low_ok=True, high=1.0)
     _number(cfg, "model.ema_decay", high=1.0, nullable=True)
     _number(cfg, "callbacks.checkpoint.every_n_steps", integer=True)
     _number(cfg, "callbacks.checkpoint.keep", integer=True, low_ok=True)
     _number(cfg, "callbacks.samples.every_n_steps", integer=True)
     _number(cfg, "callbacks.samples.n", integer=True, high=1025)  # one grid, not a dataset
-    for opt in ("optimizer_g", "optimizer_d"):
-        _number(cfg, f"loss.{opt}.lr")
-    # the GAN task's regularisers (other tasks have none: absent keys are skipped)
-    _number(cfg, "task.r1.gamma", low_ok=True, nullable=True)
-    _number(cfg, "task.r1.interval", integer=True, nullable=True)
-    _number(cfg, "task.path_length.weight", low_ok=True, nullable=True)
-    _number(cfg, "task.path_length.interval", integer=True, nullable=True)
+    for opt in ("g", "d"):
+        _number(cfg, f"optim.{opt}.lr")
+    for name in _get(cfg, "regularizer") or {}:  # the regularisers' numbers (absent: skipped)
+        for key in ("weight", "gamma", "value", "weight_end", "gamma_end"):
+            _number(cfg, f"regularizer.{name}.{key}", low_ok=key != "value", nullable=True)
+        _number(cfg, f"regularizer.{name}.interval", integer=True, nullable=True)
     _check_conditional(cfg)
     _check_size(cfg)
     _check_tuned()
@@ -123,7 +120,8 @@ def validate_train(cfg: DictConfig) -> None:
     seed = _get(cfg, "seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ConfigError(
-            f"seed must be a non-negative integer or null, got {seed!r}. Fix it on the command line, e.g. seed=1."
+            f"seed must be a non-negative integer or null, got {seed!r}. Fix it on the command "
+            f"line, e.g. seed={example('seed', 0)}."
         )
     _check_run_options(cfg, seed)
     d_norm = _get(cfg, "model.d_norm")
@@ -132,12 +130,14 @@ def validate_train(cfg: DictConfig) -> None:
             f"model.d_norm must be one of {', '.join(D_NORMS)}, got {d_norm!r}. Fix it on the "
             "command line, e.g. model.d_norm=auto."
         )
-    batch_norm_d = d_norm == "batch" and _get(cfg, "model.name") != "mlp"
+    # a discriminator may declare that it has no normalisation layers whatever model.d_norm says
+    ignores = _declared(cfg, "model.discriminator", "ignores_norm", default=False)
+    batch_norm_d = d_norm == "batch" and not ignores
     for reg in _regularizers(cfg):
         if reg.per_sample and reg.network == "d" and batch_norm_d:
             raise ConfigError(
-                f"{reg.name} ({reg.key} > 0) is a per-sample gradient penalty and invalid with "
-                f"batch norm in the discriminator {reg.why}. Set {reg.off}."
+                f"{reg.name} is a per-sample gradient penalty and invalid with batch norm in the "
+                f"discriminator {reg.why}. Set {reg.off}.".replace(" .", ".")
             )
 
     _check_compile(cfg)
@@ -148,7 +148,7 @@ def validate_train(cfg: DictConfig) -> None:
             "makes sense when fine-tuning: add init_from=<another run>/checkpoints/last.ckpt, "
             "or drop freeze_d."
         )
-    if _get(cfg, "freeze_d") and _get(cfg, "task.name") not in (None, "gan"):
+    if _get(cfg, "freeze_d") and _declared(cfg, "task", "freezable_d", default=False) is False:
         raise ConfigError(
             f"freeze_d applies to the GAN task's one discriminator, not to task="
             f"{_get(cfg, 'task.name')}. Drop freeze_d."
@@ -223,7 +223,7 @@ def _check_compile(cfg: DictConfig) -> None:
     penalties = [r.key for r in _regularizers(cfg) if r.double_backward]
     if penalties:
         raise ConfigError(
-            f"speed.compile={mode} cannot train with {', '.join(penalties)} > 0: these gradient "
+            f"speed.compile={mode} cannot train with {', '.join(penalties)}: these gradient "
             "penalties differentiate through a gradient (double backward), which torch.compile "
             "does not support. Drop speed.compile (speed.compile=null) for this recipe."
         )
@@ -241,6 +241,22 @@ def _check_plugins(cfg: DictConfig) -> None:
             "no `regularizers` entry), so they would be silently ignored. Drop them "
             "(regularizer=[]) or train with task=gan."
         )
+    applied = _declared(cfg, "task", "regularizers_applied", default=None)
+    if listed and isinstance(applied, tuple):  # a task that applies only some kinds
+        from hydra.utils import get_class
+
+        for name in listed:
+            target = _get(cfg, f"regularizer.{name}._target_")
+            try:
+                kind = get_class(target).__name__ if isinstance(target, str) else None
+            except Exception:  # noqa: BLE001 - a bad _target_ is reported by `declared`
+                continue
+            if kind not in applied:
+                raise ConfigError(
+                    f"regularizer.{name} ({kind}) cannot apply to task={_get(cfg, 'task.name')}: "
+                    f"it applies only {', '.join(applied)}. Drop it: ~regularizer.{name} (or "
+                    "regularizer=[])."
+                )
     augment, size = _get(cfg, "augment.name"), _get(cfg, "dataset.image_size")
     if augment not in (None, "none") and isinstance(size, int) and size < 8:
         raise ConfigError(
@@ -250,8 +266,8 @@ def _check_plugins(cfg: DictConfig) -> None:
         )
 
 
-def _declared(cfg: DictConfig, node: str, attr: str) -> str | None:
-    """A class attribute of the `_target_` of config node `node` ("generative" when the class
+def _declared(cfg: DictConfig, node: str, attr: str, default: Any = "generative") -> Any:
+    """A class attribute of the `_target_` of config node `node` (`default` when the class
     lacks it), or None when the target cannot be imported (instantiation reports that later)."""
     from hydra.utils import get_class
 
@@ -262,7 +278,7 @@ def _declared(cfg: DictConfig, node: str, attr: str) -> str | None:
         cls = get_class(target)
     except Exception:  # noqa: BLE001 - a bad _target_ is reported when it is built
         return None
-    return getattr(cls, attr, "generative")
+    return getattr(cls, attr, default)
 
 
 def _check_kinds(cfg: DictConfig) -> None:
@@ -310,8 +326,8 @@ D_NORMS = ("auto", "batch", "layer", "instance", "none")
 
 
 def _regularizers(cfg: DictConfig) -> list:
-    """The regularisers a config turns on: the built-in keys', then regularizer=[...]'s."""
-    return [*active(lambda key: _get(cfg, key)), *declared(_get(cfg, "regularizer"))]
+    """The regularisers a config turns on (regularizer=[...] and a loss's or preset's own)."""
+    return declared(_get(cfg, "regularizer"))
 
 
 def resolve_auto(cfg: DictConfig) -> None:
@@ -353,9 +369,10 @@ def _check_size(cfg: DictConfig) -> None:
     size, batch = _get(cfg, "dataset.image_size"), _get(cfg, "dataset.batch_size")
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
         if size is not None:
+            shown = example("dataset.image_size", 32, _get(cfg, "dataset.name"))
             raise ConfigError(
                 f"dataset.image_size must be a positive integer, got {size!r}. Fix it on the "
-                "command line, e.g. dataset.image_size=32."
+                f"command line, e.g. dataset.image_size={shown}."
             )
         return
     _number(cfg, "dataset.channels", integer=True, nullable=True)

@@ -23,13 +23,13 @@ RUN_KEYS: dict[str, tuple[str, str]] = {
     "seed": ("seed", "int"),
     "batch_size": ("dataset.batch_size", "int"),
     "max_steps": ("trainer.max_steps", "int"),
-    "n_critic": ("loss.n_critic", "int"),
-    "lr_g": ("loss.optimizer_g.lr", "num"),
-    "lr_d": ("loss.optimizer_d.lr", "num"),
+    "n_critic": ("optim.n_critic", "int"),
+    "lr_g": ("optim.g.lr", "num"),
+    "lr_d": ("optim.d.lr", "num"),
     "ema_decay": ("model.ema_decay", "num"),
     "conditional": ("model.conditional", "str"),
     "augment": ("augment.name", "str"),
-    "r1_gamma": ("task.r1.gamma", "num"),
+    "r1_gamma": ("regularizer.r1.gamma", "num"),
 }
 
 # Further settings shown in HParams (not part of a run's identity in metrics.json).
@@ -38,14 +38,15 @@ HPARAM_KEYS: dict[str, tuple[str, str]] = {
     "dataset_limit": ("dataset.limit", "int"),
     "balance": ("dataset.balance", "str"),
     "decay_start": ("task.decay_start", "num"),
-    "optimizer_g": ("loss.optimizer_g._target_", "str"),
-    "optimizer_d": ("loss.optimizer_d._target_", "str"),
-    "beta1_g": ("loss.optimizer_g.betas.0", "num"),
-    "beta2_g": ("loss.optimizer_g.betas.1", "num"),
-    "beta1_d": ("loss.optimizer_d.betas.0", "num"),
-    "beta2_d": ("loss.optimizer_d.betas.1", "num"),
-    "clip_value": ("loss.clip_value", "num"),
-    "gp_weight": ("loss.gp_weight", "num"),
+    "optim": ("optim.name", "str"),
+    "optimizer_g": ("optim.g._target_", "str"),
+    "optimizer_d": ("optim.d._target_", "str"),
+    "beta1_g": ("optim.g.betas.0", "num"),
+    "beta2_g": ("optim.g.betas.1", "num"),
+    "beta1_d": ("optim.d.betas.0", "num"),
+    "beta2_d": ("optim.d.betas.1", "num"),
+    "clip_value": ("regularizer.clip.value", "num"),
+    "gp_weight": ("regularizer.gp.weight", "num"),
     "label_smoothing": ("loss.label_smoothing", "num"),
     "d_norm": ("model.d_norm", "str"),
     "latent_dim": ("model.latent_dim", "int"),
@@ -66,17 +67,34 @@ def hparam_names() -> list[str]:
     return [*HPARAM_KEYS, "status", "health"]
 
 
-# Where keys lived before tasks existed: read from old runs' saved configs.
-LEGACY_PATHS = {"task.r1.gamma": "r1.gamma", "model.d_norm": "loss.d_norm"}
+# Where keys lived before (tasks; the optim and regularizer groups): old runs' saved configs are
+# read there. A prefix moves with everything under it; homes are tried newest first.
+LEGACY_PATHS = {
+    "regularizer.r1": "task.r1",
+    "task.r1": "r1",
+    "model.d_norm": "loss.d_norm",
+    "optim.g": "loss.optimizer_g",
+    "optim.d": "loss.optimizer_d",
+    "optim.n_critic": "loss.n_critic",
+    "regularizer.gp.weight": "loss.gp_weight",
+    "regularizer.clip.value": "loss.clip_value",
+}
+
+
+def _older(path: str) -> str | None:
+    for new, old in LEGACY_PATHS.items():
+        if path == new or path.startswith(new + "."):
+            return old + path[len(new) :]
+    return None
 
 
 def select(cfg: DictConfig, path: str, default: Any = None) -> Any:
-    """The value at `path` (or its pre-tasks home) in a saved or live config."""
+    """The value at `path` (or its earlier homes) in a saved or live config."""
     value = OmegaConf.select(cfg, path, default=default, throw_on_resolution_failure=False)
-    if value is default and path in LEGACY_PATHS:
-        value = OmegaConf.select(
-            cfg, LEGACY_PATHS[path], default=default, throw_on_resolution_failure=False
-        )
+    older = _older(path)
+    while value is default and older is not None:
+        value = OmegaConf.select(cfg, older, default=default, throw_on_resolution_failure=False)
+        older = _older(older)
     return value
 
 

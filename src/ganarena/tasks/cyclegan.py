@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from ganarena.errors import CheckpointError, ConfigError, check_int
 from ganarena.gan.image_pool import ImagePool
-from ganarena.gan.losses import clip_weights, gradient_penalty
+from ganarena.gan.penalties import clip_weights, gradient_penalty
 from ganarena.run.defaults import example
 from ganarena.tasks.base import (
     Task,
@@ -54,6 +54,9 @@ class CycleGANTask(Task):
     num_classes = None  # translation is unconditional
     grid_nrow = 3  # a grid row: input, translation, reconstruction
 
+    # the regularisers this task applies (to both discriminators); the config checks refuse others
+    regularizers_applied = ("GradientPenalty", "WeightClip")
+
     def __init__(
         self,
         generator_ab: nn.Module,
@@ -73,8 +76,7 @@ class CycleGANTask(Task):
         pool_size: int = 50,
         decay_start: float = 0.5,
         n_critic: int = 1,
-        clip_value: float | None = None,
-        gp_weight: float = 0.0,
+        regularizers: Mapping[str, Any] | None = None,
         label_smoothing: float = 0.0,
         ema_decay: float | None = None,
         augment: Mapping[str, Any] | None = None,
@@ -106,8 +108,8 @@ class CycleGANTask(Task):
                     f"{type(net).__name__}, which draws images from a latent vector. Use an "
                     "image-to-image model: model=resnet (or experiment=cyclegan_digits)."
                 )
-        check_optimizer(optimizer_g, "loss.optimizer_g")
-        check_optimizer(optimizer_d, "loss.optimizer_d")
+        check_optimizer(optimizer_g, "optim.g")
+        check_optimizer(optimizer_d, "optim.d")
         self.name = name
         self.generator_ab, self.generator_ba = generator_ab, generator_ba
         self.discriminator_a, self.discriminator_b = discriminator_a, discriminator_b
@@ -118,8 +120,7 @@ class CycleGANTask(Task):
         self.lambda_adv = float(lambda_adv)
         self.d_loss_factor = float(d_loss_factor)
         self.decay_start = float(decay_start)
-        self.clip_value = clip_value
-        self.gp_weight = float(gp_weight)
+        self.clip_value, self.gp_weight = self._regularizers(regularizers)
         self.d_kwargs = {"real_label": 1.0 - label_smoothing} if label_smoothing else {}
         self.pool_size = pool_size
         # Each pool draws from its own generator (seeded by the run): the global RNG is untouched.
@@ -134,12 +135,32 @@ class CycleGANTask(Task):
         self.register_buffer("fixed_b", torch.zeros(shape))
 
     @staticmethod
+    def _regularizers(entries: Mapping[str, Any] | None) -> tuple[float | None, float]:
+        """(clip value or None, gradient-penalty weight) from regularizer=[...]: the two this
+        task applies (to both discriminators); any other is refused, not ignored."""
+        from ganarena.gan.penalties import GradientPenalty, WeightClip, build_penalties
+
+        clip, gp = None, 0.0
+        for name, penalty in build_penalties(entries).items():
+            if isinstance(penalty, WeightClip):
+                clip = penalty.value
+            elif isinstance(penalty, GradientPenalty) and penalty.interval == 1:
+                gp = penalty.weight
+            else:
+                raise ConfigError(
+                    f"regularizer.{name} ({type(penalty).__name__}) cannot apply to task=cyclegan: "
+                    "it applies only the gradient penalty (regularizer.gp, every step) and weight "
+                    f"clipping (regularizer.clip) to its two discriminators. Drop it: ~regularizer.{name}."
+                )
+        return clip, gp
+
+    @staticmethod
     def _check(n_critic, augment, decay_start, pool_size, n_fixed) -> None:
         if n_critic != 1:
             raise ConfigError(
                 f"task=cyclegan updates the generators and the discriminators once per batch (the "
-                f"reference's schedule), so loss.n_critic={n_critic} cannot apply. Add "
-                "loss.n_critic=1, or use loss=lsgan (the reference's loss)."
+                f"reference's schedule), so optim.n_critic={n_critic} cannot apply. Add "
+                "optim.n_critic=1, or use loss=lsgan (the reference's loss)."
             )
         name = (augment or {}).get("name", "none") if isinstance(augment, Mapping) else augment
         if name not in (None, "none"):
@@ -168,7 +189,7 @@ class CycleGANTask(Task):
     def divergence_hint(self) -> str:
         return (
             f"(task=cyclegan, loss={self.loss_name}) Try lower learning rates "
-            "(loss.optimizer_g.lr / loss.optimizer_d.lr), the reference's loss=lsgan, or a "
+            "(optim.g.lr / optim.d.lr), the reference's loss=lsgan, or a "
             "smaller task.lambda_cycle."
         )
 

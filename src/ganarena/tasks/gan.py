@@ -13,8 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from ganarena.errors import ConfigError
-from ganarena.gan.losses import clip_weights, gradient_penalty
-from ganarena.gan.penalties import DBatch, build_penalties, r1_penalty
+from ganarena.gan.penalties import R1, DBatch, GBatch, build_penalties
 from ganarena.gan.schedules import Schedule
 from ganarena.tasks.base import (
     GenerativeTask,
@@ -53,10 +52,11 @@ class GANTask(GenerativeTask):
     A conditional generator (one with `num_classes`) gets each real batch's labels for its fakes,
     and D sees (image, label) pairs. `augment` (ganarena.gan.augment) transforms D's inputs: the real
     images only (`applies_to == "real"`) or real and fake alike in both steps ("both",
-    DiffAugment). Regularisation phases: R1 on D (`r1.gamma`, every `r1.interval` D steps) and
-    path length on G (`path_length.weight`, every `path_length.interval` G steps; needs a
-    style-based generator with `mapping`/`synthesis`). A phase's weight may follow a cosine
-    schedule (`r1.gamma_end`, a plug-in's `weight_end`), and so may both learning rates and Adam's
+    DiffAugment). Regularisation (`regularizers`: regularizer=[...], ganarena.gan.penalties): each
+    Penalty is a phase of its network at its own interval — the gradient penalty, R1/R2 and LeCam
+    on D, path length on G (needs a style-based generator with `mapping`/`synthesis`) — and
+    constraints (weight clipping) act after each step of theirs. A phase's weight may follow a
+    cosine schedule (a penalty's `weight_end` / `gamma_end`), and so may both learning rates and Adam's
     beta2 (`schedule`: R3GAN's ramps), all functions of the generator step over the horizon
     `schedule.steps` (default max_steps), so a resumed run reads the same values.
 
@@ -66,6 +66,8 @@ class GANTask(GenerativeTask):
     with a `stats()` method (-> {name: scalar}) gets those scalars logged as train/<name>.
     """
 
+    freezable_d = True  # one discriminator: FreezeD (freeze_d=K) applies
+
     def __init__(
         self,
         generator: nn.Module,
@@ -74,15 +76,11 @@ class GANTask(GenerativeTask):
         optimizer_g: Callable[..., torch.optim.Optimizer],
         optimizer_d: Callable[..., torch.optim.Optimizer],
         n_critic: int = 1,
-        clip_value: float | None = None,
-        gp_weight: float = 0.0,
         label_smoothing: float = 0.0,
         ema_decay: float | None = None,
         augment: Mapping[str, Any] | None = None,
         d_input: Mapping[str, Any] | None = None,
         loss_name: str | None = None,
-        r1: Mapping[str, Any] | None = None,
-        path_length: Mapping[str, Any] | None = None,
         regularizers: Mapping[str, Any] | None = None,
         n_fixed: int = 64,
         grid_nrow: int = 8,
@@ -98,16 +96,14 @@ class GANTask(GenerativeTask):
         from ganarena.gan.augment import build_augment, build_d_input
 
         self.loss = adversarial_loss(loss)
-        check_optimizer(optimizer_g, "loss.optimizer_g")
-        check_optimizer(optimizer_d, "loss.optimizer_d")
+        check_optimizer(optimizer_g, "optim.g")
+        check_optimizer(optimizer_d, "optim.d")
         self.name = name
         self.generator = generator
         self.discriminator = discriminator
         self.loss_name = loss_name or (loss if isinstance(loss, str) else type(self.loss).__name__)
         self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
         self.n_critic = n_critic
-        self.clip_value = clip_value
-        self.gp_weight = gp_weight
         self.d_kwargs = {"real_label": 1.0 - label_smoothing} if label_smoothing else {}
         self.latent_dim = generator.latent_dim
         self.num_classes = getattr(generator, "num_classes", None)
@@ -119,8 +115,7 @@ class GANTask(GenerativeTask):
 
         self.schedule = Schedule.from_config(schedule, self.max_steps, decay_start)
         self._check_beta2_schedule()
-        self._build_d_phases(dict(r1 or {}), regularizers)
-        self._build_g_phases(dict(path_length or {}))
+        self._build_phases(regularizers)
 
         # Fixed latent batch: sample grids stay comparable across steps, runs and resumes.
         if self.num_classes is not None:  # one grid row per class: row r shows class r mod C
@@ -132,44 +127,32 @@ class GANTask(GenerativeTask):
         if self.num_classes is not None:
             self.register_buffer("fixed_y", (torch.arange(n_fixed) // grid_nrow) % self.num_classes)
 
-    def _build_d_phases(self, r1: dict[str, Any], regularizers: Mapping[str, Any] | None) -> None:
-        """R1 (task.r1), then the plug-in regularisers (regularizer=[...]) as D phases."""
-        gamma, gamma_end = float(r1.get("gamma", 0.0)), r1.get("gamma_end")
-        if gamma_end is not None and gamma == 0:
-            raise ConfigError(
-                f"task.r1.gamma_end={gamma_end} decays R1's gamma from task.r1.gamma, but that is 0 "
-                "(R1 off). Set task.r1.gamma too (R3GAN: task.r1.gamma=0.05 "
-                "task.r1.gamma_end=0.005), or drop task.r1.gamma_end."
-            )
-        self.r1_gamma_end = None if gamma_end is None else float(gamma_end)
-        end = None if gamma_end is None else float(gamma_end) / 2
-        ramp = self.schedule.of(gamma / 2, end)
-        self.d_phases = [Phase("r1", int(r1.get("interval", 16)), gamma / 2, self._r1, ramp)]
+    def _build_phases(self, regularizers: Mapping[str, Any] | None) -> None:
+        """The regularisers (regularizer=[...], in config order) as phases of their network."""
         self.penalties = nn.ModuleDict(build_penalties(regularizers))  # buffers in checkpoints
+        self.d_phases, self.g_phases = [], []
         for name, penalty in self.penalties.items():
+            if penalty.style_based and penalty.weight > 0 and not self.style_based:
+                raise ConfigError(
+                    f"regularizer.{name} ({type(penalty).__name__}) regularises the synthesis "
+                    f"network of a style-based generator (one with `mapping` and `synthesis`, e.g. "
+                    f"model=stylegan2), but this generator ({type(self.generator).__name__}) maps "
+                    f"z to images directly. Use model=stylegan2, or drop it: ~regularizer.{name}."
+                )
+            if not penalty.adds_term:
+                continue
             ramp = self.schedule.of(penalty.weight, penalty.weight_end)
-            self.d_phases.append(
-                Phase(name, penalty.interval, penalty.weight, partial(self._penalty, name), ramp)
+            phase = Phase(
+                name, penalty.interval, penalty.weight, partial(self._penalty, name), ramp
             )
+            (self.g_phases if penalty.network == "g" else self.d_phases).append(phase)
 
-    def _build_g_phases(self, pl: dict[str, Any]) -> None:
-        """Path length (task.path_length) on a style-based generator."""
-        self.g_phases = []
-        if float(pl.get("weight", 0.0)) > 0 and not self.style_based:
-            raise ConfigError(
-                f"task.path_length.weight={pl['weight']} regularises the synthesis network of a "
-                f"style-based generator (one with `mapping` and `synthesis`, e.g. model=stylegan2), "
-                f"but this generator ({type(self.generator).__name__}) maps z to images directly. "
-                "Use model=stylegan2, or task.path_length.weight=0."
-            )
-        if float(pl.get("weight", 0.0)) > 0:
-            from ganarena.gan.penalties import PathLengthPenalty
-
-            self.path_length = PathLengthPenalty(decay=float(pl.get("decay", 0.01)))
-            self.pl_batch_shrink = int(pl.get("batch_shrink", 2))
-            self.g_phases.append(
-                Phase("pl", int(pl.get("interval", 4)), float(pl["weight"]), self._path_length)
-            )
+    def _after_step(self, network: str) -> None:
+        """The constraints of `network` ("d" or "g") after its optimizer step (weight clipping)."""
+        module = self.discriminator if network == "d" else self.generator
+        for penalty in self.penalties.values():
+            if penalty.network == network:
+                penalty.after_step(module)
 
     def _check_beta2_schedule(self) -> None:
         """task.schedule.beta2_end needs optimizers with betas (Adam and its kin)."""
@@ -200,20 +183,23 @@ class GANTask(GenerativeTask):
 
     # -- protocol --------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
+        r1 = [p for p in self.penalties.values() if isinstance(p, R1)]
+        pl = [p for p in self.penalties.values() if p.network == "g" and p.adds_term]
+        r1_end = r1[0].weight_end if r1 else None
         return {
             "n_critic": self.n_critic,
-            "r1_gamma": 2 * self.d_phases[0].weight,
-            "pl_weight": self.g_phases[0].weight if self.g_phases else 0.0,
+            "r1_gamma": r1[0].gamma if r1 else 0.0,
+            "pl_weight": pl[0].weight if pl else 0.0,
             **({"decay_start": self.decay_start} if self.decay_start is not None else {}),
-            **({"r1_gamma_end": self.r1_gamma_end} if self.r1_gamma_end is not None else {}),
+            **({"r1_gamma_end": 2 * r1_end} if r1_end is not None else {}),
             **self.schedule.summary(),
         }
 
     @property
     def divergence_hint(self) -> str:
         return (
-            f"(loss={self.loss_name}) Try a lower learning rate (loss.optimizer_d.lr / "
-            "loss.optimizer_g.lr), a different loss (loss=wgan_gp or loss=hinge), or fewer "
+            f"(loss={self.loss_name}) Try a lower learning rate (optim.d.lr / "
+            "optim.g.lr), a different loss (loss=wgan_gp or loss=hinge), or fewer "
             "critic steps."
         )
 
@@ -319,14 +305,9 @@ class GANTask(GenerativeTask):
         real_logits = self._d(real_in, y)
         fake_logits = self._d(fake_in, y)
         d_loss = self.loss.d(real_logits, fake_logits, **self.d_kwargs)
-        stats = {"train/d_loss": d_loss.detach()}
-        if self.gp_weight:
-            gp = gradient_penalty(lambda t: self._d(t, y), real_in, fake_in)
-            d_loss = d_loss + self.gp_weight * gp
-            stats["train/d_loss"] = d_loss.detach()
-            stats["train/gradient_penalty"] = gp.detach()
         logits = (real_logits, fake_logits)  # with their graph, for the eager phases
         d_loss = d_loss + self._eager(self.d_phases, self.d_step, real_in, fake_in, y, logits)
+        stats = {"train/d_loss": d_loss.detach()}  # D's main objective, its eager terms included
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d_loss)
         if snapshot:
@@ -334,8 +315,7 @@ class GANTask(GenerativeTask):
         opt_d.step()
         self._lazy(self.d_phases, self.d_step, opt_d, real_in, fake_in, y, None)
         self.untoggle_optimizer(opt_d)
-        if self.clip_value is not None:
-            clip_weights(self.discriminator, self.clip_value)
+        self._after_step("d")
         self.d_step += 1
         self.real_images_seen += n
 
@@ -357,6 +337,7 @@ class GANTask(GenerativeTask):
         opt_g.step()
         self._lazy(self.g_phases, self.g_step, opt_g, n, y)
         self.untoggle_optimizer(opt_g)
+        self._after_step("g")
         g_stats.update({"train/g_loss": g_loss.detach(), **self._generator_stats()})
         if self.decay_start is not None:
             for sched in self.lr_schedulers():
@@ -413,32 +394,23 @@ class GANTask(GenerativeTask):
         self.augment.observe(real_logits.detach().float() - self.loss.decision, n)
         return self.augment.stats()
 
-    def _r1(
-        self, real: Tensor, fake: Tensor, y: Tensor | None, logits: tuple | None
-    ) -> tuple[Tensor, dict[str, Tensor]]:
-        r1 = r1_penalty(self._d, real, y)
-        return r1, {"train/r1": r1.detach()}
-
-    def _penalty(
-        self, name: str, real: Tensor, fake: Tensor, y: Tensor | None, logits: tuple | None
-    ) -> tuple[Tensor, dict[str, Tensor]]:
-        """A plug-in regulariser's term (regularizer=[name]), logged as train/<name>. `logits`:
-        D's (real, fake) outputs with their graph in an eager phase, None in a lazy one."""
-        real_logits, fake_logits = logits if logits is not None else (None, None)
-        batch = DBatch(
-            partial(self._d, y=y), real.detach(), fake.detach(), y, real_logits, fake_logits
-        )
-        value = self.penalties[name](batch)
-        return value, {f"train/{name}": value.detach()}
-
-    def _path_length(self, n: int, y: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
-        m = max(n // self.pl_batch_shrink, 1)
-        z = torch.randn(m, self.latent_dim, device=self.device)
-        penalty, mean_length = self.path_length(self.generator, z, None if y is None else y[:m])
-        return penalty, {
-            "train/pl_penalty": penalty.detach(),
-            "train/pl_length": mean_length.detach(),
-        }
+    def _penalty(self, name: str, *args: Any) -> tuple[Tensor, dict[str, Tensor]]:
+        """A regulariser's term (regularizer=[name]), logged as train/<name> (plus the stats it
+        returns). D side: args (real, fake, labels, logits: D's (real, fake) outputs with their
+        graph in an eager phase, None in a lazy one); G side: (n, labels)."""
+        penalty = self.penalties[name]
+        if penalty.network == "g":
+            n, y = args
+            batch: Any = GBatch(self.generator, n, y, self.latent_dim, self.device)
+        else:
+            real, fake, y, logits = args
+            real_logits, fake_logits = logits if logits is not None else (None, None)
+            batch = DBatch(
+                partial(self._d, y=y), real.detach(), fake.detach(), y, real_logits, fake_logits
+            )
+        out = penalty(batch)
+        value, extra = out if isinstance(out, tuple) else (out, {})
+        return value, {f"train/{name}": value.detach(), **{k: v.detach() for k, v in extra.items()}}
 
     def _g(self, z: Tensor, y: Tensor | None) -> Tensor:
         return self.generator(z) if y is None else self.generator(z, y)

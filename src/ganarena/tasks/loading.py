@@ -95,20 +95,55 @@ def check_compatible(
 
 
 def upgrade_config(cfg: DictConfig) -> DictConfig:
-    """A config saved before tasks existed (no `task` key): add `task=gan` and move the keys
-    that changed homes (loss.d_norm -> model.d_norm, r1 -> task.r1)."""
-    if "task" in cfg:
-        return cfg
-    from hydra import compose, initialize_config_module
+    """A config saved by an earlier ganarena, in today's layout: before tasks existed (no `task`
+    key: add `task=gan`, loss.d_norm -> model.d_norm, r1 -> task.r1), and before the optim and
+    regularizer groups (the GAN task's r1 / path_length / gp_weight / clip_value -> regularizer
+    entries; its optimizers keep reading the loss's saved blocks)."""
+    if "task" not in cfg:
+        from hydra import compose, initialize_config_module
 
-    with initialize_config_module("ganarena.conf", version_base="1.3"):
-        task = compose("train", overrides=["task=gan"]).task
+        with initialize_config_module("ganarena.conf", version_base="1.3"):
+            task = compose("train", overrides=["task=gan", "regularizer=[r1]"]).task
+        with open_dict(cfg):
+            cfg.task = OmegaConf.to_container(task, resolve=False)
+            cfg.model.d_norm = cfg.loss.pop("d_norm", "batch")
+            cfg.task.r1 = cfg.pop("r1", {"gamma": 0.0})
+    return _upgrade_regularizers(cfg)
+
+
+_OLD_TERMS = {  # old task key -> (regulariser entry, Penalty class, what turns it on)
+    "r1": ("r1", "R1", "gamma"),
+    "path_length": ("path_length", "PathLength", "weight"),
+}
+
+
+def _upgrade_regularizers(cfg: DictConfig) -> DictConfig:
+    task = cfg.task
+    old = [k for k in ("r1", "path_length", "gp_weight", "clip_value") if k in task]
+    if not old:
+        return cfg
     with open_dict(cfg):
-        cfg.task = OmegaConf.to_container(task, resolve=False)
-        cfg.model.d_norm = cfg.loss.pop("d_norm", "batch")
-        if "r1" in cfg:
-            cfg.task.r1 = cfg.pop("r1")
+        entries = dict(cfg.get("regularizer") or {})
+        for key, (name, cls, on) in _OLD_TERMS.items():
+            node = task.pop(key) if key in task else {}
+            node = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+            if node and node.get(on):
+                entries[name] = {"_target_": f"ganarena.gan.penalties.{cls}", **node}
+        gp = OmegaConf.select(cfg, "task.gp_weight")
+        if gp:
+            entries["gp"] = {"_target_": "ganarena.gan.penalties.GradientPenalty", "weight": gp}
+        clip = OmegaConf.select(cfg, "task.clip_value")
+        if clip is not None:
+            entries["clip"] = {"_target_": "ganarena.gan.penalties.WeightClip", "value": clip}
+        for key in ("gp_weight", "clip_value"):
+            task.pop(key, None)
+        cfg.regularizer = entries
+        task.regularizers = "${regularizer}"
     return cfg
+
+
+# state-dict keys that moved with the regularizer group: old -> new
+_MOVED_STATE = {"path_length.pl_mean": "penalties.path_length.length.pl_mean"}
 
 
 def load_task(ckpt_path: str | Path, map_location: str = "cpu") -> tuple[Task, DictConfig]:
@@ -120,6 +155,9 @@ def load_task(ckpt_path: str | Path, map_location: str = "cpu") -> tuple[Task, D
             "Pass a checkpoint written by ganarena-train."
         )
     cfg = upgrade_config(OmegaConf.create(ckpt["ganarena_config"]))
+    for old, new in _MOVED_STATE.items():
+        if old in ckpt["state_dict"]:
+            ckpt["state_dict"][new] = ckpt["state_dict"].pop(old)
     task = build_task(cfg)
     check_compatible(task, ckpt, ckpt_path)
     task.load_state_dict(ckpt["state_dict"])
