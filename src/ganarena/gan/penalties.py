@@ -201,12 +201,13 @@ class WeightClip(Penalty):
 
     def __init__(self, value: float) -> None:
         from ganarena.errors import ConfigError
+        from ganarena.run.defaults import example
 
         if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
             raise ConfigError(
                 f"WeightClip: value must be a number > 0 (the bound c of [-c, c]), got {value!r}. "
-                "Fix it, e.g. regularizer.clip.value=0.01 (the WGAN paper's), or drop the clipping "
-                "with ~regularizer.clip."
+                f"Fix it, e.g. regularizer.clip.value={example('regularizer.clip.value', 0.01)} "
+                "(the WGAN paper's), or drop the clipping with ~regularizer.clip."
             )
         super().__init__(0.0)
         self.value = float(value)
@@ -215,20 +216,38 @@ class WeightClip(Penalty):
         clip_weights(network, self.value)
 
 
-class R1(Penalty):
-    """R1 (Mescheder, Geiger & Nowozin 2018, arXiv:1801.04406, eq. 9): gamma/2 *
-    E||grad_x D(x)||^2 on the real data (D's real input). StyleGAN2 applies it lazily, every 16 D
-    steps."""
+class _GammaPenalty(Penalty):
+    """gamma/2 * E||grad_x D(x)||^2 (Mescheder et al. 2018) on one side of D's input: the weight
+    is gamma/2, and so is the end of its schedule (gamma_end/2)."""
 
     d_norm = "none"
     why = "(Mescheder et al. 2018), which mixes the samples of a batch"
+    default_interval = 1
 
-    def __init__(self, gamma: float, interval: int = 16, gamma_end: float | None = None) -> None:
+    def __init__(
+        self, gamma: float, interval: int | None = None, gamma_end: float | None = None
+    ) -> None:
+        interval = self.default_interval if interval is None else interval
         super().__init__(_half(gamma), interval, _half(gamma_end))  # (bad values: named there)
         self.gamma = float(gamma)
 
+
+class R1(_GammaPenalty):
+    """R1 (Mescheder, Geiger & Nowozin 2018, arXiv:1801.04406, eq. 9) on the real data (D's real
+    input). StyleGAN2 applies it lazily, every 16 D steps."""
+
+    default_interval = 16
+
     def forward(self, batch: DBatch) -> Tensor:
         return r1_penalty(batch.d, batch.real)
+
+
+class R2(_GammaPenalty):
+    """R2 (eq. 10 of the same paper): on the *generated* samples, R1's counterpart; R3GAN (Huang
+    et al. 2024) trains RpGAN with R1 + R2 at the same gamma."""
+
+    def forward(self, batch: DBatch) -> Tensor:
+        return r1_penalty(batch.d, batch.fake)
 
 
 class PathLength(Penalty):
@@ -244,17 +263,20 @@ class PathLength(Penalty):
         self, weight: float, interval: int = 4, decay: float = 0.01, batch_shrink: int = 2
     ) -> None:
         from ganarena.errors import ConfigError
+        from ganarena.run.defaults import example
 
         super().__init__(weight, interval)
         if isinstance(decay, bool) or not isinstance(decay, int | float) or not 0 <= decay <= 1:
             raise ConfigError(
                 f"PathLength: decay must be a number in [0, 1] (the running mean's rate), got "
-                f"{decay!r}. Fix it, e.g. regularizer.path_length.decay=0.01 (StyleGAN2's)."
+                f"{decay!r}. Fix it, e.g. regularizer.path_length.decay="
+                f"{example('regularizer.path_length.decay', 0.01)} (StyleGAN2's)."
             )
         if isinstance(batch_shrink, bool) or not isinstance(batch_shrink, int) or batch_shrink < 1:
             raise ConfigError(
                 f"PathLength: batch_shrink must be an integer >= 1, got {batch_shrink!r}. Fix "
-                "it, e.g. regularizer.path_length.batch_shrink=2 (StyleGAN2's)."
+                f"it, e.g. regularizer.path_length.batch_shrink="
+                f"{example('regularizer.path_length.batch_shrink', 2)} (StyleGAN2's)."
             )
         self.batch_shrink = batch_shrink
         self.length = PathLengthPenalty(decay=float(decay))
@@ -265,21 +287,6 @@ class PathLength(Penalty):
         y = None if batch.labels is None else batch.labels[:m]
         penalty, mean_length = self.length(batch.generator, z, y)
         return penalty, {"train/pl_length": mean_length}
-
-
-class R2(Penalty):
-    """R2 (Mescheder, Geiger & Nowozin 2018, arXiv:1801.04406, eq. 10): gamma/2 *
-    E||grad_x D(x)||^2 on the *generated* samples, R1's counterpart; R3GAN (Huang et al. 2024)
-    trains RpGAN with R1 + R2 at the same gamma."""
-
-    d_norm = "none"
-
-    def __init__(self, gamma: float, interval: int = 1, gamma_end: float | None = None) -> None:
-        super().__init__(_half(gamma), interval, _half(gamma_end))  # (bad values: named there)
-        self.gamma = float(gamma)
-
-    def forward(self, batch: DBatch) -> Tensor:
-        return r1_penalty(batch.d, batch.fake)
 
 
 def _half(gamma: Any) -> Any:
