@@ -228,8 +228,14 @@ def _numeric_options() -> list:
     return params
 
 
-def _refusal(config: str, key: str, overrides: list[str]) -> str | None:
-    """The one-paragraph message `key=abc` gets from the checks (train: the config checks, then
+# The values issue #33 found with a wrong-scale example: each must now show its own default.
+ISSUE_VALUES = {"model.ema_decay": ["-0.5", "1.5", "nan"], "loss.label_smoothing": ["2"],
+                "regularizer.r1.gamma": ["-1"], "regularizer.path_length.weight": ["nan"],
+                "task.lambda_identity": ["-0.5"], "task.lambda_adv": ["inf"]}  # fmt: skip
+
+
+def _refusal(config: str, key: str, overrides: list[str], bad: str = "abc") -> str | None:
+    """The one-paragraph message `key=<bad>` gets from the checks (train: the config checks, then
     building the dataset and the task, no data read; generate: its option checks)."""
     from omegaconf import open_dict
 
@@ -238,7 +244,7 @@ def _refusal(config: str, key: str, overrides: list[str]) -> str | None:
     from ganarena.run.config import build, resolve_auto, validate_train
     from ganarena.tasks import build_task
 
-    cfg = _compose(config, [*overrides, f"{key}=abc", *(
+    cfg = _compose(config, [*overrides, f"{key}={bad}", *(
         ["ckpt_path=none.ckpt"] if config == "generate" else ["paths.output_dir=unused"]
     )])  # fmt: skip
     try:
@@ -264,10 +270,12 @@ def _refusal(config: str, key: str, overrides: list[str]) -> str | None:
 def test_the_example_in_a_message_is_the_options_own_default(config, key, overrides, default):
     import re
 
-    message = _refusal(config, key, overrides)
-    shown = re.findall(rf"e\.g\. {re.escape(key)}=([^\s,;)]+)", message or "")
-    for value in shown:
-        assert float(value.rstrip(".")) == pytest.approx(default), message
+    for bad in ["abc", *ISSUE_VALUES.get(key, [])]:
+        message = _refusal(config, key, overrides, bad)
+        shown = re.findall(rf"e\.g\. {re.escape(key)}=([^\s,;)]+)", message or "")
+        assert shown or key not in ISSUE_VALUES, f"{key}={bad}: {message}"
+        for value in shown:
+            assert float(value.rstrip(".")) == pytest.approx(default), message
 
 
 def test_cyclegan_and_stylegan2_messages_show_their_yaml_defaults():
@@ -330,6 +338,12 @@ def test_checkpoint_messages_name_the_option_and_what_the_path_is(tmp_path):
         (["format=folder", "mix_coarse=2"], "mix_coarse=2 does not apply to folder mode"),
         (["steps=5"], "steps=5 does not apply to grid mode"),
         (["direction=ba"], "direction=ba does not apply to grid mode"),
+        (["space=w"], "space=w does not apply to grid mode"),  # as mix_rows= without mix=true
+        (["interpolate=true", "n=5"], "n=5 does not apply to interpolate mode"),
+        (["mix=true", "seed=3"], "seed=3 does not apply to mix mode"),
+        (["format=folder", "nrow=4"], "nrow=4 does not apply to folder mode"),
+        (["interpolate=true", "batch_size=7"], "batch_size=7 does not apply to interpolate mode"),
+        (["translate=somewhere", "seed=2"], "seed=2 does not apply to translate mode"),
     ],
 )
 def test_generate_refuses_options_that_do_not_apply_to_its_mode(tmp_path, overrides, needle):
@@ -339,6 +353,51 @@ def test_generate_refuses_options_that_do_not_apply_to_its_mode(tmp_path, overri
     with pytest.raises(ConfigError) as info:
         generate(cfg)
     assert needle in " ".join(str(info.value).split())
+
+
+def test_generate_takes_every_option_in_the_modes_it_applies_to(tmp_path):
+    from ganarena.generate import APPLIES, _refuse_inapplicable
+
+    modes = {"grid": [], "folder": ["format=folder"], "interpolate": ["interpolate=true"],
+             "mix": ["mix=true"], "translate": ["translate=somewhere"]}  # fmt: skip
+    values = {"psi": 0.5, "label": 3, "seed": 2, "n": 5, "nrow": 4, "batch_size": 7,
+              "space": "w", "mix_rows": "[1]", "mix_cols": "[2]", "mix_coarse": 1, "steps": 5,
+              "frame_ms": 20, "direction": "ba"}  # fmt: skip
+    assert {key for key, _, _ in APPLIES} == set(values)
+    for key, applies_to, _ in APPLIES:
+        for mode in applies_to:  # accepted there (refused elsewhere: the test above)
+            _refuse_inapplicable(_compose("generate", [*modes[mode], f"{key}={values[key]}"]))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        (["real=r", "fake=f", "eval.n_samples=500"], "eval.n_samples=500 does not apply to folder"),
+        (["real=r", "fake=f", "eval.n_real=50"], "eval.n_real=50 does not apply to folder mode"),
+        (["real=r", "fake=f", "eval.per_class_fid=true"], "fake= images carry no class labels"),
+        (["ckpt_path=x.ckpt", "eval.every_n_steps=5"], "eval.every_n_steps=5 does not apply to"),
+        (["real=r", "fake=f", "ema=false"], "score image folders, which have no generator"),
+    ],
+)
+def test_eval_refuses_options_that_do_not_apply_to_its_mode(overrides, needle):
+    from ganarena.evaluate import evaluate
+
+    with pytest.raises(ConfigError) as info:
+        evaluate(_compose("evaluate", overrides))
+    assert needle in " ".join(str(info.value).split())
+
+
+def test_compare_refuses_bootstrap_options_without_the_bootstrap(capsys):
+    from ganarena.compare import main
+
+    for argv, needle in (
+        (["--bootstrap-method", "percentile"], "--bootstrap-method percentile does not apply to --ci t"),
+        (["--bootstrap-seed", "3"], "--bootstrap-seed 3 does not apply to --ci t"),
+    ):  # fmt: skip
+        with pytest.raises(SystemExit) as info:
+            main(["nowhere", *argv])
+        err = " ".join(capsys.readouterr().err.split())
+        assert info.value.code == 2 and needle in err and "Traceback" not in err
 
 
 def test_eval_refuses_an_impossible_sample_count_and_ema_on_folders(tmp_path):
@@ -409,9 +468,69 @@ def test_eval_checks_folder_sizes_before_training_a_classifier(tmp_path):
                           "from a folder of its own")  # fmt: skip
 
 
+def test_eval_describes_each_folders_images_and_checks_sizes_before_the_classifier(
+    tmp_path, caplog
+):
+    """`ganarena-eval real=<RGB folder> fake=<16-bit PNG folder>` (issue #33): the log said the
+    RGB images were "L", and 16-bit PNGs were clipped to two grey levels."""
+    import logging
+
+    import numpy as np
+    from PIL import Image
+
+    from ganarena.evaluate import evaluate, load_image_folder
+
+    ramp = (np.arange(28 * 28).reshape(28, 28) * 83).astype(np.uint16)  # 0 .. 65000
+    for name, size in (("real", 28), ("big", 32)):
+        (tmp_path / name).mkdir()
+        for i in range(3):
+            Image.new("RGB", (size, size), (200, 40 * i, 0)).save(tmp_path / name / f"{i}.png")
+    (tmp_path / "fake").mkdir()
+    for i in range(3):
+        Image.fromarray(ramp).save(tmp_path / "fake" / f"{i}.png")
+    with caplog.at_level(logging.INFO, logger="ganarena"):
+        load_image_folder(tmp_path / "real", 1, "real")
+        fake = load_image_folder(tmp_path / "fake", 1, "fake")
+    log = " ".join(caplog.messages)
+    assert "real: 3 images of 28x28, RGB; scored as greyscale, 1 channel (converted)" in log
+    assert "fake: 3 images of 28x28, 16-bit greyscale" in log and "(scaled to 8 bits)" in log
+    assert len(fake.unique()) > 200  # not clipped to two levels
+    cache = tmp_path / "cache"
+    cfg = _compose(
+        "evaluate",
+        [f"real={tmp_path / 'big'}", f"fake={tmp_path / 'fake'}", "dataset=mnist_sample",
+         f"eval.cache_dir={cache}"],
+    )  # fmt: skip
+    with pytest.raises(DataError, match="real images are 32x32, but the domain classifier"):
+        evaluate(cfg)
+    assert not (cache / "domain").exists()  # refused before any classifier was trained
+
+
 def test_a_key_the_dataset_does_not_take_is_named_with_the_keys_it_does(tmp_path):
     from ganarena.run.config import build
 
     cfg = _compose("train", ["experiment=cyclegan_digits", "+dataset.balance=true"])
     with pytest.raises(ConfigError, match=r"does not take a `balance` option.*domain_a, domain_b"):
         build(cfg.dataset)
+
+
+def test_command_line_options_for_a_part_not_in_use_are_refused(tmp_path):
+    """eval.* with eval=none, model.d_norm on the MLP (its D has no norm layers), tensorboard.*
+    without the TensorBoard logger: exit 2 with the reason, no run folder. A preset that sets
+    such keys (experiment=smoke sets eval.*) is not refused."""
+    from tests.conftest import run_clis
+
+    base = ["ganarena.train", *FAST, "trainer.max_steps=1"]
+    cases = [
+        (["eval.n_samples=500"], "eval=none turns it off"),
+        (["model.d_norm=layer"], "has no normalisation layers"),
+        (["logger=csv", "tensorboard.group_by=[loss]"], "logs no TensorBoard events"),
+    ]
+    results = run_clis(
+        [[*base, f"hydra.run.dir={tmp_path / str(i)}", *ov] for i, (ov, _) in enumerate(cases)],
+        tmp_path,
+    )
+    for i, ((ov, words), res) in enumerate(zip(cases, results, strict=True)):
+        assert res.returncode == 2, (ov, res.stderr[-2000:])
+        assert "Traceback" not in res.stderr and words in " ".join(res.stderr.split()), ov
+        assert not (tmp_path / str(i) / "metrics.json").exists()

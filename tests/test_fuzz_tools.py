@@ -18,7 +18,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 from hydra.errors import HydraException
-from hypothesis import HealthCheck, Phase, event, given, settings
+from hypothesis import HealthCheck, Phase, event, example, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -122,10 +122,57 @@ def arena(tmp_path_factory, cache_dir):
         (job / "metrics.json").write_text(json.dumps(m))
     (root / "a_file.txt").write_text("not a folder\n")
     (root / "empty").mkdir()
+    folders = image_folders(root / "images")
     with initialize_config_module("ganarena.conf", version_base="1.3"):
         evaluate(compose_tool("evaluate", run, cache_dir, ["eval.n_samples=16"]))
-        yield {"root": root, "run": run, "work": work, "sweep": sweep, "before": snapshot(run)}
+        models = tiny_models(root / "models")
+        yield {"root": root, "run": run, "work": work, "sweep": sweep, "before": snapshot(run),
+               **folders, **models}  # fmt: skip
     torch.set_num_threads(threads)
+
+
+def image_folders(root: Path) -> dict[str, Path]:
+    """Folders of 28x28 images as a user may have them: greyscale, RGB, 16-bit greyscale PNGs;
+    and ones that cannot be scored or translated: two sizes, 32x32 (not the digits' size)."""
+    import numpy as np
+    from PIL import Image
+
+    ramp = (np.arange(28 * 28).reshape(28, 28) * 83).astype(np.uint16)
+    made = {}
+    for name, make in {
+        "GREY": lambda i: Image.new("L", (28, 28), 30 * i),
+        "RGB": lambda i: Image.new("RGB", (28, 28), (30 * i, 200, 0)),
+        "SIXTEEN": lambda i: Image.fromarray(ramp // (i + 1)),
+        "TWO_SIZES": lambda i: Image.new("L", (28 + 4 * (i % 2), 28 + 4 * (i % 2)), 30 * i),
+        "BIG": lambda i: Image.new("L", (32, 32), 30 * i),
+    }.items():  # fmt: skip
+        made[name] = root / name.lower()
+        made[name].mkdir(parents=True)
+        for i in range(4):
+            make(i).save(made[name] / f"{i}.png")
+    return made
+
+
+def tiny_models(root: Path) -> dict[str, Path]:
+    """Untrained, tiny checkpoints of the other generator kinds: STYLE (StyleGAN2, 8x8 digits,
+    conditional: psi, mix, space=w and label all apply) and CYCLE (CycleGAN, 28x28: translate)."""
+    from ganarena.run.config import resolve_auto
+    from tests.conftest import save_untrained
+
+    tiny = {
+        "STYLE": ["experiment=stylegan2", "dataset=digits", "dataset.image_size=8",
+                  "model.channel_base=64", "model.channel_max=16", "model.w_dim=16",
+                  "model.latent_dim=16", "model.conditional=true", "model.num_classes=10"],
+        "CYCLE": ["experiment=cyclegan_digits", "model.generator.width=8",
+                  "model.discriminator.width=8", "model.generator.n_blocks=1"],
+    }  # fmt: skip
+    made = {}
+    for name, overrides in tiny.items():
+        cfg = compose("train", overrides=[*overrides, f"paths.output_dir={root / name}"])
+        resolve_auto(cfg)
+        root.mkdir(parents=True, exist_ok=True)
+        made[name] = save_untrained(cfg, root / f"{name.lower()}.ckpt")
+    return made
 
 
 def compose_tool(name: str, run: Path, cache_dir: Path, overrides: list[str]):
@@ -248,6 +295,159 @@ def test_generate_settings_run_or_fail_clearly(arena, ov, monkeypatch):
         for p in work.iterdir():  # a clean slate for the next case
             if p not in (existing, existing_dir):
                 shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+# -- ganarena-generate's modes: StyleGAN2, CycleGAN and MLP checkpoints --------------------------
+# What each option changes, by mode: the spec of the one rule (README "Bad input"), written out
+# here apart from ganarena.generate.APPLIES. A call that succeeds was given only options that
+# change what it writes: set away from its default in any other mode, an option is refused.
+SERVES = {
+    "psi": {"grid", "folder", "interpolate", "mix"},
+    "label": {"grid", "folder", "interpolate", "mix"},
+    "seed": {"grid", "folder", "interpolate"},
+    "n": {"grid", "folder"},
+    "nrow": {"grid"},
+    "batch_size": {"grid", "folder", "translate"},
+    "space": {"interpolate"},
+    "mix_rows": {"mix"},
+    "mix_cols": {"mix"},
+    "mix_coarse": {"mix"},
+    "steps": {"interpolate"},
+    "direction": {"translate"},
+}
+SEEDS = st.sampled_from(["[1,2]", "[0]", "[3,3]", "[]", "[-1]", "[1.5]", "abc", "null", "[true]"])
+FOLDERS = st.sampled_from(["GREY", "RGB", "SIXTEEN", "TWO_SIZES", "ROOT/empty", "ROOT/a_file.txt",
+                           "ROOT/missing", "null"])  # fmt: skip
+MODE_FIELDS = {
+    "psi": st.one_of(st.floats(-3, 3), st.sampled_from(
+        [0.0, 0.7, 1.0, 2.0, 2.5, 1e30, 1e39, "nan", "inf", "abc", "true", "null"])),
+    "mix": BOOLS,
+    "mix_rows": SEEDS,
+    "mix_cols": SEEDS,
+    "mix_coarse": st.one_of(st.integers(-1, 12), st.sampled_from(["null", "abc", "1.5"])),
+    "interpolate": BOOLS,
+    "space": st.sampled_from(["z", "w", "x", "", "null"]),
+    "translate": FOLDERS,
+    "direction": st.sampled_from(["ab", "ba", "xy", ""]),
+    "label": st.one_of(st.integers(-1, 11), st.sampled_from(["null", "abc", "1.5"])),
+    "format": st.sampled_from(["grid", "folder"]),
+    "seed": st.sampled_from([0, 3, -1, "abc"]),
+    "n": st.sampled_from([1, 4, 0, "abc"]),
+    "steps": st.sampled_from([2, 3, 1]),
+    "nrow": st.sampled_from([2, 8, 0]),
+    "batch_size": st.sampled_from([2, 500, 0]),
+    "out": st.sampled_from(["g.png", "outdir", "g.gif"]),
+}  # fmt: skip
+
+
+def _names(arena: dict, overrides: list[str]) -> list[str]:
+    """Overrides with the arena's placeholders (RUN, ROOT, STYLE, GREY, ...) made paths."""
+    out = []
+    for o in overrides:
+        key, _, value = o.partition("=")
+        head, _, rest = value.partition("/")
+        if head in arena and isinstance(arena[head], Path):
+            value = str(arena[head] / rest) if rest else str(arena[head])
+        out.append(f"{key}={value}")
+    return out
+
+
+@fuzz(25)
+@given(model=st.sampled_from(["STYLE", "CYCLE", "RUN/checkpoints/last.ckpt"]),
+       ov=pick(MODE_FIELDS, max_size=5))  # fmt: skip
+@example(model="STYLE", ov=["psi=0.7", "label=3", "n=4", "nrow=2"])  # each mode, once as asked
+@example(model="STYLE", ov=["interpolate=true", "space=w", "steps=3", "out=g.gif"])
+@example(model="STYLE", ov=["mix=true", "mix_rows=[1,2]", "mix_cols=[3]", "label=2"])
+@example(model="STYLE", ov=["format=folder", "n=3", "psi=0.5", "out=outdir"])
+@example(model="CYCLE", ov=["translate=SIXTEEN", "direction=ba", "out=outdir"])
+@example(model="CYCLE", ov=["translate=RGB", "batch_size=2", "out=outdir"])
+def test_generate_modes_run_or_refuse_what_they_would_ignore(arena, model, ov, monkeypatch):
+    work = arena["work"]
+    monkeypatch.chdir(work)
+    ov = _names(arena, [f"ckpt_path={model}", *ov])
+    try:
+        cfg = compose("generate", overrides=ov)
+        defaults = compose("generate", overrides=["ckpt_path=x"])
+    except (HydraException, OmegaConfBaseException):
+        event("Hydra error")
+        return
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            paths = generate(cfg)
+    except GanarenaError as e:
+        event("clear error")
+        assert_clear(e)
+    else:
+        mode = ("translate" if cfg.translate is not None else "mix" if cfg.mix else
+                "interpolate" if cfg.interpolate else cfg.format)  # fmt: skip
+        event(f"ran: {mode}")
+        assert paths and all(Path(p).exists() for p in paths)
+        for key, modes in SERVES.items():
+            given, default = cfg.get(key), defaults.get(key)
+            if OmegaConf.is_config(given):
+                given, default = OmegaConf.to_container(given), OmegaConf.to_container(default)
+            assert given == default or mode in modes, f"{key}={given} ignored in {mode} mode"
+    finally:
+        assert_untouched(arena["run"], arena["before"])
+        for p in work.iterdir():
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+# -- ganarena-eval real= fake=: folders of every kind ----------------------------------------------
+FOLDER_FIELDS = {
+    "real": st.sampled_from(["GREY", "RGB", "SIXTEEN", "TWO_SIZES", "BIG", "ROOT/empty",
+                             "ROOT/a_file.txt", "ROOT/missing", "null"]),
+    "fake": st.sampled_from(["GREY", "RGB", "SIXTEEN", "TWO_SIZES", "BIG", "ROOT/empty",
+                             "ROOT/a_file.txt", "ROOT/missing", "null"]),
+    "ema": BOOLS,
+    "eval.n_samples": st.sampled_from([10000, 16, 0, "abc"]),
+    "eval.n_real": st.sampled_from(["null", 2, 0]),
+    "eval.seed": st.sampled_from([0, 1, -1]),
+    "eval.backbone": st.sampled_from(["domain", "inception"]),
+    "eval.per_class_fid": BOOLS,
+    "eval.every_n_steps": st.sampled_from([1000, 5]),
+}  # fmt: skip
+# The settings folder mode does not use, at their defaults (anything else must be refused).
+FOLDER_UNUSED = {"ema": True, "eval.n_samples": 10000, "eval.n_real": None,
+                 "eval.per_class_fid": False, "eval.every_n_steps": 1000}  # fmt: skip
+
+
+@fuzz(15)
+@given(ov=pick(FOLDER_FIELDS, max_size=5))
+@example(ov=["real=RGB", "fake=SIXTEEN"])  # issue #33: an RGB reference, 16-bit fakes
+@example(ov=["real=BIG", "fake=SIXTEEN"])  # refused from the headers, before any classifier
+def test_eval_folders_run_or_fail_clearly(arena, cache_dir, ov, monkeypatch):
+    monkeypatch.chdir(arena["work"])
+    monkeypatch.setenv("TORCH_HOME", str(arena["root"] / "torch_home"))  # no Inception weights
+    ov = _names(arena, ov)
+    for key, folder in (("real", "GREY"), ("fake", "RGB")):
+        if not any(o.startswith(f"{key}=") for o in ov):
+            ov.append(f"{key}={arena[folder]}")
+    base = ["dataset=mnist_sample", "dataset.limit=256", f"paths.cache_dir={cache_dir}",
+            "eval.classifier.epochs=1"]  # the arena's classifier, from the cache  # fmt: skip
+    try:
+        cfg = compose("evaluate", overrides=[*base, *ov])
+    except (HydraException, OmegaConfBaseException):
+        event("Hydra error")
+        return
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            result = evaluate(cfg)
+    except GanarenaError as e:
+        event("clear error")
+        assert_clear(e)
+    else:
+        event("ran")
+        assert json.loads(out.getvalue())["file"] == result["file"] and "fid" in result["scores"]
+        assert result["eval"]["n_fake"] == result["eval"]["n_real"] == 4
+        for key, default in FOLDER_UNUSED.items():
+            assert OmegaConf.select(cfg, key) == default, f"{key} was ignored in folder mode"
+        Path(result["file"]).unlink()  # the fake folder is shared by the cases
+    finally:
+        assert_untouched(arena["run"], arena["before"])
+        for folder in ("GREY", "RGB", "SIXTEEN", "BIG"):
+            assert not list(arena[folder].glob("eval_*.json"))
 
 
 # -- ganarena-compare ------------------------------------------------------------------------------

@@ -69,7 +69,7 @@ def list_image_folder(
 MODE_NAMES = {
     "1": "1-bit black and white", "L": "8-bit greyscale", "LA": "greyscale + alpha",
     "I;16": "16-bit greyscale", "I;16B": "16-bit greyscale", "I;16L": "16-bit greyscale",
-    "I": "32-bit greyscale", "F": "float greyscale", "P": "palette colour", "RGB": "RGB",
+    "I": "integer greyscale", "F": "float greyscale", "P": "palette colour", "RGB": "RGB",
     "RGBA": "RGB + alpha", "CMYK": "CMYK", "YCbCr": "YCbCr",
 }  # fmt: skip
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
@@ -200,20 +200,9 @@ NOT_APPLIED = (
 )  # fmt: skip
 
 
-def _eval_default(key: str, backbone: Any) -> Any:
-    """The shipped default of eval.<key>: conf/eval/<backbone>.yaml's, else domain.yaml's."""
-    from ganarena.run.defaults import MISSING, conf_default
-
-    for choice in dict.fromkeys((str(backbone), "domain")):
-        value = conf_default(key, choice, config="evaluate")
-        if value is not MISSING:
-            return value
-    return MISSING
-
-
 def refuse_inapplicable(cfg: DictConfig) -> None:
     """ConfigError for an option set (away from its default) in a mode that does not use it."""
-    from ganarena.run.defaults import MISSING
+    from ganarena.run.defaults import MISSING, conf_default
 
     folders = cfg.get("ckpt_path") is None
     mode = "folder" if folders else "checkpoint"
@@ -225,7 +214,8 @@ def refuse_inapplicable(cfg: DictConfig) -> None:
             "score a checkpoint: ganarena-eval ckpt_path=... ema=false."
         )
     for key, modes, why in NOT_APPLIED:
-        default = _eval_default(key, cfg.eval.get("backbone"))
+        # conf/eval/<backbone>.yaml's value, else that of the eval= which evaluate.yaml picks
+        default = conf_default(key, str(cfg.eval.get("backbone")), config="evaluate")
         value = OmegaConf.select(cfg, key, default=default)
         if mode in modes and default is not MISSING and value != default:
             raise ConfigError(

@@ -323,7 +323,10 @@ def _check_style_options(cfg: DictConfig) -> None:
     if cfg.space not in ("z", "w"):
         raise ConfigError(f"space must be z or w (the interpolation space), got {cfg.space!r}.")
     if not isinstance(cfg.mix, bool):
-        raise ConfigError("mix must be true or false.")
+        raise ConfigError(
+            f"mix must be true or false, got {cfg.mix!r}: true writes a style-mixing figure. Fix "
+            "it on the command line, e.g. mix=false (the default)."
+        )
     if cfg.mix and (cfg.interpolate or cfg.format == "folder" or cfg.get("translate") is not None):
         raise ConfigError(
             "mix=true writes one style-mixing figure (a PNG) to out=; drop interpolate=true, "
@@ -475,8 +478,12 @@ def check_options(cfg: DictConfig) -> None:
         )
     if cfg.format not in FORMATS:
         raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {cfg.format!r}.")
-    if not isinstance(cfg.interpolate, bool) or not isinstance(cfg.overwrite, bool):
-        raise ConfigError("interpolate and overwrite must be true or false.")
+    for key in ("interpolate", "overwrite"):
+        if not isinstance(cfg.get(key), bool):
+            raise ConfigError(
+                f"{key} must be true or false, got {cfg.get(key)!r}. Fix it on the command line, "
+                f"e.g. {key}=false (the default)."
+            )
     if cfg.interpolate and cfg.format == "folder":
         raise ConfigError(
             "interpolate=true writes a PNG strip and an animated GIF, not a folder; drop "

@@ -94,6 +94,41 @@ def _check_run_options(cfg: DictConfig, seed: Any) -> None:
         )
 
 
+def _command_line() -> list[str]:
+    """The overrides the user gave this job (Hydra's task overrides; empty outside Hydra)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return []
+    return list(HydraConfig.get().overrides.task)
+
+
+def _check_unused_overrides(cfg: DictConfig, overrides: list[str]) -> None:
+    """Options set on the command line for a part of the recipe that is not in use: refused, not
+    ignored (README "Bad input": one rule for options that do not apply). Presets may set them."""
+    logged = [k for k in (_get(cfg, "logger") or {}) if k == "tensorboard"]
+    for arg in overrides:
+        key = arg.split("=", 1)[0].lstrip("+~")
+        if key.startswith("eval.") and _get(cfg, "eval.backbone") in (None, "none"):
+            raise ConfigError(
+                f"{arg} sets the evaluation, but eval=none turns it off, so nothing would read "
+                "it. Drop it, or choose an evaluation (eval=domain, or eval=inception)."
+            )
+        if key == "model.d_norm" and _get(cfg, "model.d_norm") not in ("auto", "none"):
+            if _declared(cfg, "model.discriminator", "ignores_norm", default=False) is True:
+                raise ConfigError(
+                    f"{arg}: model={_get(cfg, 'model.name')}'s discriminator has no "
+                    "normalisation layers, so this would be ignored. Drop it, or use a model "
+                    "whose D has them (model=dcgan)."
+                )
+        if key.startswith("tensorboard.") and not logged:
+            raise ConfigError(
+                f"{arg} sets what TensorBoard shows, but this run logs no TensorBoard events "
+                "(logger= does not include tensorboard). Drop it, or add the logger: "
+                "logger=[tensorboard,...]."
+            )
+
+
 def validate_train(cfg: DictConfig) -> None:
     """Raise ConfigError naming the first bad value and how to fix it."""
     _number(cfg, "trainer.max_steps", integer=True)
@@ -124,6 +159,7 @@ def validate_train(cfg: DictConfig) -> None:
             f"line, e.g. seed={example('seed', 0)}."
         )
     _check_run_options(cfg, seed)
+    _check_unused_overrides(cfg, _command_line())
     d_norm = _get(cfg, "model.d_norm")
     if d_norm is not None and d_norm not in D_NORMS:
         raise ConfigError(
