@@ -365,7 +365,7 @@ def startup(
         "ganarena-train": "ganarena.train",
         "ganarena-eval": "ganarena.evaluate",
         "ganarena-generate": "ganarena.generate",
-        "ganarena-compare": "ganarena.compare",
+        "ganarena-compare": "ganarena.report.compare",
     }
     commands = dict(STARTUP)
     if sweep is not None:  # a finished sweep folder: the comparison table, written to a temp dir

@@ -388,7 +388,7 @@ def test_eval_refuses_options_that_do_not_apply_to_its_mode(overrides, needle):
 
 
 def test_compare_refuses_bootstrap_options_without_the_bootstrap(capsys):
-    from ganarena.compare import main
+    from ganarena.report.compare import main
 
     for argv, needle in (
         (["--bootstrap-method", "percentile"], "--bootstrap-method percentile does not apply to --ci t"),

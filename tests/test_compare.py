@@ -16,7 +16,7 @@ import yaml
 from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 
-from ganarena.compare import compare, main
+from ganarena.report.compare import compare, main
 
 EVAL = {
     "backbone": "domain-mnist-cnn",

@@ -388,7 +388,7 @@ def test_verdict_reads_translation_scores():
 
 
 def test_sweep_over_lambda_cycle_is_compared_by_it(tmp_path, monkeypatch, console_script):
-    from ganarena.compare import compare
+    from ganarena.report.compare import compare
 
     sweep = tmp_path / "sweep"
     monkeypatch.setenv("GANARENA_CACHE", str(tmp_path / "cache"))

@@ -131,7 +131,7 @@ def test_every_documented_command_composes(page, line, kind, args, tmp_path):
 
 
 def test_every_documented_compare_command_parses():
-    from ganarena.compare import build_parser
+    from ganarena.report.compare import build_parser
 
     for _page, _line, kind, args in commands():
         if kind == "compare":

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ganarena.compare import compare
+from ganarena.report.compare import compare
 from ganarena.errors import ConfigError
 from ganarena.metrics.registry import build_plugins
 from tests.conftest import run_cli, run_clis

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ganarena.compare import main as compare_main
+from ganarena.report.compare import main as compare_main
 from ganarena.errors import GanarenaError
 from ganarena.evaluate import evaluate
 from ganarena.generate import generate

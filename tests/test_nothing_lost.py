@@ -16,7 +16,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 from PIL import Image
 
-from ganarena.compare import compare
+from ganarena.report.compare import compare
 from ganarena.errors import ConfigError, DivergedError
 from ganarena.evaluate import evaluate
 from ganarena.generate import generate

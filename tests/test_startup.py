@@ -43,14 +43,14 @@ main()
         ("generate", ["ckpt_path=nope.ckpt"], 2, "Checkpoint not found: 'nope.ckpt'"),
         ("generate", ["ckpt_path=nope.ckpt", "n=0"], 2, "n must be"),
         ("generate", ["ckpt_path=nope.ckpt", "format=zip"], 2, "format must be one of"),
-        ("compare", ["--help"], 0, ""),
-        ("compare", ["nope"], 2, "nope"),
+        ("report.compare", ["--help"], 0, ""),
+        ("report.compare", ["nope"], 2, "nope"),
     ],
 )  # fmt: skip
 def test_config_only_commands_do_not_import_the_heavy_libraries(tmp_path, module, args, rc, needle):
-    if module != "compare":
+    if module != "report.compare":
         args = [*args, f"hydra.run.dir={tmp_path / 'run'}"]
-    prog = "ganarena-" + {"evaluate": "eval"}.get(module, module)
+    prog = "ganarena-" + {"evaluate": "eval", "report.compare": "compare"}.get(module, module)
     code = PROBE.format(heavy=HEAVY, args=args, module=module, prog=prog)
     res = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120

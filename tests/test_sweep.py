@@ -111,7 +111,7 @@ def read_table(path):
 @pytest.mark.slow
 def test_compare_tabulates_the_sweep(grid, workdir):
     out = workdir / "comparison"
-    proc = run_cli(["ganarena.compare", str(grid), "--out", str(out)], cwd=workdir)
+    proc = run_cli(["ganarena.report.compare", str(grid), "--out", str(out)], cwd=workdir)
     assert proc.returncode == 0, proc.stderr
     markdown = (out / "comparison.md").read_text()
     assert proc.stdout == markdown
@@ -179,7 +179,7 @@ def text(acc, tag: str) -> str:
 @pytest.mark.slow
 def test_tensorboard_shows_one_row_per_job_named_by_its_overrides(grid):
     """The event files read back as TensorBoard's server reads them (issue #17)."""
-    from ganarena.compare import load_run, read_curves
+    from ganarena.report.compare import load_run, read_curves
     from tests.test_hparams import session_groups, value
 
     logdir = grid / "tensorboard"  # `tensorboard --logdir <sweep>/tensorboard`

@@ -200,10 +200,10 @@ def generate(ckpt_path: str | Path, overrides: Sequence[str] = ()) -> list[Path]
 def compare(sweeps: Sequence[str | Path], out: str | Path | None = None, **options: Any) -> Table:
     """ganarena-compare: the table of sweep (or run) folders — one row per variant, mean and
     spread over seeds, ranks and tests — written into `out` (default: the first folder);
-    options as ganarena.compare.compare takes (group_by, metric, test, ci, level, ...)."""
+    options as ganarena.report.compare.compare takes (group_by, metric, test, ci, level, ...)."""
     import csv
 
-    from ganarena.compare import compare as run_compare
+    from ganarena.report.compare import compare as run_compare
 
     done = run_compare(list(sweeps), out=out, **options)
     table = next(p for p in done.files if p.suffix == ".csv" and not p.stem.endswith("_pairs"))

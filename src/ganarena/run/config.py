@@ -114,7 +114,8 @@ def _check_unused_overrides(cfg: DictConfig, overrides: list[str]) -> None:
                 f"{arg} sets the evaluation, but eval=none turns it off, so nothing would read "
                 "it. Drop it, or choose an evaluation (eval=domain, or eval=inception)."
             )
-        if key == "model.d_norm" and _get(cfg, "model.d_norm") not in ("auto", "none"):
+        d_norm = _get(cfg, "model.d_norm")
+        if key == "model.d_norm" and d_norm in D_NORMS and d_norm not in ("auto", "none"):
             if _declared(cfg, "model.discriminator", "ignores_norm", default=False) is True:
                 raise ConfigError(
                     f"{arg}: model={_get(cfg, 'model.name')}'s discriminator has no "

@@ -53,7 +53,7 @@ from ganarena.report import significance as sig
 from ganarena.run.files import atomic_write
 from ganarena.run.records import RUN_KEYS, STATUSES, select
 
-log = logging.getLogger("ganarena.compare")
+log = logging.getLogger("ganarena.report.compare")
 
 PROG = "ganarena-compare"
 DEFAULT_GROUP_BY = ("model", "loss", "dataset")
