@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ganarena.report.compare import compare
 from ganarena.errors import ConfigError
 from ganarena.metrics.registry import build_plugins
+from ganarena.report.compare import compare
 from tests.conftest import run_cli, run_clis
 from tests.test_hparams import session_groups
 

@@ -23,10 +23,10 @@ from hypothesis import strategies as st
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ganarena.report.compare import main as compare_main
 from ganarena.errors import GanarenaError
 from ganarena.evaluate import evaluate
 from ganarena.generate import generate
+from ganarena.report.compare import main as compare_main
 from ganarena.train import train
 from tests.conftest import compose_train
 

@@ -16,10 +16,10 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 from PIL import Image
 
-from ganarena.report.compare import compare
 from ganarena.errors import ConfigError, DivergedError
 from ganarena.evaluate import evaluate
 from ganarena.generate import generate
+from ganarena.report.compare import compare
 from ganarena.run import runfolder
 from ganarena.train import train
 from tests.conftest import FAST, compose_train, run_cli, run_clis

@@ -1,8 +1,17 @@
-"""In-memory image datamodule: subclasses load raw arrays, the base normalizes and serves them."""
+"""Image datamodule: subclasses load raw arrays, the base normalizes and serves them.
+
+Images are stored as uint8 where that is exact (raw uint8 at the target size: MNIST, CIFAR-10,
+image folders), 4x less memory than float32, and converted to float in [-1, 1] per batch
+(`as_float`, the same bits as converting the whole set up front); sets whose conversion is not
+exact (resized, luma, float sources) are stored as float32 as before. A subclass may instead
+stream its images from disk (`_store` a reader, see data/folder.py and ImageFolderDataModule).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,10 +20,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, TensorDataset, WeightedRandomSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, WeightedRandomSampler
 
+from ganarena.data import memory
+from ganarena.data.folder import ReaderView, as_float
 from ganarena.data.protocol import RealImages
 from ganarena.errors import ConfigError, DataError, check_int
+
+log = logging.getLogger(__name__)
 
 # ITU-R BT.601 luma weights, the same ones PIL uses for "RGB" -> "L".
 LUMA = (0.299, 0.587, 0.114)
@@ -85,15 +98,16 @@ def part_indices(n: int, part: str | None) -> Tensor:
     return (perm[:half] if part == "first_half" else perm[half:]).sort().values
 
 
-# Datasets up to this size (float32 bytes) are copied to the GPU once for the whole run.
+# Datasets up to this size (bytes as stored) are copied to the GPU once for the whole run.
 DEVICE_RESIDENT_BYTES = 2 * 1024**3
 
 
 class ImageDataModule(L.LightningDataModule):
-    """Holds a whole image dataset in memory as float32 (N, C, H, W) in [-1, 1].
+    """Holds a whole image dataset in memory, (N, C, H, W), served as float32 in [-1, 1].
 
-    Subclasses implement `load()`; `setup()` converts to [-1, 1], applies `part` and `limit`,
-    resizes to `image_size` and converts to `channels`. `part` ("first_half" / "second_half")
+    Subclasses implement `load()`; `setup()` applies `part` and `limit`, resizes to `image_size`
+    and converts to `channels`, storing uint8 where exact (see the module docstring). `images` is
+    the whole set as float; `read(indices)` reads some, `n_images` counts them. `part` ("first_half" / "second_half")
     keeps one half of the training split, drawn from a fixed shuffle, so that two datamodules of
     the same set can serve disjoint halves (e.g. the two domains of an unpaired translation task);
     `limit` then takes a seeded subset of that half.
@@ -160,7 +174,7 @@ class ImageDataModule(L.LightningDataModule):
         self.seed = seed
         self.part = part
         self.resolved = name
-        self.images: Tensor | None = None
+        self._store: Tensor | None = None  # uint8 or float32 (N, C, H, W), or a reader
         self.labels: Tensor | None = None
         self.num_classes: int | None = None
         self._reference: tuple[Tensor, Tensor | None, str] | None = None
@@ -175,8 +189,54 @@ class ImageDataModule(L.LightningDataModule):
         """
         raise NotImplementedError
 
+    @property
+    def images(self) -> Tensor | None:
+        """The training images as float32 (N, C, H, W) in [-1, 1] (None before setup). A float
+        copy of the whole set when it is stored as uint8: read(indices) reads a few."""
+        store = self._store
+        if store is None or isinstance(store, Tensor):
+            return None if store is None else self._float(store)
+        raise DataError(
+            f"Dataset '{self.resolved}' streams its {len(store)} images from disk "
+            "(dataset.in_memory=false), so it has no `images` tensor: read them with "
+            "read(indices), in batches with real(purpose).batches(n), or with the train loader."
+        )
+
+    @images.setter
+    def images(self, value: Tensor | None) -> None:
+        self._store = value
+
+    def _float(self, store):
+        """`store` as float32 in [-1, 1]: itself when float, else a copy. While a caller still
+        holds the copy of a store it is handed out again (so `dm.images is dm.images` holds, as
+        when sets were float); once nobody does it is freed and the set is uint8 only."""
+        if store.dtype != torch.uint8:
+            return store
+        copies = self.__dict__.setdefault("_float_copies", {})
+        held = copies.get(id(store))
+        copy = held[1]() if held is not None and held[0] is store else None
+        if copy is None:
+            copy = as_float(store)
+            copies[id(store)] = (store, weakref.ref(copy))
+        return copy
+
+    @property
+    def stored(self) -> Tensor | None:
+        """The training images as stored: uint8 or float32 (N, C, H, W), or a reader."""
+        return self._store
+
+    @property
+    def n_images(self) -> int:
+        """How many training images there are (0 before setup)."""
+        return 0 if self._store is None else len(self._store)
+
+    def read(self, indices) -> Tensor:
+        """The training images at `indices` as float32 (k, C, H, W) in [-1, 1]."""
+        self._require_setup()
+        return _read(self._store, indices)
+
     def setup(self, stage: str | None = None) -> None:
-        if self.images is not None:
+        if self._store is not None:
             return
         splits = self.load()
         images, labels = splits["train"]
@@ -190,19 +250,11 @@ class ImageDataModule(L.LightningDataModule):
             idx = self.select_classes(labels)
         else:
             idx = self.select(len(images))
-        self.images = self._convert(images, idx)
-        self.labels = None if labels is None else labels[idx].clone()
-        self._require_full_batch("raise dataset.limit / use more data")
-        if self.balance and self.labels is None:
-            raise ConfigError(
-                f"dataset.balance=true draws every class equally often, but dataset "
-                f"'{self.resolved}' has no class labels. Drop dataset.balance, or use a labelled "
-                "dataset."
-            )
+        pool = None
         if self.class_counts is not None and not self.selects_in_load:
             # all the split's images of the chosen classes (of `part`), not just the subset
-            keep = self.natural(labels, part_indices(len(labels), self.part))
-            self._pool = (self._convert(images, keep), labels[keep].clone())
+            pool = self.natural(labels, part_indices(len(labels), self.part))
+        test = None
         if "test" in splits:
             test_images, test_labels = splits["test"]
             test_labels = (
@@ -212,11 +264,67 @@ class ImageDataModule(L.LightningDataModule):
             if self.class_counts is not None and test_labels is not None:
                 keep = self.natural(test_labels, torch.arange(len(test_labels)))
                 test_labels = test_labels[keep]
-            self._reference = (self._convert(test_images, keep), test_labels, "test")
+            test = (test_images, keep, test_labels)
+        planned = [(images, idx)] + ([(images, pool)] if pool is not None else [])
+        self._check_memory(planned + ([test[:2]] if test is not None else []))
+        self._store = self._convert(images, idx)
+        self.labels = None if labels is None else labels[idx].clone()
+        self._require_full_batch("raise dataset.limit / use more data")
+        if self.balance and self.labels is None:
+            raise ConfigError(
+                f"dataset.balance=true draws every class equally often, but dataset "
+                f"'{self.resolved}' has no class labels. Drop dataset.balance, or use a labelled "
+                "dataset."
+            )
+        if pool is not None:
+            self._pool = (self._convert(images, pool), labels[pool].clone())
+        if test is not None:
+            self._reference = (self._convert(test[0], test[1]), test[2], "test")
         elif self._pool is not None:
             self._reference = (*self._pool, "train")
         else:
-            self._reference = (self.images, self.labels, "train")
+            self._reference = (self._store, self.labels, "train")
+
+    # -- memory ----------------------------------------------------------------------------------
+    def _stored_bytes(self, raw, n: int) -> int:
+        """Bytes `n` images of `raw` take once converted (uint8 where exact, else float32)."""
+        raw_dtype = raw.dtype if isinstance(raw, Tensor) else np.asarray(raw).dtype
+        shape = tuple(raw.shape)
+        exact = _is_uint8(raw_dtype) and self._exact(shape)
+        return n * self.channels * self.image_size**2 * (1 if exact else 4)
+
+    def _exact(self, shape: tuple[int, ...]) -> bool:
+        """Whether uint8 images of `shape` ((N, H, W) or (N, C, H, W)) are stored as uint8: at
+        the target size already, and not RGB turned into luma (both give non-integer values)."""
+        channels = shape[1] if len(shape) == 4 else 1
+        size = self.image_size
+        return tuple(shape[-2:]) == (size, size) and not (channels == 3 and self.channels == 1)
+
+    def _check_memory(self, planned: list[tuple]) -> None:
+        """Log what the set will take in memory, and refuse it (ConfigError) when it will not
+        fit; `planned` lists (raw images, kept indices) of the tensors setup() will make."""
+        need = sum(self._stored_bytes(raw, len(idx)) for raw, idx in planned)
+        n = sum(len(idx) for _, idx in planned)
+        avail = memory.available_bytes()
+        log.info(
+            "dataset '%s': %d images (%dx%dx%d) held in memory: about %s (%s available)",
+            self.resolved, n, self.channels, self.image_size, self.image_size,
+            memory.fmt(need), "unknown" if avail is None else memory.fmt(avail),
+        )  # fmt: skip
+        memory.check_fits(
+            need,
+            f"Dataset '{self.resolved}' ({n} images of {self.channels}x{self.image_size}x"
+            f"{self.image_size}, held in memory)",
+            self._less_memory(),
+        )
+
+    def _less_memory(self) -> str:
+        """How to make this dataset take less memory (the end of the refusal)."""
+        return (
+            "Train on fewer or smaller images: dataset.limit=N or a lower dataset.image_size "
+            "(or put the images in a folder and use dataset=image_folder dataset.in_memory=false, "
+            "which streams them from disk)."
+        )
 
     def natural(self, labels: Tensor, pool: Tensor) -> Tensor:
         """The items of `pool` whose class is one of `class_counts`: those classes at their natural
@@ -266,9 +374,9 @@ class ImageDataModule(L.LightningDataModule):
 
     def _require_full_batch(self, more: str) -> None:
         """DataError unless the training set holds at least one full batch."""
-        if len(self.images) < self.batch_size:
+        if self.n_images < self.batch_size:
             raise DataError(
-                f"Dataset '{self.resolved}' has {len(self.images)} images, fewer than "
+                f"Dataset '{self.resolved}' has {self.n_images} images, fewer than "
                 f"dataset.batch_size={self.batch_size}, so no full batch can be drawn. "
                 f"Lower dataset.batch_size (or {more})."
             )
@@ -282,6 +390,15 @@ class ImageDataModule(L.LightningDataModule):
                 f"Dataset '{self.resolved}' gave images of shape {tuple(raw.shape)}; expected (N, H, W) or (N, C, H, W) with C = 1 or 3."
             )
         size = self.image_size
+        if raw.dtype == torch.uint8 and self._exact(tuple(raw.shape)):
+            # Stored as uint8, converted per batch (as_float): the same numbers, 4x less memory.
+            if raw.shape[1] == self.channels and torch.equal(idx, torch.arange(len(raw))):
+                return raw.contiguous()  # all of it, as it is: no second copy
+            out = torch.empty(len(idx), self.channels, size, size, dtype=torch.uint8)
+            for start in range(0, len(idx), CHUNK):
+                x = raw[idx[start : start + CHUNK]]
+                out[start : start + CHUNK] = x.expand(-1, self.channels, -1, -1)
+            return out
         out = torch.empty(len(idx), self.channels, size, size, dtype=torch.float32)
         for start in range(0, len(idx), CHUNK):
             x = raw[idx[start : start + CHUNK]]
@@ -298,7 +415,7 @@ class ImageDataModule(L.LightningDataModule):
         return out
 
     def _require_setup(self) -> None:
-        if self.images is None:
+        if self._store is None:
             self.setup()
 
     def configure(self, *, shuffle_seed: int, batched: bool = True) -> None:
@@ -309,48 +426,66 @@ class ImageDataModule(L.LightningDataModule):
     def real(self, purpose: str) -> RealImages:
         """The real images of `purpose`: "reference" (the test split when the data has one,
         else the training images) or "classifier" (see classifier_data)."""
+        self._require_setup()
         if purpose == "reference":
-            images, labels, split = self.reference()
-            return RealImages.of(images, labels, split, self.fingerprint())
+            store, labels, split = self._reference
+            return self._real_of(store, labels, split, self.fingerprint())
         if purpose == "classifier":
-            images, labels, fingerprint = self.classifier_data()
-            return RealImages.of(images, labels, "train", fingerprint)
+            if self._pool is None:
+                return self._real_of(self._store, self.labels, "train", self.fingerprint())
+            return self._real_of(*self._pool, "train", digest(*self._pool))
         raise ValueError(f"real(purpose) takes 'reference' or 'classifier', got {purpose!r}")
 
+    def _real_of(self, store, labels: Tensor | None, split: str, fingerprint: str) -> RealImages:
+        """RealImages reading `store` (a tensor as stored, or a reader) a batch at a time."""
+        if isinstance(store, Tensor):
+            shape = tuple(store.shape[1:])
+            return RealImages(len(store), _Reader(store), labels, split, fingerprint, shape)
+        return RealImages(
+            len(store), store.read, labels, split, fingerprint, store.shape,
+            in_memory=False, num_workers=self.num_workers,
+        )  # fmt: skip
+
     def reference(self) -> tuple[Tensor, Tensor | None, str]:
-        """(images, labels or None, split name): the real set for evaluation statistics."""
+        """(images as float, labels or None, split name): the real set for evaluation statistics
+        (real("reference") reads it a batch at a time instead). For a streamed set the images are
+        a ReaderView: len, shape and view[indices], decoded when indexed."""
         self._require_setup()
-        return self._reference
+        store, labels, split = self._reference
+        return self._float(_whole(store, self.resolved)), labels, split
 
     def fingerprint(self) -> str:
         """sha256 hex digest of the training images and labels (a cache key)."""
         self._require_setup()
         if self._fingerprint is None:
-            self._fingerprint = digest(self.images, self.labels)
+            self._fingerprint = digest(self._store, self.labels)
         return self._fingerprint
 
     def classifier_data(self) -> tuple[Tensor, Tensor | None, str]:
         """(images, labels, digest) the domain classifier learns from: the training images, or
         with class_counts every training image of the chosen classes (a few-shot subset of 50
-        images would make a weak judge; the long tail a biased one)."""
+        images would make a weak judge; the long tail a biased one). As float tensors:
+        real("classifier") reads the same a batch at a time."""
         self._require_setup()
         if self._pool is None:
-            return self.images, self.labels, self.fingerprint()
-        return *self._pool, digest(*self._pool)
+            return self._float(_whole(self._store, self.resolved)), self.labels, self.fingerprint()
+        return self._float(self._pool[0]), self._pool[1], digest(*self._pool)
 
     def train_dataloader(self) -> DataLoader:
         self._require_setup()
         labels = (
             self.labels
             if self.labels is not None
-            else torch.full((len(self.images),), -1, dtype=torch.long)
+            else torch.full((self.n_images,), -1, dtype=torch.long)
         )
         trainer = self.trainer
+        if not isinstance(self._store, Tensor):
+            return self._streaming_loader(labels)
         if trainer is not None and trainer.world_size > 1:
             # Distributed: a plain shuffled loader, so Lightning can insert its DistributedSampler.
             balanced = self.class_weights()
             return DataLoader(
-                TensorDataset(self.images, labels),
+                _Items(self._store, labels),
                 batch_size=self.batch_size,
                 shuffle=balanced is None,
                 # Lightning wraps this sampler in a DistributedSamplerWrapper (one share per rank)
@@ -373,19 +508,30 @@ class ImageDataModule(L.LightningDataModule):
             "generator": torch.Generator().manual_seed(self.shuffle_seed),
         }
         if not self.batched_loader:  # per-item fetch and collate, same batches
-            return DataLoader(
-                TensorDataset(self.images, labels), batch_sampler=self.sampler, **workers
-            )
-        images = self.images
+            return DataLoader(_Items(self._store, labels), batch_sampler=self.sampler, **workers)
+        images = self._store
         if self.num_workers == 0 and trainer is not None:
             device = trainer.strategy.root_device
-            if device.type != "cpu" and images.numel() * 4 <= DEVICE_RESIDENT_BYTES:
+            if device.type != "cpu" and images.nbytes <= DEVICE_RESIDENT_BYTES:
                 # Small datasets live on the accelerator: no per-step host-to-device copies.
                 images, labels = images.to(device), labels.to(device)
         # One gather per batch (the sampler yields whole index lists) instead of collating
         # batch_size single items: same batches, a fraction of the per-step overhead.
         return DataLoader(
             _Indexed(images, labels), sampler=self.sampler, batch_size=None, **workers
+        )
+
+    def _streaming_loader(self, labels: Tensor) -> DataLoader:
+        """Batches read from disk by `num_workers` processes (whole batches per worker), in the
+        sampler's order; under DDP each rank reads its own share (ShardedBatchSampler)."""
+        return DataLoader(
+            _Batches(self._store, labels),
+            sampler=self.sampler,
+            batch_size=None,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            # A private generator: the DataLoader's base-seed draw must not shift the global RNG.
+            generator=torch.Generator().manual_seed(self.shuffle_seed),
         )
 
     # -- what the training loop and callbacks ask of a datamodule ---------------------------------
@@ -411,14 +557,16 @@ class ImageDataModule(L.LightningDataModule):
         classes = task.num_classes
         if classes and self.labels is not None:
             by_class = [(self.labels == c).nonzero().flatten() for c in range(classes)]
-            blank = torch.zeros_like(self.images[0])
+            blank = torch.zeros(self.channels, self.image_size, self.image_size)
             picks = []
             for i in range(n):
                 pool = by_class[(i // nrow) % classes]
-                picks.append(self.images[pool[i % nrow % len(pool)]] if len(pool) else blank)
+                picks.append(
+                    self.read(pool[i % nrow % len(pool)].view(1))[0] if len(pool) else blank
+                )
             images = torch.stack(picks)
         else:
-            images = self.images[torch.linspace(0, len(self.images) - 1, n).long()]
+            images = self.read(torch.linspace(0, self.n_images - 1, n).long())
         return make_grid(images, nrow=nrow, normalize=True, value_range=(-1, 1))
 
     def class_weights(self) -> Tensor | None:
@@ -432,17 +580,49 @@ class ImageDataModule(L.LightningDataModule):
 
     @property
     def sampler(self) -> ResumableBatchSampler:
+        trainer = self.trainer
+        world, rank = (1, 0) if trainer is None else (trainer.world_size, trainer.global_rank)
+        streams = self._store is not None and not isinstance(self._store, Tensor)
+        if world > 1 and streams and getattr(self._sampler, "world_size", 1) != world:
+            # Streamed under DDP: each rank reads its own share (in-memory sets keep the plain
+            # loader, into which Lightning inserts its DistributedSampler).
+            old = self._sampler
+            self._sampler = ShardedBatchSampler(
+                self.n_images, self.batch_size, self.shuffle_seed, self.class_weights(),
+                rank=rank, world_size=world,
+            )  # fmt: skip
+            if old is not None:
+                self._sampler.epoch, self._sampler.position = old.epoch, old.position
         if self._sampler is None:
             self._sampler = ResumableBatchSampler(
-                len(self.images), self.batch_size, self.shuffle_seed, self.class_weights()
+                self.n_images, self.batch_size, self.shuffle_seed, self.class_weights()
             )
         return self._sampler
 
 
+def _is_uint8(dtype) -> bool:
+    return dtype == torch.uint8 or dtype == np.uint8
+
+
+def _read(store, indices) -> Tensor:
+    """Images at `indices` of a store (tensor as stored, or a reader) as float in [-1, 1]."""
+    if isinstance(store, Tensor):
+        return as_float(store[torch.as_tensor(indices, dtype=torch.long)])
+    return store.read(indices)
+
+
+def _whole(store, name: str) -> Tensor | ReaderView:
+    """A whole store as one tensor; a streamed one as a ReaderView (len, shape, [indices])."""
+    return store if isinstance(store, Tensor) else ReaderView(store)
+
+
 def digest(images: Tensor, labels: Tensor | None) -> str:
-    """sha256 hex digest of images (shape and values) and labels."""
+    """sha256 hex digest of images (shape and values, as float32 in [-1, 1]) and labels: hashed a
+    chunk at a time, so a uint8 set needs no float copy and digests as it did when stored as
+    float."""
     h = hashlib.sha256(f"{tuple(images.shape)}".encode())
-    h.update(images.numpy().tobytes())
+    for start in range(0, len(images), CHUNK):
+        h.update(as_float(images[start : start + CHUNK]).contiguous().numpy().tobytes())
     h.update(b"none" if labels is None else labels.numpy().tobytes())
     return h.hexdigest()
 
@@ -451,22 +631,35 @@ class ResumableBatchSampler:
     """Shuffled batches of indices, epoch by epoch, from (seed, epoch) alone, so the data order
     is a function of how many batches were consumed: `seek(n)` puts a resumed run exactly where
     the interrupted one stopped. With `weights` (one per item) an epoch's items are drawn with
-    replacement in proportion to them instead (torch.multinomial, as WeightedRandomSampler)."""
+    replacement in proportion to them instead (torch.multinomial, as WeightedRandomSampler).
 
-    def __init__(self, n: int, batch_size: int, seed: int = 0, weights: Tensor | None = None):
+    With `world_size` > 1 an epoch's permutation is cut into global batches of world_size x
+    batch_size items and rank r takes the r-th slice of each: the ranks read disjoint shares."""
+
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        seed: int = 0,
+        weights: Tensor | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         self.n, self.batch_size, self.seed, self.weights = n, batch_size, seed, weights
+        self.rank, self.world_size = rank, world_size
         self.epoch, self.position = 0, 0
 
     def __len__(self) -> int:
-        return self.n // self.batch_size
+        return self.n // (self.batch_size * self.world_size)
 
     def __iter__(self):
         gen = torch.Generator().manual_seed(self.seed + self.epoch)
+        per_epoch = len(self) * self.batch_size * self.world_size
         if self.weights is None:
             perm = torch.randperm(self.n, generator=gen)
         else:
-            perm = torch.multinomial(self.weights, len(self) * self.batch_size, True, generator=gen)
-        batches = perm[: len(self) * self.batch_size].view(len(self), self.batch_size)
+            perm = torch.multinomial(self.weights, per_epoch, True, generator=gen)
+        batches = perm[:per_epoch].view(len(self), self.world_size, self.batch_size)[:, self.rank]
         while self.position < len(self):
             self.position += 1
             yield batches[self.position - 1].tolist()
@@ -477,15 +670,64 @@ class ResumableBatchSampler:
         self.epoch, self.position = divmod(consumed, len(self))
 
 
-class _Indexed(Dataset):
-    """Tensors indexed by a whole batch of indices at once."""
+class ShardedBatchSampler(ResumableBatchSampler, DistributedSampler):
+    """A ResumableBatchSampler of one rank's share (see there). It is a DistributedSampler only
+    so that Lightning leaves it in place instead of inserting its own; its epoch follows the
+    batches consumed (seek), not Lightning's set_epoch."""
 
-    def __init__(self, *tensors: Tensor) -> None:
-        self.tensors = tensors
+    def __init__(self, n, batch_size, seed=0, weights=None, *, rank: int, world_size: int):
+        ResumableBatchSampler.__init__(self, n, batch_size, seed, weights, rank, world_size)
+        self.num_replicas, self.shuffle, self.drop_last = world_size, True, True
+
+    def set_epoch(self, epoch: int) -> None:
+        pass
+
+
+class _Reader:
+    """Reads a stored tensor by index as float (RealImages.read of an in-memory set)."""
+
+    def __init__(self, store: Tensor) -> None:
+        self.store = store
+
+    def __call__(self, indices: Tensor) -> Tensor:
+        return as_float(self.store[indices])
+
+
+class _Items(Dataset):
+    """(image as float, label) item by item (the per-item loader and the DDP loader)."""
+
+    def __init__(self, images: Tensor, labels: Tensor) -> None:
+        self.images, self.labels = images, labels
 
     def __len__(self) -> int:
-        return len(self.tensors[0])
+        return len(self.images)
 
-    def __getitem__(self, idx: list[int]) -> tuple[Tensor, ...]:
-        index = torch.as_tensor(idx, device=self.tensors[0].device)
-        return tuple(t[index] for t in self.tensors)
+    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
+        return as_float(self.images[i]), self.labels[i]
+
+
+class _Indexed(Dataset):
+    """(images as float, labels) gathered for a whole batch of indices at once."""
+
+    def __init__(self, images: Tensor, labels: Tensor) -> None:
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, idx: list[int]) -> tuple[Tensor, Tensor]:
+        index = torch.as_tensor(idx, device=self.images.device)
+        return as_float(self.images[index]), self.labels[index]
+
+
+class _Batches(Dataset):
+    """(images as float, labels) of a batch of indices, read from a reader (a streamed set)."""
+
+    def __init__(self, reader, labels: Tensor) -> None:
+        self.reader, self.labels = reader, labels
+
+    def __len__(self) -> int:
+        return len(self.reader)
+
+    def __getitem__(self, idx: list[int]) -> tuple[Tensor, Tensor]:
+        return self.reader.read(idx), self.labels[torch.as_tensor(idx, dtype=torch.long)]

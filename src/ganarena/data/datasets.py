@@ -14,13 +14,21 @@ import numpy as np
 import torch
 import torchvision
 from hydra.utils import to_absolute_path
-from PIL import Image, UnidentifiedImageError
-from torchvision.transforms import v2
+from torch import Tensor
 
+from ganarena.data import memory
 from ganarena.data.base import ImageDataModule
+from ganarena.data.folder import (
+    PACKED_META,
+    FolderScan,
+    image_files,
+    load_uint8,
+    scan,
+    to_8bit,  # noqa: F401 - re-exported: ganarena.data.datasets.to_8bit
+)
 from ganarena.data.idx import read_idx_pair
 from ganarena.errors import ConfigError, DataError
-from ganarena.run.files import IMAGE_EXTENSIONS
+from ganarena.run.files import IMAGE_EXTENSIONS  # noqa: F401 - re-exported (data.unpaired)
 
 log = logging.getLogger(__name__)
 
@@ -231,65 +239,162 @@ class IdxDataModule(ImageDataModule):
         return {"train": read_idx_pair(self.images_path, self.labels_path)}
 
 
-def to_8bit(img: Image.Image) -> Image.Image:
-    """16-bit greyscale (PNG "I;16", or "I" holding 16-bit values) scaled to 8 bits; PIL's own
-    convert("L") clips at 255 and leaves two grey levels. Other modes pass through."""
-    if not (img.mode.startswith("I;16") or img.mode == "I"):
-        return img
-    values = np.asarray(img, dtype=np.float64)
-    peak = 65535.0 if img.mode.startswith("I;16") or values.max() > 255 else 255.0
-    return Image.fromarray(np.clip(np.round(values * 255.0 / peak), 0, 255).astype(np.uint8), "L")
-
-
 class ImageFolderDataModule(ImageDataModule):
-    """All images under a folder (recursively); labels from first-level subfolders when all are in one."""
+    """All images under a folder (recursively), or in a folder packed by `python -m
+    ganarena.data.prepare`; labels from first-level subfolders when every image is in one.
+    Images are resized (shorter side) and center-cropped to image_size, converted to `channels`.
+
+    in_memory: true holds the decoded set in memory (uint8), false streams it from disk (each
+    batch decoded by `num_workers` DataLoader worker processes; under DDP each rank reads its own
+    share), "auto" holds it in memory when it takes at most memory.AUTO_MAX_BYTES (1 GiB) and a
+    quarter of the available memory, else streams it. Both modes give the same batches.
+    test_root: an optional second folder (or packed folder) of reference images for evaluation
+    (else the training images are the reference).
+    """
 
     selects_in_load = True  # decodes only the files that part/limit keep
 
-    def __init__(self, root, **kwargs):
+    def __init__(self, root, in_memory="auto", test_root=None, **kwargs):
         super().__init__(
             **({"name": "image_folder", "image_size": 64, "channels": 3, "batch_size": 64} | kwargs)
         )
+        if in_memory not in (True, False, "auto"):
+            raise ConfigError(
+                f"dataset.in_memory must be true (decode once, hold the images in memory), false "
+                f"(stream them from disk) or auto (in memory when small), got {in_memory!r}."
+            )
         self.root = _path(root)
+        self.in_memory = in_memory
+        self.test_root = None if test_root is None else _path(test_root)
         self.classes: list[str] | None = None
+        self.streaming: bool | None = None  # decided by setup()
+        self._found: FolderScan | None = None
+        self._keep: Tensor | None = None
+
+    def scanned(self) -> FolderScan:
+        """The folder's file list and labels (listed once)."""
+        if self._found is None:
+            self._found = scan(self.root)
+            self.classes = self._found.classes
+            if self._found.classes is not None:
+                self.num_classes = len(self._found.classes)
+        return self._found
+
+    def _test_found(self) -> FolderScan | None:
+        """The test folder's images, when test_root is a folder holding some."""
+        root = self.test_root
+        if root is None or not root.is_dir():
+            return None
+        if not (root / PACKED_META).is_file() and not image_files(root):
+            return None
+        return scan(root)
+
+    def kept(self) -> Tensor:
+        """Indices of the images `part` and `limit` (or class_counts) keep: the subset the base
+        would pick. With class_counts the reference is that subset too (the folder has no test
+        split, and the other images are not read)."""
+        if self._keep is None:
+            found = self.scanned()
+            self._keep = (
+                self.select(len(found))
+                if self.class_counts is None
+                else self.select_classes(found.labels)
+            )
+        return self._keep
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._store is not None:
+            return
+        found, keep, test = self.scanned(), self.kept(), self._test_found()
+        n = len(keep) + (len(test) if test is not None else 0)
+        need = n * self.channels * self.image_size**2
+        self.streaming = self._streams(need, n)
+        if not self.streaming:
+            avail = memory.available_bytes()
+            log.info(
+                "dataset '%s': %d images to hold in memory (dataset.in_memory=%s): about %s "
+                "(%s available)",
+                self.name, n, str(self.in_memory).lower(), memory.fmt(need),
+                "unknown" if avail is None else memory.fmt(avail),
+            )  # fmt: skip
+            super().setup(stage)  # load() decodes the kept files
+            return
+        self._store = found.reader(keep, self.image_size, self.channels)
+        self.labels = None if found.labels is None else found.labels[keep].clone()
+        self._require_full_batch("raise dataset.limit / use more data")
+        if self.balance and self.labels is None:
+            raise ConfigError(
+                f"dataset.balance=true draws every class equally often, but dataset "
+                f"'{self.resolved}' has no class labels. Drop dataset.balance, or use a labelled "
+                "dataset."
+            )
+        if test is not None:
+            every = torch.arange(len(test))
+            test_labels = None if test.labels is None else test.labels.clone()
+            self._reference = (
+                test.reader(every, self.image_size, self.channels),
+                test_labels,
+                "test",
+            )
+        else:
+            self._reference = (self._store, self.labels, "train")
+        self._log_streaming(need, n)
+
+    def _streams(self, need: int, n: int) -> bool:
+        """Whether to stream (in_memory false, or auto above the threshold); with in_memory=true,
+        the refusal when the set will not fit."""
+        if self.in_memory is True:
+            memory.check_fits(
+                need,
+                f"dataset.in_memory=true: the {n} images of '{self.name}' under {self.root} "
+                f"({self.channels}x{self.image_size}x{self.image_size}, held as uint8)",
+                "Stream them from disk instead with dataset.in_memory=false (each batch is "
+                "decoded when it is needed, by dataset.num_workers processes), or use fewer or "
+                "smaller images (dataset.limit, dataset.image_size).",
+            )
+            return False
+        return self.in_memory is False or not memory.auto_in_memory(need)
+
+    def _log_streaming(self, need: int, n: int) -> None:
+        in_flight = (
+            (2 * self.num_workers + 1) * self.batch_size * self.channels * self.image_size**2 * 4
+        )
+        held = self._store.nbytes() + (0 if self.labels is None else self.labels.nbytes) + in_flight
+        avail = memory.available_bytes()
+        log.info(
+            "dataset '%s': %d images streamed from disk (dataset.in_memory=%s, %s): about %s "
+            "held (file index, labels, %d batches in flight; each of the %d loader workers is "
+            "a process of its own); in memory they would take %s (%s available)",
+            self.name, n, str(self.in_memory).lower(),
+            "packed" if self.scanned().packed is not None else "image files",
+            memory.fmt(held), 2 * self.num_workers + 1, self.num_workers, memory.fmt(need),
+            "unknown" if avail is None else memory.fmt(avail),
+        )  # fmt: skip
+
+    def _check_memory(self, planned: list[tuple]) -> None:
+        """Checked and logged in setup(), before anything is decoded (see _streams)."""
+
+    def fingerprint(self) -> str:
+        """In memory: sha256 of the decoded images and labels, as every in-memory set. Streamed:
+        sha256 of the kept files' paths, sizes and modification times (see FolderScan), so no
+        image is decoded for it."""
+        self._require_setup()
+        if self._fingerprint is None and self.streaming:
+            self._fingerprint = self.scanned().fingerprint(
+                self.kept(), self.image_size, self.channels
+            )
+        return super().fingerprint()
 
     def load(self) -> dict[str, tuple]:
-        if not self.root.is_dir():
-            raise DataError(
-                f"Image folder {self.root} (dataset.root) does not exist. Set dataset.root to a folder of images."
+        found, keep = self.scanned(), self.kept()
+        reader = found.reader(keep, self.image_size, self.channels)
+        labels = None if found.labels is None else found.labels[keep]
+        splits = {"train": (load_uint8(reader, self.num_workers), labels)}
+        test = self._test_found()
+        if test is not None:
+            every = torch.arange(len(test))
+            images = load_uint8(
+                test.reader(every, self.image_size, self.channels), self.num_workers
             )
-        files = sorted(
-            p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-        )
-        if not files:
-            raise DataError(
-                f"No images found under {self.root} (dataset.root), searched recursively for "
-                f"{', '.join(IMAGE_EXTENSIONS)}. Point dataset.root at a folder containing such files."
-            )
-        parts = [p.relative_to(self.root).parts for p in files]
-        labels = None
-        if all(len(x) > 1 for x in parts):
-            self.classes = sorted({x[0] for x in parts})
-            self.num_classes = len(self.classes)
-            index = {c: i for i, c in enumerate(self.classes)}
-            labels = torch.tensor([index[x[0]] for x in parts])
-        # Decode only the images `part` and `limit` (or class_counts) keep: the subset the base
-        # would pick. With class_counts the reference is that subset too (the folder has no test
-        # split, and the other images are not decoded).
-        keep = self.select(len(files)) if self.class_counts is None else self.select_classes(labels)
-        labels = None if labels is None else labels[keep]
-        size = self.image_size
-        transform = v2.Compose(
-            [v2.PILToTensor(), v2.Resize(size, antialias=True), v2.CenterCrop(size)]
-        )
-        mode = "L" if self.channels == 1 else "RGB"
-        images = torch.empty(len(keep), self.channels, size, size, dtype=torch.uint8)
-        for i, k in enumerate(keep.tolist()):
-            try:
-                with Image.open(files[k]) as img:
-                    images[i] = transform(to_8bit(img).convert(mode))
-            except (OSError, UnidentifiedImageError, ValueError) as err:
-                raise DataError(
-                    f"Cannot read image {files[k]} ({err}). Remove or replace the file."
-                ) from err
-        return {"train": (images, labels)}
+            splits["test"] = (images, test.labels)
+        return splits

@@ -26,7 +26,9 @@ SCORED_AS = ("images", "points", "translation", "stacked_digits")
 class RealImages:
     """`n` real images in [-1, 1], shape (C, H, W) each, read by index: `read(indices)` returns
     the images at those indices as one float tensor (k, C, H, W). `labels` (n,) or None, `split`
-    names where they come from ("test", "train"), `fingerprint` identifies them (a cache key)."""
+    names where they come from ("test", "train"), `fingerprint` identifies them (a cache key).
+    `in_memory` False says a read costs real work (decoding files): readers then read each image
+    once where they can, and `batches` reads ahead with `num_workers` DataLoader workers."""
 
     def __init__(
         self,
@@ -36,9 +38,12 @@ class RealImages:
         split: str,
         fingerprint: str,
         shape: tuple[int, int, int],
+        in_memory: bool = True,
+        num_workers: int = 0,
     ) -> None:
         self.n, self.read, self.labels = n, read, labels
         self.split, self.fingerprint, self.shape = split, fingerprint, tuple(shape)
+        self.in_memory, self.num_workers = in_memory, num_workers
 
     @classmethod
     def of(cls, images: Tensor, labels: Tensor | None, split: str, fingerprint: str) -> RealImages:
@@ -54,25 +59,57 @@ class RealImages:
     def batches(
         self, batch_size: int, indices: Tensor | None = None
     ) -> Iterator[tuple[Tensor, Tensor | None]]:
-        """(images, labels or None) of `indices` (all, in order, by default), batch by batch."""
-        indices = torch.arange(self.n) if indices is None else indices
-        for i in range(0, len(indices), batch_size):
-            idx = indices[i : i + batch_size]
-            yield self[idx], None if self.labels is None else self.labels[idx]
+        """(images, labels or None) of `indices` (all, in order, by default), batch by batch;
+        read ahead by `num_workers` worker processes when set."""
+        indices = torch.arange(self.n) if indices is None else torch.as_tensor(indices)
+        chunks = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
+        if self.num_workers > 0 and len(chunks) > 1:
+            from torch.utils.data import DataLoader
+
+            read = DataLoader(
+                _ByIndex(self.read), sampler=chunks, batch_size=None,
+                num_workers=min(self.num_workers, len(chunks)),
+                generator=torch.Generator(),  # its seed draw must not shift the global RNG
+            )  # fmt: skip
+        else:
+            read = map(self.__getitem__, chunks)
+        for idx, images in zip(chunks, read, strict=True):
+            yield images, None if self.labels is None else self.labels[idx]
 
     def subset(self, indices: Tensor) -> RealImages:
         """The images at `indices`, in that order (same fingerprint: the caller keys the subset)."""
         indices = torch.as_tensor(indices, dtype=torch.long)
         labels = None if self.labels is None else self.labels[indices]
-        read = self.read
         return RealImages(
             len(indices),
-            lambda i: read(indices[i]),
+            _Sub(self.read, indices),
             labels,
             self.split,
             self.fingerprint,
             self.shape,
+            self.in_memory,
+            self.num_workers,
         )
+
+
+class _ByIndex:
+    """A map-style dataset whose item is read(indices) (RealImages.batches' worker side)."""
+
+    def __init__(self, read: Callable[[Tensor], Tensor]) -> None:
+        self.read = read
+
+    def __getitem__(self, indices: Tensor) -> Tensor:
+        return self.read(indices)
+
+
+class _Sub:
+    """read() of a subset: positions -> the parent's indices."""
+
+    def __init__(self, read: Callable[[Tensor], Tensor], indices: Tensor) -> None:
+        self.parent, self.indices = read, indices
+
+    def __call__(self, i: Tensor) -> Tensor:
+        return self.parent(self.indices[i])
 
 
 @runtime_checkable

@@ -25,6 +25,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from ganarena.data.base import ImageDataModule, ResumableBatchSampler, _check_int
+from ganarena.data.folder import as_float
 from ganarena.data.protocol import RealImages
 from ganarena.errors import ConfigError, DataError
 
@@ -201,8 +202,9 @@ class StackedMNISTDataModule(L.LightningDataModule):
 
     @staticmethod
     def stack(pool: Tensor, triples: Tensor) -> Tensor:
-        """Images (k, 3, H, W): digit triples[i, c] of `pool` (N, 1, H, W) as channel c."""
-        return pool[triples.reshape(-1)].view(len(triples), 3, *pool.shape[-2:])
+        """Images (k, 3, H, W) in [-1, 1]: digit triples[i, c] of `pool` (N, 1, H, W; uint8 or
+        float, see ganarena.data.base) as channel c."""
+        return as_float(pool[triples.reshape(-1)]).view(len(triples), 3, *pool.shape[-2:])
 
     def configure(self, *, shuffle_seed: int, batched: bool = True) -> None:
         """Seed of the data order (fresh triples and the fixed set's shuffles); always batched."""

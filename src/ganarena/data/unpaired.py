@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ganarena.data.base import DEVICE_RESIDENT_BYTES, ImageDataModule, _check_int
 from ganarena.data.datasets import IMAGE_EXTENSIONS, ImageFolderDataModule, _path
+from ganarena.data.folder import as_float
 from ganarena.errors import ConfigError, DataError
 
 Mapping = Callable[[Tensor], Tensor]
@@ -102,10 +103,16 @@ class TransformedDataModule(ImageDataModule):
         self.base.setup(stage)
         self.resolved = f"{self.base.resolved}+{self.transform}"
         self.num_classes = self.base.num_classes
-        self.images = self.apply(self.base.images)
+        if not isinstance(self.base.stored, Tensor):
+            raise ConfigError(
+                f"A transformed domain maps its base's images in memory, but the base "
+                f"'{self.base.name}' streams them from disk; load the base in memory "
+                "(in_memory: true, or a smaller set)."
+            )
+        self.images = self.apply(self.base.images)  # float32: the mapping is not uint8-exact
         self.labels = self.base.labels
-        ref, ref_labels, split = self.base.reference()
-        ref = self.images if ref is self.base.images else self.apply(ref)
+        ref_store, ref_labels, split = self.base._reference
+        ref = self._store if ref_store is self.base.stored else self.apply(self.base.reference()[0])
         self._reference = (ref, ref_labels, split)
         self._require_full_batch("use more data in the base dataset")
 
@@ -183,24 +190,31 @@ class UnpairedBatchSampler:
 
 
 class _PairIndexed(Dataset):
-    """(x_a, y_a, x_b, y_b) gathered for a pair of index lists."""
+    """(x_a, y_a, x_b, y_b) gathered for a pair of index lists: each domain's images as stored
+    (a tensor, uint8 or float, or a reader of files) and labels; images come out as float."""
 
-    def __init__(self, a: tuple[Tensor, Tensor], b: tuple[Tensor, Tensor]) -> None:
+    def __init__(self, a: tuple, b: tuple) -> None:
         self.a, self.b = a, b
 
     def __len__(self) -> int:
         return max(len(self.a[0]), len(self.b[0]))
 
+    @staticmethod
+    def _side(side: tuple, idx: list[int]) -> tuple[Tensor, Tensor]:
+        store, labels = side
+        if not isinstance(store, Tensor):
+            return store.read(idx), labels[torch.as_tensor(idx, dtype=torch.long)]
+        i = torch.as_tensor(idx, device=store.device)
+        return as_float(store[i]), labels[i]
+
     def __getitem__(self, idx: tuple[list[int], list[int]]) -> tuple[Tensor, ...]:
-        device = self.a[0].device
-        ia, ib = torch.as_tensor(idx[0], device=device), torch.as_tensor(idx[1], device=device)
-        return self.a[0][ia], self.a[1][ia], self.b[0][ib], self.b[1][ib]
+        return (*self._side(self.a, idx[0]), *self._side(self.b, idx[1]))
 
 
 def _labels(dm: ImageDataModule) -> Tensor:
     if dm.labels is not None:
         return dm.labels
-    return torch.full((len(dm.images),), -1, dtype=torch.long)
+    return torch.full((dm.n_images,), -1, dtype=torch.long)
 
 
 class UnpairedDataModule(L.LightningDataModule):
@@ -311,15 +325,15 @@ class UnpairedDataModule(L.LightningDataModule):
                 dm.setup(stage)
             except DataError as err:
                 raise DataError(f"In {self._describe(side)} of '{self.name}': {err}") from None
-            if len(dm.images) == 0:
+            if dm.n_images == 0:
                 raise DataError(
                     f"{self._describe(side).capitalize()} of '{self.name}' has no images. Point "
                     "it at data (or relax its `limit` / `part`)."
                 )
-        if max(len(self.a.images), len(self.b.images)) < self.batch_size:
+        if max(self.a.n_images, self.b.n_images) < self.batch_size:
             raise DataError(
                 f"Both domains of '{self.name}' hold fewer images than dataset.batch_size="
-                f"{self.batch_size} ({len(self.a.images)} and {len(self.b.images)}), so no full "
+                f"{self.batch_size} ({self.a.n_images} and {self.b.n_images}), so no full "
                 "batch can be drawn. Lower dataset.batch_size or use more data."
             )
         if self.a.resolved != self.a.name or self.b.resolved != self.b.name:
@@ -357,8 +371,8 @@ class UnpairedDataModule(L.LightningDataModule):
         if self._sampler is None:
             self.setup()
             self._sampler = UnpairedBatchSampler(
-                len(self.a.images),
-                len(self.b.images),
+                self.a.n_images,
+                self.b.n_images,
                 self.batch_size,
                 _perm_seed(self.seed, self.shuffle_seed),
             )
@@ -394,12 +408,13 @@ class UnpairedDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         self.setup()
-        a = (self.a.images, _labels(self.a))
-        b = (self.b.images, _labels(self.b))
+        a = (self.a.stored, _labels(self.a))
+        b = (self.b.stored, _labels(self.b))
         trainer = self.trainer
-        if self.num_workers == 0 and trainer is not None:
+        in_memory = isinstance(a[0], Tensor) and isinstance(b[0], Tensor)
+        if self.num_workers == 0 and trainer is not None and in_memory:
             device = trainer.strategy.root_device
-            size = (a[0].numel() + b[0].numel()) * 4
+            size = a[0].nbytes + b[0].nbytes
             if device.type != "cpu" and size <= DEVICE_RESIDENT_BYTES:
                 # Small datasets live on the accelerator: no per-step host-to-device copies.
                 a = tuple(t.to(device) for t in a)
@@ -425,30 +440,18 @@ def folder_has_images(path: Path) -> bool:
 class FolderDomain(ImageFolderDataModule):
     """One domain of the CycleGAN folder layout: images under `root` (trainA/), and when
     `test_root` (testA/) holds images, those as the evaluation reference set (else the training
-    images, as for every dataset without a test split; `reference()` names the split used)."""
+    images, as for every dataset without a test split; `reference()` names the split used).
+    Held in memory or streamed as `in_memory` says (see ImageFolderDataModule)."""
 
     def __init__(self, root, test_root=None, **kwargs):
-        super().__init__(root, **kwargs)
-        self.test_root = None if test_root is None else _path(test_root)
-
-    def load(self) -> dict[str, tuple]:
-        splits = super().load()
-        if self.test_root is not None and folder_has_images(self.test_root):
-            test = ImageFolderDataModule(
-                self.test_root,
-                name=f"{self.name}_test",
-                image_size=self.image_size,
-                channels=self.channels,
-                batch_size=1,
-            )
-            splits["test"] = test.load()["train"]
-        return splits
+        super().__init__(root, test_root=test_root, **kwargs)
 
 
 class UnpairedFolderDataModule(UnpairedDataModule):
     """The reference's unaligned layout: root/trainA, root/trainB (any image sizes, grayscale or
     colour), optional root/testA, root/testB as the reference sets for evaluation. Images are
-    resized (shorter side) and center-cropped to image_size and converted to `channels`."""
+    resized (shorter side) and center-cropped to image_size and converted to `channels`; each
+    domain is held in memory or streamed from disk as `in_memory` says (ImageFolderDataModule)."""
 
     def __init__(
         self,
@@ -460,9 +463,11 @@ class UnpairedFolderDataModule(UnpairedDataModule):
         seed: int = 0,
         limit: int | None = None,
         num_workers: int = 0,
+        in_memory="auto",
     ):
         self.root = _path(root)
         shared = {
+            "in_memory": in_memory,
             "image_size": image_size,
             "channels": channels,
             "batch_size": batch_size,

@@ -112,6 +112,8 @@ def train_domain_classifier(
             perm = perm[: r["max_train_images"]]
         n_hold = max(1, round(len(perm) * r["holdout"]))
         hold, train = perm[:n_hold], perm[n_hold:]
+        if not images.in_memory:  # streamed from disk: read each image once, not every epoch
+            images, labels, hold, train = read_once(images, labels, perm, n_hold)
         model = DomainClassifier(images.shape[0], num_classes, r["width"], r["features"])
         opt = torch.optim.Adam(model.parameters(), lr=r["lr"])  # lr driven by the schedule
         bs = r["batch_size"]
@@ -143,6 +145,44 @@ def train_domain_classifier(
         "classifier_train_s": round(time.perf_counter() - t0, 1),
     }
     return model, info
+
+
+# A streamed classifier set is read once into memory up to this size (uint8 where exact).
+READ_ONCE_MAX_BYTES = 2 * 1024**3
+
+
+def read_once(images: RealImages, labels: Tensor, perm: Tensor, n_hold: int):
+    """(images, labels, hold, train) over the images at `perm`, read once into memory in that
+    order (uint8 when the images are exactly uint8 values, as decoded files are; else float32):
+    position j holds image perm[j], so training sees the same images in the same order, with the
+    same values, as when it read the originals. Left streaming (reading per minibatch) when they
+    would take over READ_ONCE_MAX_BYTES."""
+    from ganarena.run.files import to_uint8
+
+    size = int(torch.tensor(images.shape).prod())
+    if len(perm) * size > READ_ONCE_MAX_BYTES:
+        return images, labels, perm[:n_hold], perm[n_hold:]
+    parts, exact = [], True
+    for x, _ in images.batches(1000, perm):
+        if exact:
+            u = to_uint8(x)
+            exact = torch.equal(u.float() / 127.5 - 1, x)
+            parts.append(u if exact else x)
+        else:
+            parts.append(x)
+    if not exact:
+        parts = [p.float() / 127.5 - 1 if p.dtype == torch.uint8 else p for p in parts]
+    held = torch.cat(parts)
+    local = RealImages(
+        len(perm),
+        (lambda i: held[i].float() / 127.5 - 1) if held.dtype == torch.uint8 else held.__getitem__,
+        None,
+        images.split,
+        images.fingerprint,
+        images.shape,
+    )
+    positions = torch.arange(len(perm))
+    return local, labels[perm], positions[:n_hold], positions[n_hold:]
 
 
 class DomainBackbone(nn.Module):

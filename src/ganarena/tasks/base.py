@@ -283,11 +283,15 @@ class Task(L.LightningModule):
         return factory(params=params, **kwargs)
 
     # -- loop ----------------------------------------------------------------------------------
+    def on_fit_start(self) -> None:
+        # Every batch is one D step, so d_step (restored from the checkpoint by now) says how far
+        # into the data order a resumed run is; under DDP too (a streamed set's sampler resumes
+        # each rank's share). Here, not in on_train_start: Lightning creates the train loader's
+        # iterator in between, and loader workers prefetch batches from the sampler at once.
+        self.trainer.datamodule.seek(self.d_step)
+
     def on_train_start(self) -> None:
-        # Every batch is one D step, so d_step says how far into the data order a resumed run is.
-        if self.trainer.world_size == 1:
-            self.trainer.datamodule.seek(self.d_step)
-        else:
+        if self.trainer.world_size > 1:
             # Every rank was seeded alike; distinct draws per rank, or all ranks draw the same z.
             torch.manual_seed(self.seed + 1_000_003 * self.global_rank + self.g_step)
 
