@@ -270,12 +270,7 @@ class ImageDataModule(L.LightningDataModule):
         self._store = self._convert(images, idx)
         self.labels = None if labels is None else labels[idx].clone()
         self._require_full_batch("raise dataset.limit / use more data")
-        if self.balance and self.labels is None:
-            raise ConfigError(
-                f"dataset.balance=true draws every class equally often, but dataset "
-                f"'{self.resolved}' has no class labels. Drop dataset.balance, or use a labelled "
-                "dataset."
-            )
+        self._require_labels_to_balance()
         if pool is not None:
             self._pool = (self._convert(images, pool), labels[pool].clone())
         if test is not None:
@@ -379,6 +374,15 @@ class ImageDataModule(L.LightningDataModule):
                 f"Dataset '{self.resolved}' has {self.n_images} images, fewer than "
                 f"dataset.batch_size={self.batch_size}, so no full batch can be drawn. "
                 f"Lower dataset.batch_size (or {more})."
+            )
+
+    def _require_labels_to_balance(self) -> None:
+        """ConfigError for dataset.balance=true on a set without class labels."""
+        if self.balance and self.labels is None:
+            raise ConfigError(
+                f"dataset.balance=true draws every class equally often, but dataset "
+                f"'{self.resolved}' has no class labels. Drop dataset.balance, or use a labelled "
+                "dataset."
             )
 
     def _convert(self, raw, idx: Tensor) -> Tensor:

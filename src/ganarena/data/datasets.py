@@ -322,12 +322,7 @@ class ImageFolderDataModule(ImageDataModule):
         self._store = found.reader(keep, self.image_size, self.channels)
         self.labels = None if found.labels is None else found.labels[keep].clone()
         self._require_full_batch("raise dataset.limit / use more data")
-        if self.balance and self.labels is None:
-            raise ConfigError(
-                f"dataset.balance=true draws every class equally often, but dataset "
-                f"'{self.resolved}' has no class labels. Drop dataset.balance, or use a labelled "
-                "dataset."
-            )
+        self._require_labels_to_balance()
         if test is not None:
             every = torch.arange(len(test))
             test_labels = None if test.labels is None else test.labels.clone()
