@@ -1,6 +1,9 @@
 """Datamodules: the data protocol every dataset offers (protocol.py: DataSource, RealImages);
-whole datasets held in memory as float32 (N, C, H, W) in [-1, 1] (base.py); unpaired two-domain
-datamodules (unpaired.py) for image-to-image translation; Stacked MNIST, 1,000 modes (stacked.py)."""
+whole datasets held in memory, uint8 where exact, served as float32 (N, C, H, W) in [-1, 1]
+(base.py); image folders held in memory or streamed from disk, and packed folders (folder.py,
+prepare.py: python -m ganarena.data.prepare); the memory estimate and refusal (memory.py);
+unpaired two-domain datamodules (unpaired.py) for image-to-image translation; Stacked MNIST,
+1,000 modes (stacked.py)."""
 
 from ganarena.data.base import ImageDataModule, ResumableBatchSampler
 from ganarena.data.datasets import (
