@@ -313,7 +313,10 @@ def test_unpaired_batches(inverted):
     dm = inverted
     loader = dm.train_dataloader()
     assert len(loader) == 2500 // 16
-    x_a, y_a, x_b, y_b = next(iter(loader))
+    stored = next(iter(loader))
+    # A (MNIST) crosses from the loader as uint8, B (inverted, float) as float; both float after
+    assert stored[0].dtype == torch.uint8 and stored[2].dtype == torch.float32
+    x_a, y_a, x_b, y_b = dm.on_after_batch_transfer(stored, 0)
     assert x_a.shape == x_b.shape == (16, 1, 28, 28)
     assert x_a.dtype == torch.float32 and y_a.dtype == y_b.dtype == torch.int64
     assert y_a.min() >= 0 and y_b.max() <= 9
@@ -380,7 +383,7 @@ def test_mnist2digits_compose_and_batches():
     dm.setup()
     assert dm.truth_ab is None and dm.truth_ba is None
     assert (len(dm.a.images), len(dm.b.images)) == (64, 64)
-    x_a, y_a, x_b, y_b = next(iter(dm.train_dataloader()))
+    x_a, y_a, x_b, y_b = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
     assert x_a.shape == x_b.shape == (16, 1, 28, 28)
     g_ab, d_b = build(cfg.model.generator), build(cfg.model.discriminator)
     assert g_ab(x_a).shape == x_b.shape

@@ -232,13 +232,16 @@ def test_dataloader_batches():
     )
     batches = list(dm.train_dataloader())
     assert len(batches) == 2  # drop_last
-    x, y = batches[0]
+    stored, y = batches[0]
+    assert stored.dtype == torch.uint8  # as stored; converted on the device, after the transfer
+    x, y = dm.on_after_batch_transfer(batches[0], 0)
     assert (
         x.shape == (4, 1, 4, 4)
         and x.dtype == torch.float32
         and y.shape == (4,)
         and y.dtype == torch.int64
     )
+    assert torch.equal(x, dm.read(y))  # labels are the indices here
     unlabeled = ArrayDataModule(torch.zeros(10, 4, 4), batch_size=5)
     for _, y in unlabeled.train_dataloader():
         assert y.dtype == torch.int64 and torch.equal(y, torch.full((5,), -1))

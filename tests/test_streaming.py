@@ -24,7 +24,7 @@ from ganarena.data import (
     memory,
 )
 from ganarena.data.base import ShardedBatchSampler
-from ganarena.data.folder import FolderImages, PackedImages
+from ganarena.data.folder import _UINT8_AS_FLOAT, FolderImages, PackedImages, as_float
 from ganarena.data.prepare import main as prepare_main
 from ganarena.data.unpaired import UnpairedFolderDataModule
 from ganarena.errors import ConfigError, DataError
@@ -52,11 +52,14 @@ def folder_dm(root, **kwargs) -> ImageFolderDataModule:
 
 
 def batches(dm, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    out = []
-    for batch in dm.train_dataloader():
-        out.append(batch)
-        if len(out) == n:
-            break
+    """The first n batches of the train loader, over as many epochs as that takes (iterating the
+    loader again starts the sampler's next epoch)."""
+    out, loader = [], dm.train_dataloader()
+    while len(out) < n:
+        for batch in loader:
+            out.append(batch)
+            if len(out) == n:
+                break
     return out
 
 
@@ -74,11 +77,11 @@ def test_uint8_storage_serves_the_bits_float32_storage_did():
     assert dm.stored.dtype == torch.uint8  # 4x less than float32
     old = dm.stored.float() / 127.5 - 1  # what setup() stored before (float32, whole set)
     assert torch.equal(dm.images, old)
-    x, y = next(iter(dm.train_dataloader()))
+    x, y = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
     idx = next(iter(ResumableBatchSampler(640, 64, 1)))
     assert x.dtype == torch.float32 and torch.equal(x, old[idx]) and torch.equal(y, dm.labels[idx])
     dm.configure(shuffle_seed=1, batched=False)  # the per-item loader collates the same bits
-    assert torch.equal(next(iter(dm.train_dataloader()))[0], x)
+    assert torch.equal(dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)[0], x)
     # the fingerprint (a cache key) is the float32 digest it always was
     h = hashlib.sha256(f"{tuple(old.shape)}".encode())
     h.update(old.numpy().tobytes())
@@ -90,6 +93,49 @@ def test_uint8_storage_serves_the_bits_float32_storage_did():
     resized = MNISTSampleDataModule(batch_size=8, limit=16, image_size=32)
     resized.setup()
     assert resized.stored.dtype == torch.float32
+
+
+def test_loaders_ship_uint8_and_the_device_hook_gives_the_old_float_batches(tmp_path):
+    """Batches cross from the loader workers as stored (uint8: 4x fewer bytes than float32) and
+    on_after_batch_transfer turns them into exactly the float batches the loader used to yield."""
+    dm = MNISTSampleDataModule(batch_size=32, limit=320, num_workers=2)
+    dm.configure(shuffle_seed=5)
+    dm.setup()
+    old = dm.stored.float() / 127.5 - 1  # the float32 set the loader used to gather from
+    sampler = ResumableBatchSampler(320, 32, 5)
+    order = [i for _ in range(2) for i in sampler]  # two epochs: 20 batches
+    for batched in (True, False):  # whole-batch gather and per-item collate
+        dm.configure(shuffle_seed=5, batched=batched)
+        got = batches(dm, 20)
+        assert all(x.dtype == torch.uint8 for x, _ in got)
+        for stored, idx in zip(got, order, strict=True):
+            x, y = dm.on_after_batch_transfer(stored, 0)
+            assert x.dtype == torch.float32 and torch.equal(x, old[idx])
+            assert torch.equal(y, dm.labels[idx])
+    # streamed readers ship uint8 too (2 workers), converted to the in-memory set's floats
+    root = write_folder(tmp_path / "imgs")
+    mem, streamed = folder_dm(root, in_memory=True), folder_dm(root, in_memory=False, num_workers=2)
+    for (x, y), (sx, sy) in zip(batches(mem, 7), batches(streamed, 7), strict=True):
+        assert sx.dtype == torch.uint8 and torch.equal(sx, x) and torch.equal(sy, y)
+        assert torch.equal(streamed.on_after_batch_transfer((sx, sy), 0)[0], as_float(x))
+    # a float-stored set (resized on load) stays float and passes through unchanged
+    resized = MNISTSampleDataModule(batch_size=8, limit=16, image_size=32)
+    resized.setup()
+    x, y = next(iter(resized.train_dataloader()))
+    assert x.dtype == torch.float32
+    fx, fy = resized.on_after_batch_transfer((x, y), 0)
+    assert fx is x and fy is y
+
+
+def test_as_float_on_a_device_looks_up_the_hosts_values():
+    """CUDA divides by a scalar as a multiply by its reciprocal (one bit off for 111 of the 256
+    values): off the CPU as_float reads a table of the CPU's values instead."""
+    every = torch.arange(256, dtype=torch.uint8)
+    assert torch.equal(_UINT8_AS_FLOAT, every.float() / 127.5 - 1)
+    x = torch.randint(0, 256, (4, 3, 5, 5), dtype=torch.uint8)
+    assert torch.equal(_UINT8_AS_FLOAT[x.int()], as_float(x))  # what the device path computes
+    if torch.cuda.is_available():
+        assert torch.equal(as_float(every.cuda()).cpu(), as_float(every))
 
 
 # -- streamed and packed folders --------------------------------------------------------------------
@@ -295,6 +341,59 @@ def test_an_in_memory_set_that_will_not_fit_is_refused_with_the_estimate(tmp_pat
         MNISTSampleDataModule(batch_size=8).setup()
     with pytest.raises(ConfigError, match="in_memory must be true"):
         ImageFolderDataModule(root, in_memory="yes")
+
+
+def test_ddp_ranks_on_one_node_count_one_copy_each(tmp_path, monkeypatch):
+    """Every DDP rank holds its own copy of an in-memory set: the check counts the copies this
+    node will hold, the refusal says so, and in_memory=auto streams when they will not fit."""
+    root = write_folder(tmp_path / "imgs", n=40)
+    need = 40 * 3 * 8 * 8  # 7.68 kB as uint8
+    monkeypatch.setattr(memory, "available_bytes", lambda: 3 * need)  # 80%: 2.4 copies fit
+    assert folder_dm(root, in_memory=True).stored.dtype == torch.uint8
+    with memory.holding(2):
+        assert folder_dm(root, in_memory=True).stored.dtype == torch.uint8
+    with memory.holding(3), pytest.raises(ConfigError) as err:
+        folder_dm(root, in_memory=True)
+    msg = str(err.value)
+    assert "3 processes x 7.68 kB = 23 kB" in msg and "\n" not in msg
+    assert "dataset.in_memory=false" in msg and "each rank reads its own share" in msg
+    assert memory.held(need) == "7.68 kB"  # the count is back to one outside `holding`
+    monkeypatch.setattr(memory, "available_bytes", lambda: 8 * need)  # auto: up to 2 copies
+    with memory.holding(2):
+        assert not folder_dm(root, in_memory="auto").streaming
+    with memory.holding(3):
+        assert folder_dm(root, in_memory="auto").streaming
+    # the package's in-memory sets are counted the same way: 125 kB each, 2 fit in 80% of 314 kB
+    monkeypatch.setattr(memory, "available_bytes", lambda: 314_000)
+    with memory.holding(2):
+        assert MNISTSampleDataModule(batch_size=8, limit=160).setup() is None
+    with memory.holding(3), pytest.raises(ConfigError, match=r"mnist_sample.*3 processes x 125"):
+        MNISTSampleDataModule(batch_size=8, limit=160).setup()
+
+    # ganarena-train counts the copies from the trainer config, around the datamodule's setup
+    from ganarena.train import setup_data
+    from tests.conftest import compose_train
+
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    monkeypatch.delenv("SLURM_LOCALID", raising=False)
+    folder = [
+        "dataset=image_folder", f"dataset.root={root}", "dataset.image_size=8",
+        "dataset.in_memory=true", "accelerator=ddp_cpu",
+    ]  # fmt: skip
+    monkeypatch.setattr(memory, "available_bytes", lambda: 3 * need)
+    cfg = compose_train(tmp_path / "r1", [*folder, "trainer.devices=3"])
+    assert memory.copies_on_node(cfg.trainer) == 3
+    with pytest.raises(ConfigError, match=r"3 processes x 7.68 kB.*dataset.in_memory=false"):
+        setup_data(cfg, tmp_path / "r1")
+    cfg = compose_train(tmp_path / "r2", [*folder, "trainer.devices=2"])
+    assert setup_data(cfg, tmp_path / "r2").stored.dtype == torch.uint8  # 2 copies fit
+    assert memory.copies_on_node(compose_train(tmp_path, ["accelerator=cpu"]).trainer) == 1
+    spawned = {"devices": 4, "strategy": "ddp_spawn_find_unused_parameters_true"}
+    assert memory.copies_on_node(spawned) == 1  # the ranks share the launcher's tensors
+    assert memory.copies_on_node({"devices": "0,1", "accelerator": "gpu"}) == 2
+    assert memory.copies_on_node({"devices": [0, 1, 2], "strategy": "ddp"}) == 3
+    monkeypatch.setenv("LOCAL_RANK", "1")  # a rank Lightning started: rank 0 counted it
+    assert memory.copies_on_node({"devices": 4, "strategy": "ddp"}) == 1
 
 
 def test_available_memory_reads_meminfo():

@@ -263,14 +263,17 @@ def prepare_run_dir(cfg: DictConfig) -> Path:
 
 def setup_data(cfg: DictConfig, run_dir: Path) -> Any:
     """The datamodule, set up; the config learns what the data decided (the dataset really
-    loaded, model.conditional=auto, the class count) and is saved again with it."""
+    loaded, model.conditional=auto, the class count) and is saved again with it. An in-memory
+    set is checked against the memory of as many copies as this node's DDP ranks will hold."""
+    from ganarena.data import memory
     from ganarena.data.protocol import require_source
 
     datamodule = require_source(build(cfg.dataset), "dataset")
     datamodule.configure(
         shuffle_seed=cfg.seed if cfg.seed is not None else 0, batched=cfg.speed.batched_loader
     )
-    datamodule.setup("fit")
+    with memory.holding(memory.copies_on_node(cfg.trainer)):
+        datamodule.setup("fit")
     with open_dict(cfg):
         cfg.dataset.resolved = datamodule.resolved
         if cfg.model.get("conditional") == "auto":  # conditional where the data has labels

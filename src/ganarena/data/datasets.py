@@ -314,7 +314,7 @@ class ImageFolderDataModule(ImageDataModule):
             log.info(
                 "dataset '%s': %d images to hold in memory (dataset.in_memory=%s): about %s "
                 "(%s available)",
-                self.name, n, str(self.in_memory).lower(), memory.fmt(need),
+                self.name, n, str(self.in_memory).lower(), memory.held(need),
                 "unknown" if avail is None else memory.fmt(avail),
             )  # fmt: skip
             super().setup(stage)  # load() decodes the kept files

@@ -60,11 +60,22 @@ def decode(path: Path, transform, channels: int) -> Tensor:
         raise DataError(f"Cannot read image {path} ({err}). Remove or replace the file.") from err
 
 
+# as_float's 256 values as the CPU computes them. CUDA divides by a Python scalar as a multiply by
+# its rounded reciprocal, which differs from the division in the last bit for 111 of the 256
+# values: on an accelerator as_float looks the CPU's values up instead, so a batch converted on
+# the device has the bits it has when converted on the host.
+_UINT8_AS_FLOAT = torch.arange(256, dtype=torch.uint8).float() / 127.5 - 1
+
+
 def as_float(x: Tensor) -> Tensor:
     """Stored images -> float32 in [-1, 1]: uint8 as x / 127.5 - 1 (0 -> -1 and 255 -> 1 exactly;
-    elementwise, so a batch converted alone has the same bits as the whole set converted at
-    once); float images are returned as they are."""
-    return x.float() / 127.5 - 1 if x.dtype == torch.uint8 else x
+    elementwise, so a batch converted alone, on the host or on the device, has the same bits as
+    the whole set converted at once); float images are returned as they are."""
+    if x.dtype != torch.uint8:
+        return x
+    if x.device.type == "cpu":
+        return x.float() / 127.5 - 1
+    return _UINT8_AS_FLOAT.to(x.device)[x.int()]
 
 
 class FolderImages:

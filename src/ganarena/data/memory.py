@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from ganarena.errors import ConfigError
@@ -63,14 +66,88 @@ def fmt(n: float) -> str:
     return f"{int(n)} B"
 
 
+# How many processes on this node will each hold their own copy of an in-memory set (see
+# copies_on_node); set around the datamodule's setup by ganarena-train (`holding`).
+_copies = 1
+
+
+def copies_on_node(trainer: Mapping) -> int:
+    """How many copies of an in-memory dataset this process should plan for on its node, from
+    the trainer config (trainer.devices, trainer.strategy, trainer.accelerator).
+
+    One per device: Lightning 2 runs every multi-device strategy as one process per device, and
+    under ddp (Lightning's subprocess launcher, torchrun, SLURM tasks) each process builds its
+    own datamodule. Counted in full by the node's first process (local rank 0), which checks
+    before the others start; a later rank counts its own copy only, the others' already being
+    out of the available memory. One under ddp_spawn / ddp_fork / ddp_notebook: the ranks get
+    the launching process's datamodule, whose tensors torch.multiprocessing moves into shared
+    memory (spawn) or that fork leaves shared, so the node holds one copy."""
+    strategy = str(trainer.get("strategy", "auto"))
+    if any(s in strategy for s in ("spawn", "fork", "notebook")):
+        return 1
+    local_rank = os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID", "0"))
+    if local_rank.strip() not in ("", "0"):
+        return 1
+    return _devices(trainer.get("devices", 1), str(trainer.get("accelerator", "auto")))
+
+
+def _devices(devices, accelerator: str) -> int:
+    """The device count Lightning reads from trainer.devices: N, a list or "0,1" (GPU ids), or
+    -1 / "auto" (every GPU; one CPU process)."""
+    if isinstance(devices, str):
+        devices = devices.strip()
+        if "," in devices:
+            return len([d for d in devices.split(",") if d.strip()])
+        devices = int(devices) if devices.lstrip("-").isdigit() else devices
+    if isinstance(devices, bool):
+        return 1
+    if isinstance(devices, int) and devices > 0:
+        return devices
+    if not isinstance(devices, int | str):  # a list (ListConfig) of device ids
+        return max(1, len(devices))
+    if accelerator in ("gpu", "cuda", "auto"):
+        import torch
+
+        return max(1, torch.cuda.device_count())
+    return 1
+
+
+@contextmanager
+def holding(copies: int) -> Iterator[None]:
+    """Within: every in-memory set is checked and chosen (check_fits, auto_in_memory) as held
+    `copies` times on this node (ganarena-train: copies_on_node around the datamodule's setup)."""
+    global _copies
+    before, _copies = _copies, max(1, int(copies))
+    try:
+        yield
+    finally:
+        _copies = before
+
+
+def held(need: int) -> str:
+    """`need` bytes of one copy as the node will hold them: "2.46 GB", or with several copies
+    "2 processes x 2.46 GB = 4.92 GB" (see `holding`)."""
+    if _copies == 1:
+        return fmt(need)
+    return f"{_copies} processes x {fmt(need)} = {fmt(_copies * need)}"
+
+
 def check_fits(need: int, what: str, fix: str) -> None:
-    """ConfigError when `need` bytes (what: the set described) exceed FIT_FRACTION of the
-    available memory; `fix` says how to do with less (e.g. name dataset.in_memory=false)."""
+    """ConfigError when `need` bytes (what: the set described), times the copies this node will
+    hold (`holding`: one per DDP process), exceed FIT_FRACTION of the available memory; `fix`
+    says how to do with less (e.g. name dataset.in_memory=false)."""
     avail = available_bytes()
-    if avail is None or need <= FIT_FRACTION * avail:
+    if avail is None or _copies * need <= FIT_FRACTION * avail:
         return
+    size = held(need)
+    if _copies > 1:
+        size += " (every DDP rank on this node holds its own copy)"
+        fix += (
+            " A streamed set (dataset.in_memory=false) is not copied: under DDP each rank reads "
+            "its own share from disk."
+        )
     raise ConfigError(
-        f"{what} would take about {fmt(need)} of memory, but this machine has {fmt(avail)} "
+        f"{what} would take about {size} of memory, but this machine has {fmt(avail)} "
         f"available (MemAvailable in /proc/meminfo, or the cgroup limit), and ganarena holds a "
         f"dataset in memory only up to {FIT_FRACTION:.0%} of that, leaving the rest to training: "
         f"it will not fit. {fix}"
@@ -78,6 +155,8 @@ def check_fits(need: int, what: str, fix: str) -> None:
 
 
 def auto_in_memory(need: int) -> bool:
-    """dataset.in_memory=auto: whether a set of `need` bytes is held in memory (else streamed)."""
+    """dataset.in_memory=auto: whether a set of `need` bytes is held in memory (else streamed):
+    at most AUTO_MAX_BYTES, and its copies on this node (`holding`) at most AUTO_FRACTION of the
+    available memory."""
     avail = available_bytes()
-    return need <= AUTO_MAX_BYTES and (avail is None or need <= AUTO_FRACTION * avail)
+    return need <= AUTO_MAX_BYTES and (avail is None or _copies * need <= AUTO_FRACTION * avail)
