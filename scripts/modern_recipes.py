@@ -1,8 +1,9 @@
 """Issue #28's measurements: the R3GAN recipe against the default pair, and ADA vs DiffAugment vs
-no augmentation on 500 images, each job a plain `ganarena-train` run (one torch thread each).
+no augmentation on 500 and 1,000 images, each job a plain `ganarena-train` run (one torch thread each).
 
     python scripts/modern_recipes.py run digits --seeds 0 1 --jobs 2   # default vs experiment=r3gan
     python scripts/modern_recipes.py run aug500 --seeds 0 1 --jobs 2   # none / diffaugment / ada
+    python scripts/modern_recipes.py run aug1000 --seeds 0 1 2         # the same on 1,000 images
     python scripts/modern_recipes.py table                              # the tables of docs/recipes.md
 
 Every arm trains on the bundled digits (dataset=mnist_sample, what the default run falls back to
@@ -41,11 +42,18 @@ STUDIES: dict[str, dict[str, list[str]]] = {
             "optim.d.betas=[0.0,0.99]",
             "model.ema_decay=0.99",
         ],
+        # LeCam (Tseng et al. 2021) on the default pair, at its yaml weight (0.01)
+        "lecam": ["regularizer=[lecam]"],
     },
     "aug500": {
         "none": ["dataset.limit=500", "augment=none"],
         "diffaugment": ["dataset.limit=500", "augment=diffaugment"],
         "ada": ["dataset.limit=500", "augment=ada"],
+    },
+    "aug1000": {
+        "none": ["dataset.limit=1000", "augment=none"],
+        "diffaugment": ["dataset.limit=1000", "augment=diffaugment"],
+        "ada": ["dataset.limit=1000", "augment=ada"],
     },
 }
 COMMON = ["dataset=mnist_sample", "eval.n_samples=5000", "trainer.enable_progress_bar=false"]

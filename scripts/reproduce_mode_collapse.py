@@ -8,9 +8,11 @@ with ganarena, beside the published numbers (docs/mode_collapse.md).
 `run` trains every (layout, row, seed) of a table as one `ganarena-train` job (one torch thread
 each, `--jobs` at a time) into OUT/<table>/<layout>/<row>/seed<S>/ and skips jobs whose
 metrics.json says completed, so an interrupted run continues. Rows are packing degrees: GAN (no
-packing) and PacGAN<m> (d_input=[pack<m>]), with m x the paper's batch, since PacGAN counts its
-minibatch in packs. `table` reads the metrics.json files back: mean +- standard error over seeds
-of each score, the published mean (+- standard error) beside it, the seeds, steps and wall time.
+packing) and PacGAN<m> (repro_row=pac<m>: d_input=[pack<m>] with m x the paper's batch, since
+PacGAN counts its minibatch in packs). `table` reads the metrics.json files back: mean +-
+standard error over seeds of each score, the published mean beside it (from the preset's
+repro.published), the seeds, steps and wall time. The same table without this script, for a
+sweep: ganarena-train -m experiment=repro_pacgan_ring, then ganarena-compare on its folder.
 """
 
 from __future__ import annotations
@@ -26,33 +28,25 @@ from experiment_jobs import run_job  # scripts/ is on sys.path when run
 REPO = Path(__file__).resolve().parents[1]
 MNIST = REPO.parent / "shared" / "datasets" / "mnist-test"
 
-# table -> (experiment preset, layouts (name: overrides), packs per batch in the paper)
+# table -> layout -> its experiment preset (which holds the protocol and the published numbers)
 TABLES = {
-    "2d": ("repro_pacgan_{layout}", {"ring": [], "grid": []}, 100),
-    "veegan": ("repro_stacked_mnist", {"stacked": []}, 64),
-    "small_d": ("repro_stacked_mnist_small_d", {"quarter": [], "half": ["model.d_width=4"]}, 128),
+    "2d": {"ring": "repro_pacgan_ring", "grid": "repro_pacgan_grid"},
+    "veegan": {"stacked": "repro_stacked_mnist"},
+    "small_d": {"quarter": "repro_stacked_mnist_small_d", "half": "repro_stacked_mnist_half_d"},
 }
-ROWS = {"gan": 1, "pac2": 2, "pac3": 3, "pac4": 4}
+ROWS = {"gan": 1, "pac2": 2, "pac3": 3, "pac4": 4}  # repro_row= (conf/repro_row/)
 
-# Published means (standard errors), as issue #27 lists them from the papers: PacGAN Table 1
-# (modes, high-quality %, reverse KL; 2-D ring and grid), Table 2 (VEEGAN setting: modes, KL;
-# DCGAN as reported by VEEGAN, Srivastava et al. 2017 Table 2, and as PacGAN ran it) and Table 3
-# (D = 1/4 G and 1/2 G).
-PUBLISHED = {
-    ("2d", "ring"): {
-        "gan": (6.3, 98.2, 0.45), "pac2": (7.9, 95.6, 0.07),
-        "pac3": (7.8, 97.7, 0.10), "pac4": (7.8, 95.9, 0.07),
-    },
-    ("2d", "grid"): {
-        "gan": (17.3, 94.8, 0.70), "pac2": (23.8, 91.3, 0.13),
-        "pac3": (24.6, 94.2, 0.06), "pac4": (24.8, 93.6, 0.04),
-    },
-    ("veegan", "stacked"): {
-        "gan": (78.9, 4.50), "pac2": (1000.0, 0.06), "pac4": (1000.0, 0.07),
-    },
-    ("small_d", "quarter"): {"gan": (30.6, 5.99), "pac2": (484.5, 2.61), "pac4": (840.7, 1.00)},
-    ("small_d", "half"): {"gan": (628.0, 2.58), "pac2": (667.4, 1.81), "pac4": (820.2, 1.15)},
-}  # fmt: skip
+
+def published(preset: str) -> dict:
+    """row -> {score: the paper's mean}, from the preset's repro.published (one source)."""
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    with initialize_config_module("ganarena.conf", version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={preset}"])
+    return OmegaConf.to_container(cfg.repro.published)
+
+
 SCORES = {
     "2d": (("modes_covered", "modes", 1), ("high_quality", "high quality %", 100), ("class_kl", "reverse KL", 1)),
     "stacked": (("modes_covered", "modes (of 1000)", 1), ("mode_kl", "KL", 1), ("digit_confidence", "digit confidence", 1)),
@@ -60,15 +54,10 @@ SCORES = {
 
 
 def job_args(table: str, layout: str, row: str, seed: int, steps: int, out: Path) -> list[str]:
-    preset, layouts, packs = TABLES[table]
-    m = ROWS[row]
     args = [
-        f"experiment={preset.format(layout=layout)}", f"seed={seed}",
-        f"trainer.max_steps={steps}", f"dataset.batch_size={packs * m}",
-        f"hydra.run.dir={out}", *layouts[layout],
+        f"experiment={TABLES[table][layout]}", f"repro_row={row}", f"seed={seed}",
+        f"trainer.max_steps={steps}", f"hydra.run.dir={out}",
     ]  # fmt: skip
-    if m > 1:
-        args.append(f"d_input=[pack{m}]")
     if table != "2d" and (MNIST / "t10k-images-idx3-ubyte.gz").is_file():
         args += [
             "dataset.digits=idx",
@@ -80,7 +69,7 @@ def job_args(table: str, layout: str, row: str, seed: int, steps: int, out: Path
 
 def run(opts: argparse.Namespace) -> None:
     jobs = []
-    for layout in opts.layouts or TABLES[opts.table][1]:
+    for layout in opts.layouts or TABLES[opts.table]:
         for seed in opts.seeds:
             for row in opts.rows:
                 folder = opts.out / opts.table / layout / row / f"seed{seed}"
@@ -105,7 +94,7 @@ def mean_se(values: list[float]) -> str:
 def table_of(root: Path, table: str, layout: str) -> str | None:
     kind = "2d" if table == "2d" else "stacked"
     scores = SCORES[kind]
-    published = PUBLISHED.get((table, layout), {})
+    paper = published(TABLES[table][layout])
     lines = []
     for row in ROWS:
         runs = [
@@ -116,9 +105,8 @@ def table_of(root: Path, table: str, layout: str) -> str | None:
         if not runs:
             continue
         ours = [mean_se([r["final"].get(k, math.nan) * f for r in runs]) for k, _, f in scores]
-        pub = published.get(row)
-        theirs = [f"{v:g}" for v in pub] if pub else ["–"] * len(scores)
-        theirs += ["–"] * (len(scores) - len(theirs))
+        pub = paper.get(row, {})
+        theirs = [f"{pub[k] * f:g}" if k in pub else "–" for k, _, f in scores]
         wall = sum(r["wall_s"] for r in runs) / len(runs)
         name = "GAN" if row == "gan" else f"PacGAN{ROWS[row]}"
         cells = [f"{o} ({t})" for o, t in zip(ours, theirs, strict=True)]
@@ -140,7 +128,7 @@ def table_of(root: Path, table: str, layout: str) -> str | None:
 
 
 def tables(opts: argparse.Namespace) -> None:
-    for table, (_, layouts, _) in TABLES.items():
+    for table, layouts in TABLES.items():
         for layout in layouts:
             text = table_of(opts.out, table, layout)
             if text:

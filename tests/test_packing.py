@@ -84,3 +84,64 @@ def test_packing_is_refused_with_a_conditional_discriminator(tmp_path):
     )
     with pytest.raises(ConfigError, match="class-conditional"):
         train(cfg)
+
+
+def test_a_reproduction_preset_sweeps_its_rows_and_compare_sets_the_paper_beside_them(tmp_path):
+    """experiment=repro_pacgan_ring -m runs the paper's rows (repro_row: packing + m x the batch)
+    and ganarena-compare prints them in the paper's layout: our mean ± s.e. (checked against the
+    jobs' own metrics.json) beside the published means of PacGAN's Table 1."""
+    from tests.conftest import run_cli
+
+    sweep = tmp_path / "sweep"
+    res = run_cli(
+        [
+            "ganarena.train", "-m", "experiment=repro_pacgan_ring", "repro_row=gan,pac2",
+            "seed=1,2", "trainer.max_steps=3", "dataset.n_train=2000", "eval.n_samples=300",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        tmp_path,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = {}
+    for job in sorted(p for p in sweep.iterdir() if (p / "metrics.json").is_file()):
+        cfg = OmegaConf.load(job / ".hydra" / "config.yaml")
+        rows.setdefault(cfg.repro.row, []).append(job)
+        packed = cfg.repro.row == "pac2"
+        assert list(cfg.d_input) == (["pack2"] if packed else [])
+        assert OmegaConf.select(cfg, "dataset.batch_size") == (200 if packed else 100)
+    assert sorted(rows) == ["gan", "pac2"] and all(len(v) == 2 for v in rows.values())
+    # Three steps cover no mode: give the jobs known scores, so the table's arithmetic shows.
+    scores = {"gan": [(5, 0.25, 0.5), (8, 0.5, 0.25)], "pac2": [(7, 0.75, 0.125), (7, 0.25, 0.0)]}
+    for row, jobs in rows.items():
+        for job, (modes, hq, kl) in zip(jobs, scores[row], strict=True):
+            m = json.loads((job / "metrics.json").read_text())
+            m["final"].update(modes_covered=modes, high_quality=hq, class_kl=kl)
+            (job / "metrics.json").write_text(json.dumps(m))
+
+    res = run_cli(["ganarena.report.compare", str(sweep)], tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    table = res.stdout.split("## Beside the published numbers: PacGAN Table 1, 2-D ring")[1]
+    lines = [line for line in table.splitlines() if line.startswith("|")]
+    assert lines[0].startswith("| row | modes") and lines[1].startswith("|---|")
+    # mean ± sample std / sqrt(2) of the scores above, the paper's mean in brackets
+    assert (
+        lines[2]
+        == "| GAN | 6.50 ± 1.50 (6.30) | 0.375 ± 0.125 (0.982) | 0.375 ± 0.125 (0.45) | 2 | 3 |"
+    )
+    assert (
+        lines[3]
+        == "| PacGAN2 | 7.00 ± 0 (7.90) | 0.5 ± 0.25 (0.956) | 0.0625 ± 0.0625 (0.07) | 2 | 3 |"
+    )
+
+
+def test_a_reproduction_row_without_its_preset_is_refused(tmp_path):
+    from tests.conftest import run_cli
+
+    res = run_cli(
+        ["ganarena.train", "repro_row=pac2", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path
+    )
+    assert res.returncode == 2, res.stderr[-2000:]
+    said = " ".join(res.stderr.split())  # the message is wrapped to the terminal
+    assert "repro_row=pac2 picks a row of a paper's table" in said
+    assert "experiment=repro_pacgan_ring repro_row=pac2" in said
+    assert "Traceback" not in res.stderr and not (tmp_path / "run").exists()

@@ -951,9 +951,58 @@ def render_markdown(
             lines.append(
                 f"- job {r.name} ({what}): {r.status}" + (f" — {r.note}" if r.note else "")
             )
+    lines += _paper_lines(variants)
     lines += _budget_lines(variants, keys, metric, findings)
     lines += _noise_lines(variants, rows, keys, metric, findings)
     return "\n".join(lines) + "\n"
+
+
+def _published(run: Run) -> dict | None:
+    """The paper's numbers a reproduction preset (experiment=repro_*) set beside this run's row
+    (repro.published.<repro.row>): {} for a row the paper did not run, None outside a preset."""
+    table = run.value("repro.published")
+    if not isinstance(table, dict):
+        return None
+    row = table.get(run.value("repro.row"))
+    return row if isinstance(row, dict) else {}
+
+
+def _paper_lines(variants: Sequence[Variant]) -> list[str]:
+    """A reproduction sweep in its paper's layout: one line per row of the table (repro.row),
+    our mean ± standard error over the completed seeds of each score the paper reports, and the
+    published mean beside it (in brackets; – where the paper has no such row)."""
+    papers = [v for v in variants if v.completed and _published(v.completed[0]) is not None]
+    if not papers:
+        return []
+    runs = [r for v in papers for r in v.completed]
+    titles = sorted({str(r.value("repro.table")) for r in runs})
+    tables = [r.value("repro.published").values() for r in runs]
+    scores = list(
+        dict.fromkeys(k for t in tables for row in t if isinstance(row, dict) for k in row)
+    )
+    lines = [
+        "", f"## Beside the published numbers: {'; '.join(titles)}", "",
+        "Ours: mean ± standard error (sample std / √seeds) of the final scores over the completed "
+        "seeds; the paper's mean in brackets.", "",
+        f"| row | {' | '.join(_label(m, runs) for m in scores)} | seeds | steps |",
+        "|---|" + "---|" * (len(scores) + 2),
+    ]  # fmt: skip
+
+    def row_of(v: Variant) -> str:
+        return str(v.completed[0].value("repro.row"))
+
+    for v in sorted(papers, key=lambda v: (row_of(v) != "gan", row_of(v), v.key)):
+        done, row = v.completed, row_of(v)
+        published, cells = _published(done[0]), []
+        for m in scores:
+            values = [x for x in (r.final(m) for r in done) if math.isfinite(x)]
+            mean, std = mean_std(values)
+            ours = _cell(mean, std / math.sqrt(len(values)) if len(values) > 1 else math.nan)
+            cells.append(f"{ours} ({fmt(published[m]) if m in published else '–'})")
+        name = "GAN" if row == "gan" else row.replace("pac", "PacGAN")
+        steps = ", ".join(str(s) for s in sorted({r.metrics.get("steps") for r in done}))
+        lines.append(f"| {name} | {' | '.join(cells)} | {len(done)} | {steps} |")
+    return lines
 
 
 def _header_lines(sweeps, runs, keys, metric, shared, differing, hints) -> list[str]:
@@ -1327,6 +1376,8 @@ def compare(
             f"{','.join(DEFAULT_GROUP_BY)} (valid: {', '.join(SUMMARY_KEYS)} or a config path)."
         )
     runs = find_runs(sweeps)
+    if tuple(keys) == DEFAULT_GROUP_BY and any(r.value("repro.row") is not _ABSENT for r in runs):
+        keys.append("repro.row")  # a reproduction sweep: its rows are the paper's (repro_row=)
     check_group_by(runs, keys)
     metrics = tabulated_metrics(runs, metric)
     shared, differing = eval_settings(runs, allow_mixed_eval)

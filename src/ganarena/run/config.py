@@ -130,8 +130,24 @@ def _check_unused_overrides(cfg: DictConfig, overrides: list[str]) -> None:
             )
 
 
+REPRO_PRESETS = "repro_pacgan_ring, repro_pacgan_grid, repro_stacked_mnist, repro_stacked_mnist_small_d, repro_stacked_mnist_half_d"
+
+
+def _check_repro_row(cfg: DictConfig) -> None:
+    """repro_row= picks a row of a paper's table, which only a reproduction preset defines."""
+    row = _get(cfg, "repro.row")
+    if row is not None and _get(cfg, f"repro.batch.{row}") is None:
+        raise ConfigError(
+            f"repro_row={row} picks a row of a paper's table (its packing and batch size), and "
+            f"no reproduction preset defines that table here. Add one, e.g. experiment="
+            f"repro_pacgan_ring repro_row={row} (presets: {REPRO_PRESETS}), or drop repro_row "
+            "and pack on your own terms, e.g. d_input=[pack2] dataset.batch_size=128."
+        )
+
+
 def validate_train(cfg: DictConfig) -> None:
     """Raise ConfigError naming the first bad value and how to fix it."""
+    _check_repro_row(cfg)
     _number(cfg, "trainer.max_steps", integer=True)
     _number(cfg, "trainer.log_every_n_steps", integer=True)
     _number(cfg, "dataset.batch_size", integer=True)
