@@ -130,17 +130,21 @@ def _check_unused_overrides(cfg: DictConfig, overrides: list[str]) -> None:
             )
 
 
-REPRO_PRESETS = "repro_pacgan_ring, repro_pacgan_grid, repro_stacked_mnist, repro_stacked_mnist_small_d, repro_stacked_mnist_half_d"
-
-
 def _check_repro_row(cfg: DictConfig) -> None:
     """repro_row= picks a row of a paper's table, which only a reproduction preset defines."""
+    from importlib.resources import files
+
     row = _get(cfg, "repro.row")
     if row is not None and _get(cfg, f"repro.batch.{row}") is None:
+        presets = sorted(
+            p.name.removesuffix(".yaml")
+            for p in (files("ganarena.conf") / "experiment").iterdir()
+            if p.name.startswith("repro_") and p.name.endswith(".yaml")
+        )
         raise ConfigError(
             f"repro_row={row} picks a row of a paper's table (its packing and batch size), and "
             f"no reproduction preset defines that table here. Add one, e.g. experiment="
-            f"repro_pacgan_ring repro_row={row} (presets: {REPRO_PRESETS}), or drop repro_row "
+            f"repro_pacgan_ring repro_row={row} (presets: {', '.join(presets)}), or drop repro_row "
             "and pack on your own terms, e.g. d_input=[pack2] dataset.batch_size=128."
         )
 
