@@ -145,3 +145,13 @@ def test_a_reproduction_row_without_its_preset_is_refused(tmp_path):
     assert "repro_row=pac2 picks a row of a paper's table" in said
     assert "experiment=repro_pacgan_ring repro_row=pac2" in said
     assert "Traceback" not in res.stderr and not (tmp_path / "run").exists()
+
+    # packing by hand under a preset would be scored as the preset's row: refused, naming the row
+    res = run_cli(
+        ["ganarena.train", "experiment=repro_pacgan_ring", "d_input=[pack2]",
+         f"hydra.run.dir={tmp_path / 'run'}"],
+        tmp_path,
+    )  # fmt: skip
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 2 and "repro_row=gan" in said and "repro_row=pac2" in said, said
+    assert not (tmp_path / "run").exists()

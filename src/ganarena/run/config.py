@@ -147,6 +147,17 @@ def _check_repro_row(cfg: DictConfig) -> None:
             f"repro_pacgan_ring repro_row={row} (presets: {', '.join(presets)}), or drop repro_row "
             "and pack on your own terms, e.g. d_input=[pack2] dataset.batch_size=128."
         )
+    # The row is what compare sets the paper's numbers beside: packing given by hand under a
+    # preset would be scored as the row it names (a PacGAN2 run beside the GAN's numbers).
+    packs = [k for k, v in (_get(cfg, "d_input") or {}).items() if str(k).startswith("pack") and v]
+    wanted = [] if row in (None, "gan") else [row.replace("pac", "pack")]
+    if row is not None and sorted(packs) != wanted:
+        raise ConfigError(
+            f"d_input=[{','.join(packs)}] packs D's input under a reproduction preset whose row is "
+            f"repro_row={row}, so compare would set the paper's {row} numbers beside it. Pick the "
+            f"row instead, which brings its packing and batch: e.g. repro_row="
+            f"{(packs[0].replace('pack', 'pac') if packs else 'gan')} (without d_input=)."
+        )
 
 
 def validate_train(cfg: DictConfig) -> None:
