@@ -158,6 +158,114 @@ def run_baseline(args, root: Path) -> float:
     return args.steps * args.batch / (time.perf_counter() - t0)
 
 
+def run_tensor_loop(args, x: torch.Tensor) -> float:
+    """A careful hand-written loop: the digits pre-loaded as one normalised tensor on the device,
+    a seeded permutation per epoch, the tutorial nets with BCE on logits, fused Adam where torch
+    has it, and one host sync per 50 steps (the loss read for a log), in float32."""
+    device = torch.device(args.device)
+    data = x.to(device)
+    g, d = (m.to(device) for m in baseline_nets(args.model))
+    d = d[:-1]  # drop the Sigmoid: BCE on logits
+    fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
+    opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999), **fused)
+    opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999), **fused)
+    bce = nn.functional.binary_cross_entropy_with_logits
+    b, total, t0, step = args.batch, args.warmup + args.steps, None, 0
+    ones, zeros = torch.ones(b, 1, device=device), torch.zeros(b, 1, device=device)
+    while step < total:
+        for idx in torch.randperm(len(data), device=device).split(b):
+            if len(idx) < b:
+                continue
+            if step == args.warmup:
+                _sync(device)
+                t0 = time.perf_counter()
+            real = data[idx]
+            fake = g(torch.randn(b, 100, device=device))
+            d_loss = bce(d(real).view(b, 1), ones) + bce(d(fake.detach()).view(b, 1), zeros)
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+            g_loss = bce(d(fake).view(b, 1), ones)
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            opt_g.step()
+            step += 1
+            if step % 50 == 0:
+                _ = (d_loss.item(), g_loss.item())
+            if step == total:
+                break
+    _sync(device)
+    return args.steps * args.batch / (time.perf_counter() - t0)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+# ---------------------------------------------------------------- the machine's own peak
+def cpu_description() -> dict:
+    """The CPU's model name and the flags that decide its matmul speed (Linux /proc/cpuinfo)."""
+    from ganarena.run.precision import cpu_flags
+
+    name = ""
+    try:
+        name = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    except (OSError, StopIteration):
+        pass
+    keep = ("amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2", "fma")
+    return {"cpu": name, "cpu_flags": [f for f in keep if f in cpu_flags()]}
+
+
+def measured_peak(device: str, seconds: float = 1.0) -> dict[str, float]:
+    """TFLOP/s of a dense square matmul (2048 on a CPU, 8192 on a GPU) in float32 and bf16,
+    each the best of repeated timings over ~`seconds`: the peak this machine shows torch."""
+    n = 8192 if device == "cuda" else 2048
+    out = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a = torch.randn(n, n, device=device, dtype=dtype)
+        b = torch.randn(n, n, device=device, dtype=dtype)
+        a @ b  # warm-up
+        best, start = float("inf"), time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            _sync(torch.device(device))
+            t0 = time.perf_counter()
+            a @ b
+            _sync(torch.device(device))
+            best = min(best, time.perf_counter() - t0)
+        out[name] = round(2 * n**3 / best / 1e12, 3)
+    return out
+
+
+def step_flops(model: str, batch: int, device: str, root: Path, out: Path) -> int:
+    """FLOPs of one ganarena training step of `model` (nonsaturating loss, no penalties):
+    torch.utils.flop_counter over the D step on real+fake and the G step through D, forward and
+    backward (the work; counted the same whatever the precision)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from ganarena.tasks import build_task
+
+    args = argparse.Namespace(model=model, batch=batch, device=device, warmup=0, steps=1)
+    task = build_task(ganarena_config(args, root, out)).to(device)
+    g, d = task.generator, task.discriminator
+    x = torch.randn(batch, 1, 28, 28, device=device)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    with FlopCounterMode(display=False) as counter:
+        fake = g(torch.randn(batch, task.latent_dim, device=device))
+        real_logits, fake_logits = d(x), d(fake.detach())
+        d_loss = bce(real_logits, torch.ones_like(real_logits)) + bce(
+            fake_logits, torch.zeros_like(fake_logits)
+        )
+        d_loss.backward()
+        g_logits = d(fake)
+        bce(g_logits, torch.ones_like(g_logits)).backward()
+    return int(counter.get_total_flops())
+
+
 # ---------------------------------------------------------------- ganarena's real path
 class StepTimer(L.Callback):
     """Wall-clock time between generator steps `start` and `stop` (synchronised on CUDA)."""
@@ -211,22 +319,52 @@ def run_arm(name: str, args, root: Path, out: Path) -> float:
     or (model comparison) ganarena's path for the model `name` ("stylegan2": its experiment)."""
     if name == "baseline":
         return run_baseline(args, root)
+    if name == "tensor_loop":
+        return run_tensor_loop(args, normalised_digits(root))
     if name == "ganarena":
         return run_ganarena(args, root, out)
     arm = argparse.Namespace(**{**vars(args), "model": name})
     return run_ganarena(arm, root, out, ["experiment=stylegan2"] if name == "stylegan2" else [])
 
 
+def normalised_digits(root: Path) -> torch.Tensor:
+    """The digits write_mnist_raw stored under `root`, as one float tensor in [-1, 1]."""
+    raw = (root / "MNIST" / "raw" / "train-images-idx3-ubyte").read_bytes()
+    x = torch.frombuffer(bytearray(raw[16:]), dtype=torch.uint8).view(-1, 1, 28, 28)
+    return x.float().div(127.5).sub(1.0)
+
+
+PRECISION_USED: dict[str, str] = {}  # the last ganarena arm's trainer.precision, resolved
+
+
+def efficiency(args, root: Path, out: Path, rates: list[float]) -> dict:
+    """Model-FLOPs utilisation of ganarena's arm: FLOPs per step x steps per second, against the
+    machine's own measured matmul peak in the precision the arm trained in."""
+    flops = step_flops(args.model, args.batch, args.device, root, out)
+    peak = measured_peak(args.device, 0.2 if args.quick else 1.0)
+    used = "bf16" if "bf16" in str(PRECISION_USED.get("value")) else "fp32"
+    achieved = flops * statistics.median(rates) / args.batch
+    return {
+        "gflop_per_step": round(flops / 1e9, 3),
+        "achieved_tflops": round(achieved / 1e12, 4),
+        "peak_tflops": peak,
+        "peak_used": used,
+        "mfu": round(achieved / (peak[used] * 1e12), 4),
+    }
+
+
 def run_ganarena(args, root: Path, out: Path, extra: list[str] = ()) -> float:
     from hydra.utils import instantiate
 
     from ganarena.tasks import build_task
-    from ganarena.train import build_callbacks, build_trainer
+    from ganarena.train import build_callbacks, build_trainer, choose_precision
 
-    cfg = ganarena_config(args, root, out, extra)
+    cfg = ganarena_config(args, root, out, [*getattr(args, "extra", []), *extra])
     dm = instantiate(cfg.dataset)
     dm.setup("fit")
     module = build_task(cfg)
+    PRECISION_USED["why"] = choose_precision(cfg, module)  # trainer.precision=auto, as a run does
+    PRECISION_USED["value"] = str(cfg.trainer.precision)
     timer = StepTimer(args.warmup, args.warmup + args.steps)
     trainer = build_trainer(cfg, out, [*build_callbacks(cfg, out, None), timer])
     trainer.fit(module, datamodule=dm)
@@ -406,6 +544,10 @@ def main(argv: list[str] | None = None) -> int:
         "--batch", type=int, default=None, help="default: 128 for mlp, 64 for dcgan/stylegan2"
     )
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument(
+        "--precision", default="auto",
+        help="ganarena's trainer.precision (auto: what a run on this machine chooses)",
+    )  # fmt: skip
     p.add_argument("--steps", type=int, default=None, help="timed steps per measurement")
     p.add_argument("--warmup", type=int, default=None)
     p.add_argument("--repeats", type=int, default=3)
@@ -452,7 +594,14 @@ def main(argv: list[str] | None = None) -> int:
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }
-    arms = ("dcgan", "stylegan2") if args.model == "stylegan2" else ("baseline", "ganarena")
+    arms = (
+        ("dcgan", "stylegan2")
+        if args.model == "stylegan2"
+        else ("baseline", "tensor_loop", "ganarena")
+    )
+    if args.precision != "auto" and args.model != "stylegan2":
+        args.extra = [f"trainer.precision={args.precision}"]
+    common.update(cpu_description() if args.device == "cpu" else {})
     results: dict[str, list[float]] = {name: [] for name in arms}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "data"
@@ -461,37 +610,32 @@ def main(argv: list[str] | None = None) -> int:
             for name in arms:
                 rate = run_arm(name, args, root, Path(tmp) / f"run{r}_{name}")
                 results[name].append(rate)
-                print(
-                    json.dumps(
-                        {
-                            "kind": "train",
-                            "impl": name,
-                            "repeat": r,
-                            "imgs_per_s": round(rate, 1),
-                            **common,
-                        }
-                    ),
-                    flush=True,
-                )
+                row = {"kind": "train", "impl": name, "repeat": r, "imgs_per_s": round(rate, 1)}
+                if name == "ganarena":
+                    row["precision"] = PRECISION_USED.get("value")
+                print(json.dumps({**row, **common}), flush=True)
+        mfu = {}
+        if args.model != "stylegan2":
+            mfu = efficiency(args, root, Path(tmp) / "flops", results["ganarena"])
+            print(json.dumps({"kind": "mfu", **mfu, **common}), flush=True)
         if not (args.quick or args.no_eval):
             row = eval_throughput(args, root, Path(tmp) / "eval", 10000)
             print(json.dumps({**row, **common}), flush=True)
             for row in memory(args, root, Path(tmp)):
                 print(json.dumps({**row, **common}), flush=True)
-    first, second = arms
-    ratios = [b / a for a, b in zip(results[first], results[second], strict=True)]
+    first, last = arms[0], arms[-1]
     medians = {f"{k}_imgs_per_s_median": round(statistics.median(v), 1) for k, v in results.items()}
-    print(
-        json.dumps(
-            {
-                "kind": "summary",
-                **common,
-                **medians,
-                "ratio_median": round(statistics.median(ratios), 3),  # second arm / first arm
-            }
-        ),
-        flush=True,
-    )
+
+    def ratio(a: str, b: str) -> float:  # median over repeats of b / a, measured side by side
+        return round(statistics.median(y / x for x, y in zip(results[a], results[b], strict=True)), 3)
+
+    summary = {"kind": "summary", **common, **medians, "ratio_median": ratio(first, last)}
+    if "tensor_loop" in results:
+        summary["ratio_vs_tensor_loop_median"] = ratio("tensor_loop", "ganarena")
+        summary["precision"] = PRECISION_USED.get("value")
+        summary["precision_reason"] = PRECISION_USED.get("why")
+        summary.update({k: mfu[k] for k in ("mfu", "peak_tflops", "achieved_tflops") if k in mfu})
+    print(json.dumps(summary), flush=True)
     return 0
 
 

@@ -12,9 +12,11 @@ Rows (one JSON line each, then a Markdown table for the README):
   compiler before the first step).
 - mfu: model FLOPs utilisation of DCGAN-64 at batch 128: FLOPs of one training step (counted
   by torch.utils.flop_counter over the D step on real+fake and the G step through D, forward
-  and backward) x steps/s / the device's dense peak (bf16 for bf16-mixed, TF32 for fp32,
-  cuDNN's default for convolutions). Peaks of known GPUs are in PEAK_TFLOPS; --peak-tflops
-  BF16,TF32 for others.
+  and backward) x steps/s / the device's dense peak in the arm's precision (bf16 for
+  bf16-mixed, TF32 for fp32, cuDNN's default for convolutions). Peaks of known GPUs are in
+  PEAK_TFLOPS (--peak-tflops BF16,TF32 for others); on a CPU the peak is the machine's own,
+  measured (a 2048^2 matmul in fp32 and in bf16, benchmark.measured_peak), and every row also
+  carries the measured peak beside the data sheet's.
 - eval: seconds to score 10,000 samples (FID/IS/KID) with the domain classifier, and with
   Inception when its weights are on disk (else the row says why it was skipped).
 - ddp: a one-device `accelerator=ddp` run (ddp_cpu on a CPU) of 50 steps, its exit code and steps.
@@ -64,27 +66,7 @@ def peak_for(device: str, given: str | None) -> tuple[float, float] | None:
     return next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
 
 
-def step_flops(model: str, batch: int, device: str, root: Path, out: Path) -> int:
-    """FLOPs of one ganarena training step of `model` (nonsaturating loss, no penalties)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from ganarena.tasks import build_task
-
-    args = argparse.Namespace(model=model, batch=batch, device=device, warmup=0, steps=1)
-    task = build_task(bench.ganarena_config(args, root, out)).to(device)
-    g, d = task.generator, task.discriminator
-    x = torch.randn(batch, 1, 28, 28, device=device)
-    bce = torch.nn.functional.binary_cross_entropy_with_logits
-    with FlopCounterMode(display=False) as counter:
-        fake = g(torch.randn(batch, task.latent_dim, device=device))
-        real_logits, fake_logits = d(x), d(fake.detach())
-        d_loss = bce(real_logits, torch.ones_like(real_logits)) + bce(
-            fake_logits, torch.zeros_like(fake_logits)
-        )
-        d_loss.backward()
-        g_logits = d(fake)
-        bce(g_logits, torch.ones_like(g_logits)).backward()
-    return int(counter.get_total_flops())
+step_flops = bench.step_flops  # FLOPs of one training step (shared with benchmark.py)
 
 
 def train_rows(args, root: Path, tmp: Path) -> list[dict]:
@@ -135,7 +117,11 @@ def train_rows(args, root: Path, tmp: Path) -> list[dict]:
 
 def mfu_rows(args, root: Path, tmp: Path, train: list[dict]) -> list[dict]:
     flops = step_flops("dcgan", args.batch, args.device, root, tmp / "flops")
+    measured = bench.measured_peak(args.device, 0.2 if args.quick else 1.0)
     peak = peak_for(args.device, args.peak_tflops)
+    source = "data sheet" if peak is not None else "measured matmul"
+    if peak is None:  # a CPU (or an unlisted GPU): the peak this machine shows torch
+        peak = (measured["bf16"], measured["fp32"])
     rows = []
     for arm, which in (("ganarena fp32", 1), ("ganarena bf16-mixed", 0)):
         rate = next(r["imgs_per_s"] for r in train if r["model"] == "DCGAN-64" and r["arm"] == arm)
@@ -147,8 +133,10 @@ def mfu_rows(args, root: Path, tmp: Path, train: list[dict]) -> list[dict]:
             "arm": arm,
             "gflop_per_step": round(flops / 1e9, 2),
             "achieved_tflops": round(achieved / 1e12, 3),
-            "peak_tflops": None if peak is None else peak[which],
-            "mfu": None if peak is None else round(achieved / (peak[which] * 1e12), 4),
+            "peak_tflops": peak[which],
+            "peak_source": source,
+            "measured_peak_tflops": measured["bf16" if which == 0 else "fp32"],
+            "mfu": round(achieved / (peak[which] * 1e12), 4),
         }
         rows.append(row)
     return rows
@@ -232,10 +220,11 @@ def table(rows: list[dict], device: str) -> str:
                  f"{'met' if best_mlp >= MLP_TARGET else 'missed'})")  # fmt: skip
     for r in rows:
         if r["kind"] == "mfu":
-            mfu = "n/a (unknown peak)" if r["mfu"] is None else f"{100 * r['mfu']:.2f} %"
             lines.append(
                 f"MFU {r['model']} b{r['batch']} {r['arm']}: {r['gflop_per_step']} GFLOP/step, "
-                f"{r['achieved_tflops']} TFLOPS achieved, {mfu}"
+                f"{r['achieved_tflops']} TFLOPS achieved, {100 * r['mfu']:.2f} % of "
+                f"{r['peak_tflops']} TFLOPS ({r['peak_source']}; measured "
+                f"{r['measured_peak_tflops']})"
             )
         elif r["kind"] == "eval":
             if "skipped" in r:

@@ -18,6 +18,11 @@ if WORKER:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("MKL_NUM_THREADS", "1")
 
+# trainer.precision=auto (accelerator=cpu) would train in bf16 on a CPU with bf16 units where it
+# measures faster: the suite's exact numbers are float32's, on every machine (test_precision.py
+# unsets this to test the choice itself).
+os.environ.setdefault("GANARENA_CPU_PRECISION", "32-true")
+
 REPO = Path(__file__).resolve().parents[1]
 MNIST_TEST = REPO.parent / "shared" / "datasets" / "mnist-test"
 MNIST_IMAGES = MNIST_TEST / "t10k-images-idx3-ubyte.gz"

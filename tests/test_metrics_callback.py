@@ -10,6 +10,7 @@ from lightning.pytorch.loggers import Logger
 from torch.utils.data import DataLoader, TensorDataset
 
 from ganarena.callbacks.evaluation import EvaluationCallback
+from ganarena.errors import ConfigError
 from ganarena.metrics.backbones import DomainBackbone, DomainClassifier
 from ganarena.metrics.evaluator import Evaluator, reference_stats
 from ganarena.tasks import seeded_normal
@@ -23,6 +24,7 @@ class TinyGAN(L.LightningModule):
         self.automatic_optimization = False
         self.generator = nn.Sequential(nn.Linear(4, 28 * 28), nn.Tanh())
         self.g_step = 0
+        self.max_steps = None  # the task protocol's budget (None: Lightning's max_steps stops it)
 
     def training_step(self, batch, batch_idx):
         opt = self.optimizers()
@@ -80,7 +82,7 @@ def evaluator():
     return Evaluator(backbone, {"n_samples": 100, "batch_size": 50, "kid_subset_size": 50}, ref)
 
 
-def fit(callback, max_steps):
+def fit(callback, max_steps, module=None):
     logger = MemoryLogger()
     trainer = L.Trainer(
         max_steps=max_steps,
@@ -92,7 +94,7 @@ def fit(callback, max_steps):
         accelerator="cpu",
         log_every_n_steps=1,
     )
-    module = TinyGAN()
+    module = module or TinyGAN()
     trainer.fit(module)
     return trainer, module, logger
 
@@ -103,7 +105,7 @@ def test_periodic_and_final_evaluation(evaluator, tmp_path):
     trainer, module, logger = fit(cb, max_steps=5)
     assert module.g_step == 5
     assert [h["step"] for h in cb.history] == [2, 4, 5]
-    assert cb.final == {k: v for k, v in cb.history[-1].items() if k != "step"}
+    assert cb.final == {k: v for k, v in cb.history[-1].items() if k not in ("step", "n_samples")}
     best = min(cb.history, key=lambda h: h["fid"])
     assert cb.best == {"fid": best["fid"], "step": best["step"]}
     val = [(step, m) for step, m in logger.logged if "val/fid" in m]
@@ -149,3 +151,30 @@ def test_same_module_scores_identically(evaluator):
     module = TinyGAN()
     with pytest.warns(UserWarning, match="Scoring only"):
         assert evaluator.score_module(module) == evaluator.score_module(module)
+
+
+@pytest.mark.filterwarnings("ignore:Scoring only")
+@pytest.mark.parametrize(
+    ("planned", "stop", "expected"),
+    [
+        (6, 6, [(2, 20), (4, 20), (6, 100)]),  # the last step: full size
+        (10, 5, [(2, 20), (4, 20), (5, 100)]),  # stopped early: the final score is full size
+        (10, 4, [(2, 20), (4, 20), (4, 100)]),  # stopped on an interval step: scored again
+    ],
+)
+def test_cheaper_intermediate_evaluations(evaluator, planned, stop, expected):
+    """eval.n_samples_during: intermediate points score fewer samples, the final one the full
+    n_samples (the same numbers as scoring the trained module directly); `best` counts only
+    full-size evaluations, and the evaluator's own n_samples is left as it was."""
+    cb = EvaluationCallback(evaluator, every_n_steps=2, n_samples_during=20)
+    module = TinyGAN()
+    module.max_steps = planned  # the task's plan (Task.max_steps); Lightning stops at `stop`
+    trainer, module, _ = fit(cb, max_steps=stop, module=module)
+    assert [(h["step"], h["n_samples"]) for h in cb.history] == expected
+    assert evaluator.n_samples == 100
+    with pytest.warns(UserWarning, match="Scoring only"):
+        direct = evaluator.score_module(module)
+    assert cb.final == direct
+    assert cb.best == {"fid": direct["fid"], "step": stop}
+    with pytest.raises(ConfigError, match="n_samples_during must be an integer >= 2"):
+        EvaluationCallback(evaluator, every_n_steps=2, n_samples_during=1)

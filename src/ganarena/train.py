@@ -85,7 +85,8 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, evaluator: Any) -> list[L.Ca
     if cfg.trainer.get("enable_progress_bar", True):
         callbacks.append(GANProgressBar(refresh_rate=cb.get("progress_refresh", 10)))
     if evaluator is not None:
-        callbacks.append(EvaluationCallback(evaluator, cfg.eval.every_n_steps))
+        during = cfg.eval.get("n_samples_during")
+        callbacks.append(EvaluationCallback(evaluator, cfg.eval.every_n_steps, during))
     callbacks += [build(c) for c in (cb.get("extra") or {}).values()]
     return callbacks
 
@@ -97,6 +98,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) -
     from ganarena.run.checkpoint_io import AtomicCheckpointIO
 
     quiet_lightning_tips()  # no "💡 Tip: ... litlogger" advertisement in the run's log
+    if str(cfg.trainer.precision) == "auto":  # a caller that built no task first
+        choose_precision(cfg, None)
 
     loggers = [build(lg) for lg in (cfg.get("logger") or {}).values()]
     plugins: list[Any] = [AtomicCheckpointIO()]
@@ -200,11 +203,11 @@ def train(cfg: DictConfig) -> float:
     check_inputs(cfg)
     run_dir = prepare_run_dir(cfg)
     datamodule = setup_data(cfg, run_dir)
-    task = build_run_task(cfg)
+    task, precision_reason = build_run_task(cfg)
     start_step, start_images = resume_point(cfg, task, run_dir)
     transfer(cfg, task)
     fit = build_fit(cfg, run_dir, datamodule, start_step)
-    summary = start_summary(cfg, task, run_dir, fit)
+    summary = start_summary(cfg, task, run_dir, fit, precision_reason)
     t0 = time.perf_counter()
     stop = StopOnSignal(fit.trainer)
     exit_code: int | None = None
@@ -294,15 +297,31 @@ def setup_data(cfg: DictConfig, run_dir: Path) -> Any:
     return datamodule
 
 
-def build_run_task(cfg: DictConfig) -> Any:
-    """The task the config names, carrying its resolved config; compiled if asked."""
+def build_run_task(cfg: DictConfig) -> tuple[Any, str]:
+    """The task the config names, carrying its resolved config (trainer.precision=auto decided
+    for it first); compiled if asked. Also why it trains in its precision."""
     from ganarena.tasks import build_task
 
     task = build_task(cfg)
+    why = choose_precision(cfg, task)
     task.config = OmegaConf.to_container(cfg, resolve=True)
     if cfg.speed.get("compile"):
         compile_networks(task, cfg.speed.compile)
-    return task
+    return task, why
+
+
+def choose_precision(cfg: DictConfig, task: Any) -> str:
+    """trainer.precision=auto resolved for this machine and model (ganarena.run.precision);
+    returns why the run trains in the precision it does (metrics.json precision_reason)."""
+    if str(cfg.trainer.precision) != "auto":
+        return "set by trainer.precision"
+    from ganarena.run import precision
+
+    value, why = precision.resolve(cfg.trainer, task, int(cfg.dataset.get("batch_size") or 1))
+    with open_dict(cfg):
+        cfg.trainer.precision = value
+    log.info("trainer.precision=auto: %s (%s)", value, why)
+    return why
 
 
 def resume_point(cfg: DictConfig, task: Any, run_dir: Path) -> tuple[int, int]:
@@ -386,7 +405,21 @@ def build_fit(cfg: DictConfig, run_dir: Path, datamodule: Any, start_step: int) 
     return Fit(cfg, trainer, evaluator, eval_cb, spawn)
 
 
-def start_summary(cfg: DictConfig, task: Any, run_dir: Path, fit: Fit) -> dict[str, Any]:
+def eval_settings(fit: Fit) -> dict | None:
+    """metrics.json "eval": the evaluator's settings, with n_fake_during where the intermediate
+    evaluations score fewer samples than the final one."""
+    if fit.evaluator is None:
+        return None
+    settings = dict(fit.evaluator.settings)
+    during = getattr(fit.eval_cb, "n_samples_during", None)
+    if during is not None:
+        settings["n_fake_during"] = during
+    return settings
+
+
+def start_summary(
+    cfg: DictConfig, task: Any, run_dir: Path, fit: Fit, precision_reason: str
+) -> dict[str, Any]:
     """metrics.json as it stands if the run fails before it ends."""
     from ganarena.report.dashboard import tensorboard_dir
 
@@ -397,7 +430,9 @@ def start_summary(cfg: DictConfig, task: Any, run_dir: Path, fit: Fit) -> dict[s
         "imgs_per_s": None,
         "final": None,
         "best": None,
-        "eval": fit.evaluator.settings if fit.evaluator is not None else None,
+        "eval": eval_settings(fit),
+        "trainer_precision": str(cfg.trainer.precision),
+        "precision_reason": precision_reason,
         "config": {**run_summary(cfg), **task.summary()},
         "tensorboard": tensorboard_dir(fit.trainer.loggers, run_dir),
     }

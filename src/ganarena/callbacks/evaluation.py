@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import lightning as L
@@ -30,23 +32,40 @@ def sync_sampler(pl_module) -> None:
 class EvaluationCallback(L.Callback):
     """Scores the module every `every_n_steps` generator steps (`pl_module.g_step`) and at the end.
 
-    `history` holds {"step", **scores} per evaluation, `final` the last scores and `best`
-    {"fid", "step"} of the lowest FID (the registry's PRIMARY metric), plus {name: {"value",
+    `history` holds {"step", "n_samples", **scores} per evaluation, `final` the last scores and
+    `best` {"fid", "step"} of the lowest FID (the registry's PRIMARY metric), plus {name: {"value",
     "step"}} of each plug-in metric's best (by its own direction); all three are saved in
-    checkpoints so a resumed run keeps them. What is logged (val/<name>) and declared in
+    checkpoints so a resumed run keeps them. With `n_samples_during` (eval.n_samples_during) the
+    evaluations before the last generator step score that many samples, the last one the
+    evaluator's n_samples: FID is biased upwards at small n, so `best` counts only the full-size
+    evaluations (the curve's earlier points compare with each other, not with the final score). What is logged (val/<name>) and declared in
     metrics.json "metrics" comes from the metric registry and the evaluator's plug-ins.
     Under DDP every rank generates and embeds its share of the samples, the features are
     gathered (Evaluator.score_module), every rank computes the same scores; only rank zero logs.
     """
 
-    def __init__(self, evaluator, every_n_steps: int):
+    def __init__(self, evaluator, every_n_steps: int, n_samples_during: int | None = None):
         if every_n_steps is not None and (isinstance(every_n_steps, bool) or every_n_steps < 0):
             raise ConfigError(
                 f"eval.every_n_steps must be a positive integer (or 0 for the final evaluation only), "
                 f"got {every_n_steps!r}."
             )
+        if n_samples_during is not None and (
+            isinstance(n_samples_during, bool)
+            or not isinstance(n_samples_during, int)
+            or n_samples_during < 2
+        ):
+            raise ConfigError(
+                f"eval.n_samples_during must be an integer >= 2 (the samples each intermediate "
+                f"evaluation scores; FID needs two) or null (= eval.n_samples), got "
+                f"{n_samples_during!r}. E.g. eval.n_samples_during=2000."
+            )
         self.evaluator = evaluator
         self.every_n_steps = every_n_steps or 0
+        full = getattr(evaluator, "n_samples", None)
+        # only evaluators that draw their samples at scoring time can score fewer in between
+        cheaper = n_samples_during is not None and full is not None and n_samples_during < full
+        self.n_samples_during = n_samples_during if cheaper and getattr(evaluator, "resizable", False) else None
         self.history: list[dict[str, Any]] = []
         self.final: dict[str, Any] | None = None
         self.best: dict[str, Any] | None = None
@@ -59,30 +78,39 @@ class EvaluationCallback(L.Callback):
         step = int(pl_module.g_step)
         n = self.every_n_steps
         if n and step > 0 and step % n == 0 and self._done(step) is None:
-            self.evaluate(trainer, pl_module)
+            final = pl_module.max_steps is not None and step >= pl_module.max_steps
+            self.evaluate(trainer, pl_module, full=final)
 
     def on_train_end(self, trainer, pl_module) -> None:
         step = int(pl_module.g_step)
         done = self._done(step)
-        if done is not None:
-            self.final = {k: v for k, v in done.items() if k != "step"}
-        elif step > 0:
+        full = getattr(self.evaluator, "n_samples", None)
+        if done is not None and done.get("n_samples", full) == full:
+            self.final = {k: v for k, v in done.items() if k not in ("step", "n_samples")}
+        elif step > 0:  # not scored yet, or only with n_samples_during samples
             self.evaluate(trainer, pl_module)
 
-    def evaluate(self, trainer, pl_module) -> dict[str, Any]:
-        """Score the module now, record the result and log it."""
+    def evaluate(self, trainer, pl_module, full: bool = True) -> dict[str, Any]:
+        """Score the module now (with n_samples_during samples unless `full`), record the result
+        and log it."""
         t0 = time.perf_counter()
         step = int(pl_module.g_step)
         world = trainer.world_size
         if world > 1:
             sync_sampler(pl_module)
-        scores = self.evaluator.score_module(pl_module, rank=trainer.global_rank, world_size=world)
+        n = None if full else self.n_samples_during
+        with self._n_samples(n):
+            scores = self.evaluator.score_module(
+                pl_module, rank=trainer.global_rank, world_size=world
+            )
         self.seconds += time.perf_counter() - t0
-        self.history.append({"step": step, **scores})
+        self.history.append({"step": step, "n_samples": n or self.evaluator.n_samples, **scores})
         self.final = dict(scores)
         key = PRIMARY.name
         fid = scores.get(key)
-        if (
+        if n is not None:
+            pass  # a cheaper intermediate point: on the curve, not a candidate for `best`
+        elif (
             fid is not None
             and math.isfinite(fid)
             and (self.best is None or key not in self.best or fid < self.best[key])
@@ -90,7 +118,7 @@ class EvaluationCallback(L.Callback):
             self.best = {**(self.best or {}), key: fid, "step": step}
         for name, spec in self._plugins().items():
             value = scores.get(name)
-            if value is None or not math.isfinite(value):
+            if n is not None or value is None or not math.isfinite(value):
                 continue
             old = (self.best or {}).get(name)
             better = old is None or (
@@ -111,6 +139,19 @@ class EvaluationCallback(L.Callback):
             for lg in trainer.loggers:
                 lg.log_metrics(metrics, step=step)
         return scores
+
+    @contextmanager
+    def _n_samples(self, n: int | None) -> Iterator[None]:
+        """The evaluator scoring `n` samples for the block (None: its own n_samples)."""
+        full = getattr(self.evaluator, "n_samples", None)
+        if n is None or full is None:
+            yield
+            return
+        self.evaluator.n_samples = n
+        try:
+            yield
+        finally:
+            self.evaluator.n_samples = full
 
     def _plugins(self) -> dict:
         """{name: MetricSpec} of the evaluator's plug-in metrics (eval.extra_metrics)."""

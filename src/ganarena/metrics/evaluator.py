@@ -50,6 +50,8 @@ REFERENCE_VERSION = 4  # 2: per-class statistics; 3: the real-vs-real floor; 4: 
 class Evaluator:
     """Scores generated images against fixed real statistics; see `build_image_evaluator`."""
 
+    resizable = True  # n_samples is read at scoring time (eval.n_samples_during)
+
     def __init__(self, backbone: nn.Module, eval_cfg, reference: dict, info: dict | None = None):
         self.backbone = backbone
         self.reference = reference

@@ -51,6 +51,8 @@ class MixtureEvaluator:
     """Scores generators of a GaussianMixtureDataModule; the same interface as `Evaluator`
     (score_module, score_images, settings, to, n_samples, seed, reference_cached)."""
 
+    resizable = True  # n_samples is read at scoring time (eval.n_samples_during)
+
     def __init__(self, eval_cfg, datamodule):
         M.refuse_plugins(eval_cfg.get("extra_metrics"), "2-D mixture")
         self.datamodule = datamodule

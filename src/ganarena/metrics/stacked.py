@@ -68,6 +68,8 @@ class StackedMNISTEvaluator:
     the trained digit classifier: a module mapping uint8 (B, 1, H, W) to (features, logits over
     the 10 digits), with `name`, `feature_dim`, `info` and `cache_id` (None: nothing cached)."""
 
+    resizable = True  # n_samples is read at scoring time (eval.n_samples_during)
+
     def __init__(self, eval_cfg, datamodule, cache_dir, device=None, backbone=None):
         M.refuse_plugins(eval_cfg.get("extra_metrics"), "Stacked MNIST")
         if backbone is None and eval_cfg.get("backbone") != "domain":

@@ -160,6 +160,21 @@ def _check_repro_row(cfg: DictConfig) -> None:
         )
 
 
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")
+
+
+def _check_precision(cfg: DictConfig) -> None:
+    """trainer.precision: auto (ganarena.run.precision) or a precision Lightning knows."""
+    value = _get(cfg, "trainer.precision")
+    if value is None or str(value) in PRECISIONS or str(value) in ("32", "64", "16", "bf16"):
+        return
+    raise ConfigError(
+        f"trainer.precision={value!r} is not a precision ganarena-train knows. Use one of "
+        f"{', '.join(PRECISIONS)}: auto picks bf16-mixed where this machine measures it faster "
+        "(a GPU with bf16; a CPU with bf16 matrix units), else 32-true."
+    )
+
+
 def validate_train(cfg: DictConfig) -> None:
     """Raise ConfigError naming the first bad value and how to fix it."""
     _check_repro_row(cfg)
@@ -179,6 +194,7 @@ def validate_train(cfg: DictConfig) -> None:
         for key in ("weight", "gamma", "value", "weight_end", "gamma_end"):
             _number(cfg, f"regularizer.{name}.{key}", low_ok=key != "value", nullable=True)
         _number(cfg, f"regularizer.{name}.interval", integer=True, nullable=True)
+    _check_precision(cfg)
     _check_conditional(cfg)
     _check_size(cfg)
     _check_tuned()
@@ -479,6 +495,8 @@ def validate_eval(cfg: DictConfig) -> None:
     _number(cfg, "eval.seed", integer=True, low_ok=True)
     _number(cfg, "eval.n_real", integer=True, low=1, low_ok=True, nullable=True)
     _number(cfg, "eval.every_n_steps", integer=True, low_ok=True)
+    if _get(cfg, "eval.n_samples_during") is not None:
+        _number(cfg, "eval.n_samples_during", integer=True, low=2, low_ok=True)
     _number(cfg, "eval.mode_threshold", low_ok=True)
     validate_cache(cfg)
     for key in ("fid_infinity", "per_class_fid", "prdc", "allow_download"):

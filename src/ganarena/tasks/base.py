@@ -18,6 +18,7 @@ these members and nothing else of a task:
     sampling_modules()   the networks that produce samples (EMA copies when kept)
     summary()            task settings that identify a run (metrics.json "config")
     counters() / load_counters(d)
+    probe_networks()     (G, D, D's input transform) for trainer.precision=auto's probe, or None
 
 Generative tasks add `num_classes` (None: unconditional), `latent_dim`, `sample(n, seed, labels,
 start, psi)` and `decode(z, labels)`; translation tasks add `translate(x, direction)`.
@@ -203,6 +204,12 @@ class Task(L.LightningModule):
     def sample_fixed(self) -> Tensor:
         """Images (N, C, H, W) in [-1, 1] for the sample grid, from inputs fixed for the run."""
         raise NotImplementedError
+
+    def probe_networks(self) -> tuple[nn.Module, nn.Module, Any] | None:
+        """(generator, discriminator, transform(x, real=) of D's input) that
+        trainer.precision=auto times in float32 and bf16 (ganarena.run.precision); None: the
+        task has no single such pair, and auto keeps float32."""
+        return None
 
     def counters(self) -> dict[str, int]:
         return {

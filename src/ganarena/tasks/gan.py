@@ -344,6 +344,9 @@ class GANTask(GenerativeTask):
                 sched.step()
         self.generator_step_done(g_stats)
 
+    def probe_networks(self) -> tuple[nn.Module, nn.Module, Any]:
+        return self.generator, self.discriminator, self._augment
+
     def freeze_d(self, k: int) -> list[str]:
         from ganarena.tasks.loading import freeze_layers
 

@@ -1,0 +1,131 @@
+"""trainer.precision=auto: the precision this machine trains this model fastest in.
+
+On a CUDA GPU: bf16 autocast where the GPU supports bf16 (Ampere and later), else float32. On a
+CPU the answer depends on the chip and on the model, so it is measured, not assumed:
+
+- without bf16 matrix units (no `amx_bf16` / `avx512_bf16` in the CPU flags) bf16 autocast is
+  emulated and slower (measured ~10x on such a machine): float32, no probe;
+- with them, a probe times the task's own networks (deep copies: the run's weights, batch-norm
+  statistics and random streams are untouched) for a few forward+backward passes at the run's
+  batch size, in float32 and under bf16 autocast, alternating; bf16-mixed is chosen only when it
+  is at least `SPEEDUP` times faster. On an Intel Xeon with AMX a 2048^2 matmul runs ~6x faster in
+  bf16; on a 2-core AMD EPYC with avx512_bf16 the default DCGAN step is no faster (docs/results/
+  performance.md), so the probe keeps float32 there.
+
+The choice and its reason go into metrics.json (`trainer_precision`, `precision_reason`) and the log.
+`GANARENA_CPU_PRECISION` (e.g. 32-true) pins the CPU's answer for every run on a machine (the test
+suite pins float32 so its exact-number tests hold on every CPU); trainer.precision=<value> pins
+one run.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+SPEEDUP = 1.2  # bf16 must be this much faster than float32 to be chosen
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+ENV = "GANARENA_CPU_PRECISION"
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
+    """The CPU's feature flags (Linux /proc/cpuinfo; empty elsewhere)."""
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def on_cuda(trainer_cfg: Any) -> bool:
+    import torch
+
+    accel = str(trainer_cfg.get("accelerator", "cpu"))
+    return accel in ("gpu", "cuda") or (accel == "auto" and torch.cuda.is_available())
+
+
+def resolve(trainer_cfg: Any, task: Any, batch_size: int) -> tuple[str, str]:
+    """(precision, why) for trainer.precision=auto."""
+    import torch
+
+    if on_cuda(trainer_cfg):
+        if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+            return "bf16-mixed", "auto: a CUDA GPU with bf16 support"
+        return "32-true", "auto: this GPU has no bf16 support (pre-Ampere)"
+    pinned = os.environ.get(ENV)
+    if pinned:
+        return pinned, f"auto: {ENV}={pinned} pins the CPU precision on this machine"
+    flags = sorted(set(BF16_FLAGS) & cpu_flags())
+    if not flags:
+        return "32-true", "auto: the CPU has no bf16 matrix units (no amx_bf16/avx512_bf16 flag)"
+    devices = trainer_cfg.get("devices", 1)
+    if str(devices) not in ("1", "auto") and "ddp" in str(trainer_cfg.get("strategy", "")):
+        return "32-true", "auto: CPU processes under DDP keep float32 (each rank would probe alone)"
+    nets = None if task is None else task.probe_networks()
+    if nets is None:
+        what = "a caller that built no networks" if task is None else type(task).__name__
+        return "32-true", f"auto: no probe for {what} (float32)"
+    try:
+        generator, discriminator, d_input = nets
+        t32, t16 = probe(generator, discriminator, batch_size, d_input)
+    except Exception as e:  # a network the generic probe cannot drive: keep float32, say why
+        return "32-true", f"auto: the bf16 probe could not run this model ({e!r}); float32"
+    ratio = t32 / t16
+    chosen = "bf16-mixed" if ratio >= SPEEDUP else "32-true"
+    return chosen, (
+        f"auto: CPU flags {'+'.join(flags)}; probe of this model at batch {batch_size}: float32 "
+        f"{t32 * 1e3:.1f} ms, bf16 autocast {t16 * 1e3:.1f} ms per forward+backward "
+        f"({ratio:.2f}x; bf16 is chosen from {SPEEDUP}x)"
+    )
+
+
+def probe(
+    generator: Any,
+    discriminator: Any,
+    batch_size: int,
+    d_input: Any = None,
+    rounds: int = 3,
+    steps: int = 3,
+) -> tuple[float, float]:
+    """Seconds per forward+backward of G and D (the fastest of `rounds` rounds of `steps`), in
+    float32 and under bf16 autocast, on copies of the networks, with the RNG state restored.
+    `d_input(x, real=)`: what turns a batch into D's input (augmentation, packing), if anything."""
+    import torch
+
+    g, d = copy.deepcopy(generator).train(), copy.deepcopy(discriminator).train()
+    classes = getattr(g, "num_classes", None)
+    with torch.random.fork_rng(devices=[]):
+        z = torch.randn(batch_size, g.latent_dim)
+        y = torch.randint(0, classes, (batch_size,)) if classes else None
+        with torch.no_grad():
+            real = (g(z) if y is None else g(z, y)).float()
+
+        def dis(x: Any, real_: bool) -> Any:
+            x = x if d_input is None else d_input(x, real=real_)
+            return d(x) if y is None else d(x, y)
+
+        def step() -> None:
+            out_f = dis(g(z) if y is None else g(z, y), False)
+            out_r = dis(real, True)
+            (out_f.float().mean() - out_r.float().mean()).backward()
+            g.zero_grad(set_to_none=True)
+            d.zero_grad(set_to_none=True)
+
+        def timed(bf16: bool) -> float:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                t0 = time.perf_counter()
+                for _ in range(steps):
+                    step()
+                return (time.perf_counter() - t0) / steps
+
+        timed(False), timed(True)  # warm-up: allocator, oneDNN primitives
+        best = {False: float("inf"), True: float("inf")}
+        for _ in range(rounds):
+            for bf16 in (False, True):
+                best[bf16] = min(best[bf16], timed(bf16))
+    return best[False], best[True]

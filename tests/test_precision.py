@@ -1,0 +1,96 @@
+"""trainer.precision=auto: the precision chosen from the machine (CPU flags, a measured probe of
+the run's own networks), recorded in metrics.json; bad values refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from ganarena.errors import ConfigError
+from ganarena.run import precision
+from tests.conftest import compose_train
+
+CPU = OmegaConf.create({"accelerator": "cpu", "devices": 1, "strategy": "auto"})
+
+
+@pytest.fixture
+def unpinned(monkeypatch):
+    """The machine decides (the suite pins float32 with GANARENA_CPU_PRECISION)."""
+    monkeypatch.delenv(precision.ENV, raising=False)
+
+
+def test_cpu_flags_read_from_cpuinfo(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512_bf16 amx_tile amx_bf16\n")
+    assert {"avx512_bf16", "amx_bf16"} <= precision.cpu_flags(info)
+    assert precision.cpu_flags(tmp_path / "missing") == set()
+
+
+def test_no_bf16_units_keep_float32_without_probing(unpinned, monkeypatch):
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx2", "fma"})
+    monkeypatch.setattr(precision, "probe", lambda *a, **k: pytest.fail("probed"))
+    value, why = precision.resolve(CPU, object(), 64)
+    assert value == "32-true" and "no bf16 matrix units" in why
+
+
+@pytest.mark.parametrize(("times", "chosen"), [((2.0, 1.0), "bf16-mixed"), ((1.1, 1.0), "32-true")])
+def test_probe_decides_where_the_cpu_has_bf16_units(unpinned, monkeypatch, times, chosen):
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"amx_bf16", "avx512_bf16"})
+    monkeypatch.setattr(precision, "probe", lambda *a, **k: times)
+    class Task:
+        def probe_networks(self):
+            return torch.nn.Linear(1, 1), torch.nn.Linear(1, 1), None
+
+    value, why = precision.resolve(CPU, Task(), 64)
+    assert value == chosen
+    assert f"{times[0] / times[1]:.2f}x" in why and "amx_bf16+avx512_bf16" in why
+
+
+def test_pinned_by_environment_and_ddp_keeps_float32(monkeypatch):
+    monkeypatch.setenv(precision.ENV, "bf16-mixed")
+    assert precision.resolve(CPU, object(), 8)[0] == "bf16-mixed"
+    monkeypatch.delenv(precision.ENV)
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"amx_bf16"})
+    ddp = OmegaConf.create({"accelerator": "cpu", "devices": 2, "strategy": "ddp"})
+    value, why = precision.resolve(ddp, object(), 8)
+    assert value == "32-true" and "DDP" in why
+
+
+def test_probe_leaves_the_networks_and_random_streams_alone(tmp_path):
+    from ganarena.tasks import build_task
+
+    cfg = compose_train(tmp_path / "run", ["model=dcgan", "model.width=8", "model.conditional=false"])
+    task = build_task(cfg)
+    before = {k: v.clone() for k, v in task.state_dict().items()}
+    rng = torch.get_rng_state()
+    g, d, d_input = task.probe_networks()
+    t32, t16 = precision.probe(g, d, 8, d_input, rounds=1, steps=1)
+    assert t32 > 0 and t16 > 0
+    assert torch.equal(torch.get_rng_state(), rng)
+    for key, value in task.state_dict().items():
+        assert torch.equal(value, before[key]), key
+
+
+def test_auto_recorded_in_metrics_json(unpinned, monkeypatch, tmp_path):
+    """A run with the probe saying bf16 is 2x faster trains in bf16-mixed and says why; a bad
+    precision is refused before anything runs."""
+    from ganarena.train import train
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"amx_bf16"})
+    monkeypatch.setattr(precision, "probe", lambda *a, **k: (0.02, 0.01))
+    run = tmp_path / "run"
+    train(compose_train(run, ["accelerator=cpu"]))
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["trainer_precision"] == "bf16-mixed"
+    assert "2.00x" in metrics["precision_reason"]
+    pinned = tmp_path / "pinned"
+    train(compose_train(pinned, ["trainer.precision=32-true"]))
+    metrics = json.loads((pinned / "metrics.json").read_text())
+    assert metrics["trainer_precision"] == "32-true"
+    assert metrics["precision_reason"] == "set by trainer.precision"
+    with pytest.raises(ConfigError, match="trainer.precision='fp8'.*auto picks bf16-mixed"):
+        train(compose_train(tmp_path / "bad", ["trainer.precision=fp8"]))
+    assert not (tmp_path / "bad").exists()
