@@ -356,14 +356,13 @@ def efficiency(args, root: Path, out: Path, rates: list[float]) -> dict:
 def run_ganarena(args, root: Path, out: Path, extra: list[str] = ()) -> float:
     from hydra.utils import instantiate
 
-    from ganarena.tasks import build_task
-    from ganarena.train import build_callbacks, build_trainer, choose_precision
+    from ganarena.train import build_callbacks, build_run_task, build_trainer
 
     cfg = ganarena_config(args, root, out, [*getattr(args, "extra", []), *extra])
     dm = instantiate(cfg.dataset)
     dm.setup("fit")
-    module = build_task(cfg)
-    PRECISION_USED["why"] = choose_precision(cfg, module)  # trainer.precision=auto, as a run does
+    # as a run builds it: trainer.precision=auto decided, speed.compile applied
+    module, PRECISION_USED["why"] = build_run_task(cfg)
     PRECISION_USED["value"] = str(cfg.trainer.precision)
     timer = StepTimer(args.warmup, args.warmup + args.steps)
     trainer = build_trainer(cfg, out, [*build_callbacks(cfg, out, None), timer])
@@ -548,6 +547,10 @@ def main(argv: list[str] | None = None) -> int:
         "--precision", default="auto",
         help="ganarena's trainer.precision (auto: what a run on this machine chooses)",
     )  # fmt: skip
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="a further override for ganarena's arm, e.g. --set speed.compile=default",
+    )  # fmt: skip
     p.add_argument("--steps", type=int, default=None, help="timed steps per measurement")
     p.add_argument("--warmup", type=int, default=None)
     p.add_argument("--repeats", type=int, default=3)
@@ -599,8 +602,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.model == "stylegan2"
         else ("baseline", "tensor_loop", "ganarena")
     )
+    args.extra = list(args.set)
     if args.precision != "auto" and args.model != "stylegan2":
-        args.extra = [f"trainer.precision={args.precision}"]
+        args.extra.append(f"trainer.precision={args.precision}")
     common.update(cpu_description() if args.device == "cpu" else {})
     results: dict[str, list[float]] = {name: [] for name in arms}
     with tempfile.TemporaryDirectory() as tmp:

@@ -11,6 +11,8 @@ from hydra import compose, initialize_config_module
 from ganarena.train import train
 
 STEPS = 800  # the default trains 6,000; at 800 it covers 7 classes (seeds 0, 1), the MLP 1
+# One seed in the suite (seed 1 passed too, 81 s more: the suite stays under 10 minutes); the
+# default's quality over seeds is measured in docs/recipes.md, not here.
 
 
 def run(tmp_path, cache_dir, name: str, overrides: list[str]) -> dict:
@@ -32,7 +34,7 @@ def run(tmp_path, cache_dir, name: str, overrides: list[str]) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("seed", [0])
 def test_the_default_recipe_beats_the_collapsing_tutorial_mlp(tmp_path, cache_dir, seed):
     default = run(tmp_path, cache_dir, "default", [f"seed={seed}"])
     mlp = run(tmp_path, cache_dir, "mlp", ["model=mlp", f"seed={seed}"])

@@ -40,6 +40,7 @@ def test_no_bf16_units_keep_float32_without_probing(unpinned, monkeypatch):
 def test_probe_decides_where_the_cpu_has_bf16_units(unpinned, monkeypatch, times, chosen):
     monkeypatch.setattr(precision, "cpu_flags", lambda: {"amx_bf16", "avx512_bf16"})
     monkeypatch.setattr(precision, "probe", lambda *a, **k: times)
+
     class Task:
         def probe_networks(self):
             return torch.nn.Linear(1, 1), torch.nn.Linear(1, 1), None
@@ -62,7 +63,9 @@ def test_pinned_by_environment_and_ddp_keeps_float32(monkeypatch):
 def test_probe_leaves_the_networks_and_random_streams_alone(tmp_path):
     from ganarena.tasks import build_task
 
-    cfg = compose_train(tmp_path / "run", ["model=dcgan", "model.width=8", "model.conditional=false"])
+    cfg = compose_train(
+        tmp_path / "run", ["model=dcgan", "model.width=8", "model.conditional=false"]
+    )
     task = build_task(cfg)
     before = {k: v.clone() for k, v in task.state_dict().items()}
     rng = torch.get_rng_state()
@@ -94,3 +97,12 @@ def test_auto_recorded_in_metrics_json(unpinned, monkeypatch, tmp_path):
     with pytest.raises(ConfigError, match="trainer.precision='fp8'.*auto picks bf16-mixed"):
         train(compose_train(tmp_path / "bad", ["trainer.precision=fp8"]))
     assert not (tmp_path / "bad").exists()
+
+
+def test_two_d_points_keep_float32(unpinned, monkeypatch):
+    """bf16 would round the mixtures' coordinates at the scale of their sigma: never chosen."""
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"amx_bf16"})
+    monkeypatch.setattr(precision, "probe", lambda *a, **k: pytest.fail("probed"))
+    value, why = precision.resolve(CPU, object(), 100, scored_as="points")
+    assert value == "32-true" and "2-D points" in why
+    assert torch.tensor(4.015).bfloat16().item() == 4.0  # the rounding it avoids (step 1/32)

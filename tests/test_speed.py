@@ -64,7 +64,10 @@ def test_benchmark_quick_emits_json(tmp_path):
         rates["ganarena"] / rates["tensor_loop"], rel=1e-2
     )
     # the suite pins float32 (conftest): the benchmark resolves auto as a run does, and says so
-    assert summary["precision"] == "32-true" and "GANARENA_CPU_PRECISION" in summary["precision_reason"]
+    assert (
+        summary["precision"] == "32-true"
+        and "GANARENA_CPU_PRECISION" in summary["precision_reason"]
+    )
     mfu = lines[3]
     assert mfu["peak_used"] == "fp32" and mfu["peak_tflops"]["fp32"] > 0
     assert summary["mfu"] == pytest.approx(

@@ -203,7 +203,7 @@ def train(cfg: DictConfig) -> float:
     check_inputs(cfg)
     run_dir = prepare_run_dir(cfg)
     datamodule = setup_data(cfg, run_dir)
-    task, precision_reason = build_run_task(cfg)
+    task, precision_reason = build_run_task(cfg, datamodule.scored_as)
     start_step, start_images = resume_point(cfg, task, run_dir)
     transfer(cfg, task)
     fit = build_fit(cfg, run_dir, datamodule, start_step)
@@ -297,27 +297,30 @@ def setup_data(cfg: DictConfig, run_dir: Path) -> Any:
     return datamodule
 
 
-def build_run_task(cfg: DictConfig) -> tuple[Any, str]:
+def build_run_task(cfg: DictConfig, scored_as: str = "images") -> tuple[Any, str]:
     """The task the config names, carrying its resolved config (trainer.precision=auto decided
-    for it first); compiled if asked. Also why it trains in its precision."""
+    for it and its data's kind, `scored_as`, first); compiled if asked. Also why it trains in
+    its precision."""
     from ganarena.tasks import build_task
 
     task = build_task(cfg)
-    why = choose_precision(cfg, task)
+    why = choose_precision(cfg, task, scored_as)
     task.config = OmegaConf.to_container(cfg, resolve=True)
     if cfg.speed.get("compile"):
         compile_networks(task, cfg.speed.compile)
     return task, why
 
 
-def choose_precision(cfg: DictConfig, task: Any) -> str:
-    """trainer.precision=auto resolved for this machine and model (ganarena.run.precision);
-    returns why the run trains in the precision it does (metrics.json precision_reason)."""
+def choose_precision(cfg: DictConfig, task: Any, scored_as: str = "images") -> str:
+    """trainer.precision=auto resolved for this machine, model and kind of data
+    (ganarena.run.precision); returns why the run trains in the precision it does (metrics.json
+    precision_reason)."""
     if str(cfg.trainer.precision) != "auto":
         return "set by trainer.precision"
     from ganarena.run import precision
 
-    value, why = precision.resolve(cfg.trainer, task, int(cfg.dataset.get("batch_size") or 1))
+    batch = int(cfg.dataset.get("batch_size") or 1)
+    value, why = precision.resolve(cfg.trainer, task, batch, scored_as)
     with open_dict(cfg):
         cfg.trainer.precision = value
     log.info("trainer.precision=auto: %s (%s)", value, why)

@@ -65,7 +65,9 @@ class EvaluationCallback(L.Callback):
         full = getattr(evaluator, "n_samples", None)
         # only evaluators that draw their samples at scoring time can score fewer in between
         cheaper = n_samples_during is not None and full is not None and n_samples_during < full
-        self.n_samples_during = n_samples_during if cheaper and getattr(evaluator, "resizable", False) else None
+        self.n_samples_during = (
+            n_samples_during if cheaper and getattr(evaluator, "resizable", False) else None
+        )
         self.history: list[dict[str, Any]] = []
         self.final: dict[str, Any] | None = None
         self.best: dict[str, Any] | None = None

@@ -12,6 +12,11 @@ CPU the answer depends on the chip and on the model, so it is measured, not assu
   bf16; on a 2-core AMD EPYC with avx512_bf16 the default DCGAN step is no faster (docs/results/
   performance.md), so the probe keeps float32 there.
 
+2-D point data (the Gaussian mixtures) keeps float32 on every device: bf16's 8-bit mantissa rounds
+a coordinate near 4 to steps of 0.03, the scale of the grid's sigma (images in [-1, 1] round to
+2^-8, below one 8-bit pixel level). CPU processes under DDP keep float32 (each rank would probe
+alone and could disagree).
+
 The choice and its reason go into metrics.json (`trainer_precision`, `precision_reason`) and the log.
 `GANARENA_CPU_PRECISION` (e.g. 32-true) pins the CPU's answer for every run on a machine (the test
 suite pins float32 so its exact-number tests hold on every CPU); trainer.precision=<value> pins
@@ -49,10 +54,19 @@ def on_cuda(trainer_cfg: Any) -> bool:
     return accel in ("gpu", "cuda") or (accel == "auto" and torch.cuda.is_available())
 
 
-def resolve(trainer_cfg: Any, task: Any, batch_size: int) -> tuple[str, str]:
-    """(precision, why) for trainer.precision=auto."""
+def resolve(
+    trainer_cfg: Any, task: Any, batch_size: int, scored_as: str = "images"
+) -> tuple[str, str]:
+    """(precision, why) for trainer.precision=auto; `scored_as`: the data's kind
+    (ganarena.data.protocol.SCORED_AS)."""
     import torch
 
+    if scored_as == "points":
+        return "32-true", (
+            "auto: 2-D points keep float32 (bf16's 8-bit mantissa rounds a coordinate near 4 to "
+            "steps of 0.03, the scale of a mixture's sigma; images in [-1, 1] round below a "
+            "pixel level)"
+        )
     if on_cuda(trainer_cfg):
         if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
             return "bf16-mixed", "auto: a CUDA GPU with bf16 support"
