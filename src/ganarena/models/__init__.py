@@ -14,6 +14,7 @@ from ganarena.models.pacgan import (
     PacGANDCGANDiscriminator,
     PacGANDCGANGenerator,
 )
+from ganarena.models.r3gan import R3GANDiscriminator, R3GANGenerator
 from ganarena.models.resnet_translator import (
     PatchDiscriminator,
     ResnetGenerator,
@@ -32,6 +33,8 @@ __all__ = [
     "PacGAN2DGenerator",
     "PacGANDCGANDiscriminator",
     "PacGANDCGANGenerator",
+    "R3GANDiscriminator",
+    "R3GANGenerator",
     "StyleGAN2Discriminator",
     "StyleGAN2Generator",
     "PatchDiscriminator",
