@@ -257,6 +257,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="few steps, 1 repeat, 500 eval samples")
     p.add_argument("--compile", action="store_true", help="compile rows on a CPU too (slow)")
+    p.add_argument(
+        "--no-ddp", action="store_true",
+        help="skip the DDP row (the test suite covers ddp_cpu in tests/test_fault.py)",
+    )  # fmt: skip
     p.add_argument("--peak-tflops", metavar="BF16,TF32", help="dense peak of this device")
     p.add_argument("--jobs-at-once", type=int, default=6, help="sweep estimate: jobs sharing it")
     p.add_argument("--out", type=Path, help="also write the JSON lines and table here")
@@ -290,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
         emit(mfu_rows(args, root, tmp, train))
         evals = eval_rows(args, root, tmp)
         emit(evals)
-        emit([ddp_row(args, root, tmp)])
+        if not args.no_ddp:
+            emit([ddp_row(args, root, tmp)])
         emit([sweep_row(train, evals, args.jobs_at_once)])
     text = table(rows, args.device)
     print(text, flush=True)

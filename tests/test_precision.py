@@ -89,11 +89,11 @@ def test_auto_recorded_in_metrics_json(unpinned, monkeypatch, tmp_path):
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["trainer_precision"] == "bf16-mixed"
     assert "2.00x" in metrics["precision_reason"]
-    pinned = tmp_path / "pinned"
-    train(compose_train(pinned, ["trainer.precision=32-true"]))
-    metrics = json.loads((pinned / "metrics.json").read_text())
-    assert metrics["trainer_precision"] == "32-true"
-    assert metrics["precision_reason"] == "set by trainer.precision"
+    from ganarena.train import choose_precision
+
+    pinned = compose_train(tmp_path / "pinned", ["trainer.precision=32-true"])
+    assert choose_precision(pinned, None) == "set by trainer.precision"
+    assert pinned.trainer.precision == "32-true"
     with pytest.raises(ConfigError, match="trainer.precision='fp8'.*auto picks bf16-mixed"):
         train(compose_train(tmp_path / "bad", ["trainer.precision=fp8"]))
     assert not (tmp_path / "bad").exists()

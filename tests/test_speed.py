@@ -123,7 +123,7 @@ def test_gpu_check_counts_the_mlp_step_flops_in_closed_form(tmp_path):
 def test_gpu_check_runs_end_to_end_on_cpu(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "gpu_check.py"), "--device", "cpu", "--quick",
-         "--out", str(tmp_path)],
+         "--no-ddp", "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=600, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -145,8 +145,7 @@ def test_gpu_check_runs_end_to_end_on_cpu(tmp_path):
         assert r["mfu"] == pytest.approx(r["achieved_tflops"] / r["peak_tflops"], rel=0.05)
     domain = next(r for r in rows if r["kind"] == "eval" and r["backbone"] == "domain")
     assert domain["n_fake"] == 500 and domain["seconds"] > 0 and domain["fid"] > 0
-    ddp = next(r for r in rows if r["kind"] == "ddp")
-    assert (ddp["exit_code"], ddp["status"], ddp["steps"]) == (0, "completed", 10)
+    assert "ddp" not in kinds  # --no-ddp: the suite's DDP runs are tests/test_fault.py's
     sweep = next(r for r in rows if r["kind"] == "sweep")
     assert sweep["estimate_min"] == pytest.approx(sweep["serial_min"] / 6, abs=0.1)
     table = (tmp_path / "gpu_check.md").read_text()
