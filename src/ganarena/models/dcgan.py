@@ -37,8 +37,9 @@ def init_weights(module: nn.Module, std: float = 0.02) -> nn.Module:
     return module
 
 
-def dcgan_layout(image_size: int) -> tuple[int, int]:
-    """Return (s0, n_up): image_size halved n_up times (while even and > 4) down to s0."""
+def dcgan_layout(image_size: int, model: str = "DCGAN needs") -> tuple[int, int]:
+    """Return (s0, n_up): image_size halved n_up times (while even and > 4) down to s0.
+    `model` opens the refusal of a size that cannot be halved (R3GAN's networks use it too)."""
     check_positive_int("image_size", image_size)
     size, n_up = image_size, 0
     while size % 2 == 0 and size > 4:
@@ -46,7 +47,7 @@ def dcgan_layout(image_size: int) -> tuple[int, int]:
         n_up += 1
     if image_size < 8 or n_up == 0:
         raise ConfigError(
-            f"DCGAN needs an image_size of at least 8 that can be halved at least once "
+            f"{model} an image_size of at least 8 that can be halved at least once "
             f"(e.g. 28, 32, 64), got {image_size}. Resize the data (dataset.image_size) "
             "or use model=mlp, which takes any size."
         )

@@ -53,27 +53,12 @@ from torch import nn
 
 from ganarena.errors import ConfigError, check_int
 from ganarena.models.checks import check_labels, check_num_classes, check_positive_int
+from ganarena.models.dcgan import dcgan_layout
 
 NEGATIVE_SLOPE = 0.2
 # R3GAN's BiasedActivation.Gain: keeps a LeakyReLU(0.2) layer's output at unit second moment
 ACTIVATION_GAIN = math.sqrt(2 / (1 + NEGATIVE_SLOPE**2))
 RESAMPLING_FILTER = (1, 2, 1)
-
-
-def r3gan_layout(image_size: int) -> tuple[int, int]:
-    """Return (s0, n_up): image_size halved n_up times (while even and > 4) down to s0."""
-    check_positive_int("image_size", image_size)
-    size, n_up = image_size, 0
-    while size % 2 == 0 and size > 4:
-        size //= 2
-        n_up += 1
-    if image_size < 8 or n_up == 0:
-        raise ConfigError(
-            f"R3GAN's networks need an image_size of at least 8 that can be halved at least once "
-            f"(e.g. 28, 32, 64), got {image_size}. Resize the data (dataset.image_size) or use "
-            "model=mlp, which takes any size."
-        )
-    return size, n_up
 
 
 def _per_stage(name: str, value, n_stages: int, sizes: list[int], minimum: int = 1) -> list[int]:
@@ -179,7 +164,7 @@ class _Layout:
     """Stage sizes and per-stage settings shared by G and D (lowest resolution first)."""
 
     def __init__(self, image_size, widths, blocks_per_stage, cardinality, expansion):
-        self.s0, n_up = r3gan_layout(image_size)
+        self.s0, n_up = dcgan_layout(image_size, "R3GAN's networks need")
         self.sizes = [self.s0 * 2**i for i in range(n_up + 1)]
         n = len(self.sizes)
         self.widths = _per_stage("widths", widths, n, self.sizes)
