@@ -631,7 +631,9 @@ def main(argv: list[str] | None = None) -> int:
     medians = {f"{k}_imgs_per_s_median": round(statistics.median(v), 1) for k, v in results.items()}
 
     def ratio(a: str, b: str) -> float:  # median over repeats of b / a, measured side by side
-        return round(statistics.median(y / x for x, y in zip(results[a], results[b], strict=True)), 3)
+        return round(
+            statistics.median(y / x for x, y in zip(results[a], results[b], strict=True)), 3
+        )
 
     summary = {"kind": "summary", **common, **medians, "ratio_median": ratio(first, last)}
     if "tensor_loop" in results:

@@ -34,7 +34,9 @@ def run_job(args: list[str], folder: Path) -> str:
     A completed run with fewer steps than `trainer.max_steps=` in args continues from its
     last.ckpt (ckpt_path=last): the same run, trained on, as if it had been asked for more."""
     done = completed_steps(folder)
-    wanted = next((int(a.split("=", 1)[1]) for a in args if a.startswith("trainer.max_steps=")), None)
+    wanted = next(
+        (int(a.split("=", 1)[1]) for a in args if a.startswith("trainer.max_steps=")), None
+    )
     if done is not None and (wanted is None or done >= wanted):
         return f"skip {folder}"
     start = ["ckpt_path=last"] if done is not None else ["overwrite=true"]

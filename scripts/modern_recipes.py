@@ -34,6 +34,8 @@ STUDIES: dict[str, dict[str, list[str]]] = {
     "digits": {
         "default": [],
         "r3gan": ["experiment=r3gan"],
+        # the recipe on R3GAN's own (cut-down) residual networks instead of the DCGAN
+        "r3gan_model": ["experiment=r3gan", "model=r3gan"],
         # ablation: the default pair with only its loss swapped for RpGAN (batch norm in D, no
         # R1/R2, no schedules; the default pair's tuned Adam betas and EMA decay)
         "rpgan": [

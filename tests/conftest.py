@@ -47,6 +47,19 @@ def cache_dir(tmp_path_factory) -> Path:
     return (root.parent if WORKER else root) / "ganarena-cache"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cli_runs_share_the_cache(cache_dir) -> None:
+    """Commands run through run_cli use the same cache: with a cache per test folder, the suite
+    trained the bundled digits' 5-epoch classifier 12 times (~20 s of CPU each). A test that
+    needs a cache of its own passes GANARENA_CACHE itself."""
+    os.environ["GANARENA_TEST_CACHE"] = str(cache_dir)
+
+
+def cli_cache(cwd: Path) -> str:
+    """The cache a test's command uses: the session's (above), else one in its folder."""
+    return os.environ.get("GANARENA_TEST_CACHE", str(cwd / "cache"))
+
+
 # Small, fast settings for end-to-end runs: a 256-image subset, a few steps, eval off.
 FAST = [
     "model=mlp",  # the classic MLP: fast; the default recipe (DCGAN) is tested on its own
@@ -109,7 +122,7 @@ def run_cli(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.Comple
     env = {
         **os.environ,
         "HYDRA_FULL_ERROR": "0",
-        "GANARENA_CACHE": str(cwd / "cache"),
+        "GANARENA_CACHE": cli_cache(cwd),
         "OMP_NUM_THREADS": "1",
     }
     return subprocess.run(

@@ -191,10 +191,7 @@ NEEDS = {("dataset", "mnist2digits"): ["experiment=cyclegan_digits"],
 # What the generate options apply to (the rest: a grid).
 GENERATE_MODE = {"steps": ["interpolate=true"], "frame_ms": ["interpolate=true"]}
 # Messages whose example is not yet the option's default: strict xfails, so a fix shows up.
-DATA_SIDE = "data/base.py _check_int / data/mixture.py _fix: a fixed example, not the yaml's"
-KNOWN_WRONG = {"dataset.n_train": DATA_SIDE, "dataset.n_eval": DATA_SIDE,
-               "dataset.n_reference": DATA_SIDE, "dataset.radius": DATA_SIDE,
-               "dataset.num_workers": DATA_SIDE, "dataset.seed": DATA_SIDE}  # fmt: skip
+KNOWN_WRONG: dict[str, str] = {}
 
 
 def _numeric_options() -> list:

@@ -26,7 +26,7 @@ from ganarena.run.config import build
 from ganarena.tasks import CycleGANTask, read_checkpoint
 from ganarena.tasks.cyclegan import linear_decay
 from ganarena.train import train
-from tests.conftest import compose_train
+from tests.conftest import cli_cache, compose_train
 
 # A CycleGAN small enough for a few CPU steps: 64 digits per domain, 4 px wide networks.
 TINY = [
@@ -312,7 +312,7 @@ def test_ganarena_eval_scores_a_cyclegan_checkpoint(straight, tmp_path, capsys):
         cfg = compose(
             "evaluate",
             overrides=[f"ckpt_path={straight / 'checkpoints' / 'last.ckpt'}", "eval.n_samples=16"]
-            + ["eval.classifier.epochs=1", f"paths.cache_dir={tmp_path / 'cache'}"],
+            + ["eval.classifier.epochs=1", f"paths.cache_dir={cli_cache(tmp_path)}"],
         )
     result = evaluate(cfg)  # the checkpoint's own data (mnist2inverted) picks the evaluator
     assert json.loads(capsys.readouterr().out) == result
@@ -391,7 +391,7 @@ def test_sweep_over_lambda_cycle_is_compared_by_it(tmp_path, monkeypatch, consol
     from ganarena.report.compare import compare
 
     sweep = tmp_path / "sweep"
-    monkeypatch.setenv("GANARENA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("GANARENA_CACHE", cli_cache(tmp_path))
     console_script(
         ["-m", *TINY[:-1], "dataset.limit=32", "trainer.max_steps=2",
          "trainer.enable_progress_bar=false", "eval.n_samples=16", "eval.every_n_steps=0",

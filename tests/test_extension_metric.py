@@ -12,7 +12,7 @@ import pytest
 from ganarena.errors import ConfigError
 from ganarena.metrics.registry import build_plugins
 from ganarena.report.compare import compare
-from tests.conftest import run_cli, run_clis
+from tests.conftest import cli_cache, run_cli, run_clis
 from tests.test_hparams import session_groups
 
 EXT = Path(__file__).parent / "extension"
@@ -44,7 +44,7 @@ def test_an_outside_metric_is_logged_stored_compared_and_shown(tmp_path, monkeyp
         assert m["best"][NAME]["value"] >= value and m["best"][NAME]["step"] in (1, 2)
         assert m["eval"]["extra_metrics"][NAME]["real_stats"] == "feature_mean"
     # its real-side statistic is cached in a file of its own, beside the reference statistics
-    assert list((tmp_path / "cache" / "reference").glob("*.feature_mean-v1.pt"))
+    assert list((Path(cli_cache(tmp_path)) / "reference").glob("*.feature_mean-v1.pt"))
 
     # TensorBoard: val/mean_cosine after each of the 2 evaluations, the last = the final score
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -50,6 +50,41 @@ def test_probe_decides_where_the_cpu_has_bf16_units(unpinned, monkeypatch, times
     assert f"{times[0] / times[1]:.2f}x" in why and "amx_bf16+avx512_bf16" in why
 
 
+def test_the_answer_is_measured_once_per_machine_model_and_batch(unpinned, monkeypatch, tmp_path):
+    """The probe's answer is kept in the cache: a later run of the same model and batch on this
+    machine trains in the same precision even where a new probe would read the other side of
+    the threshold (one sweep, one precision); another model or batch is measured on its own."""
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx512_bf16"})
+    calls = []
+
+    def probe(*a, **k):
+        calls.append(a[2])  # batch size
+        return (1.3, 1.0) if len(calls) == 1 else (1.1, 1.0)  # 1.30x, then 1.10x
+
+    monkeypatch.setattr(precision, "probe", probe)
+
+    class Task:
+        def __init__(self, width):
+            self.width = width
+
+        def probe_networks(self):
+            return torch.nn.Linear(self.width, 1), torch.nn.Linear(1, 1), None
+
+    first = precision.resolve(CPU, Task(4), 64, cache_dir=tmp_path)
+    again = precision.resolve(CPU, Task(4), 64, cache_dir=tmp_path)
+    assert first[0] == again[0] == "bf16-mixed" and calls == [64]
+    assert "1.30x" in again[1] and "measured once on this machine" in again[1]
+    (kept,) = (tmp_path / "precision_probe").glob("*.json")
+    assert json.loads(kept.read_text())["trainer_precision"] == "bf16-mixed"
+    # another batch size, another model: measured (now 1.10x: float32)
+    assert precision.resolve(CPU, Task(4), 32, cache_dir=tmp_path)[0] == "32-true"
+    assert precision.resolve(CPU, Task(8), 64, cache_dir=tmp_path)[0] == "32-true"
+    assert calls == [64, 32, 64] and len(list((tmp_path / "precision_probe").glob("*.json"))) == 3
+    kept.write_text("{not json")  # an unreadable answer is measured again, not trusted
+    assert precision.resolve(CPU, Task(4), 64, cache_dir=tmp_path)[0] == "32-true"
+    assert calls == [64, 32, 64, 64]
+
+
 def test_pinned_by_environment_and_ddp_keeps_float32(monkeypatch):
     monkeypatch.setenv(precision.ENV, "bf16-mixed")
     assert precision.resolve(CPU, object(), 8)[0] == "bf16-mixed"

@@ -9,7 +9,7 @@ import math
 import hydra
 import pytest
 import torch
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 from torch import nn
 
 from ganarena.errors import ConfigError
@@ -125,3 +125,39 @@ def test_r3gan_recipe_trains_end_to_end(tmp_path):
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["steps"] == 2
     assert metrics["config"]["model"] == "r3gan"
+
+
+def test_the_stacked_mnist_r3gan_row_is_the_r3gan_preset_on_the_tables_data(tmp_path):
+    """scripts/reproduce_mode_collapse.py's R3GAN row spells out experiment=r3gan's overrides (one
+    experiment= per run): composed, it trains what the preset trains, on the table's data."""
+    import sys
+
+    from hydra import compose, initialize_config_module
+
+    from ganarena.run.config import validate_train
+    from tests.conftest import REPO
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import reproduce_mode_collapse as repro
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    args = repro.job_args("small_d", "quarter", "r3gan", 1, 10, tmp_path / "run")
+    args = [a for a in args if not a.startswith(("dataset.", "hydra."))]  # the MNIST files' paths
+    out = [f"paths.output_dir={tmp_path}"]
+    with initialize_config_module("ganarena.conf", version_base="1.3"):
+        row = compose("train", overrides=[*args, *out])
+        preset = compose(
+            "train", overrides=["experiment=r3gan", "model=r3gan", "dataset=stacked_mnist", *out]
+        )
+    validate_train(row)
+    for key in ("loss", "regularizer", "optim", "task.schedule", "model"):
+        a, b = (
+            OmegaConf.to_container(OmegaConf.select(c, key), resolve=True) for c in (row, preset)
+        )
+        assert a == b, key
+    assert (row.dataset.name, row.dataset.mode, row.dataset.batch_size) == (
+        "stacked_mnist",
+        "fresh",
+        128,
+    )

@@ -27,11 +27,13 @@ from omegaconf import OmegaConf
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from tests.conftest import cli_cache
+
 
 def run_cli(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     """conftest.run_cli with one OpenMP thread per process: on shared, busy cores torch's
     spin-waiting threads make these tiny jobs several times slower (measured: 80 s vs 13 s)."""
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "GANARENA_CACHE": str(cwd / "cache"),
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "GANARENA_CACHE": cli_cache(cwd),
            "OMP_NUM_THREADS": "1"}  # fmt: skip
     return subprocess.run(
         [sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True,

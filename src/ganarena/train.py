@@ -320,7 +320,8 @@ def choose_precision(cfg: DictConfig, task: Any, scored_as: str = "images") -> s
     from ganarena.run import precision
 
     batch = int(cfg.dataset.get("batch_size") or 1)
-    value, why = precision.resolve(cfg.trainer, task, batch, scored_as)
+    cache = cfg.get("paths", {}).get("cache_dir")
+    value, why = precision.resolve(cfg.trainer, task, batch, scored_as, cache)
     with open_dict(cfg):
         cfg.trainer.precision = value
     log.info("trainer.precision=auto: %s (%s)", value, why)

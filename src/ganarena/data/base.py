@@ -37,8 +37,16 @@ LUMA = (0.299, 0.587, 0.114)
 CHUNK = 4096
 
 
-def _check_int(name: str, value, minimum: int) -> None:
-    fix = f"Fix it in the dataset config or override it, e.g. dataset.{name}=64."
+def _check_int(name: str, value, minimum: int, choice: str | None = None) -> None:
+    """An integer >= minimum, else a ConfigError whose example is the dataset file's own value
+    (`choice`: the conf/dataset/ option, where several files set the key)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
+        return
+    from ganarena.run.defaults import example  # reads conf/ only when a message needs it
+
+    ok = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= minimum  # noqa: E731
+    shown = example(f"dataset.{name}", 64 if minimum >= 1 else minimum, choice, ok)
+    fix = f"Fix it in the dataset config or override it, e.g. dataset.{name}={shown}."
     check_int(f"dataset.{name}", value, minimum, fix)
 
 
@@ -144,12 +152,12 @@ class ImageDataModule(L.LightningDataModule):
         super().__init__()
         if not isinstance(name, str) or not name:
             raise ConfigError(f"dataset.name must be a non-empty string, got {name!r}.")
-        _check_int("image_size", image_size, 1)
-        _check_int("batch_size", batch_size, 1)
-        _check_int("num_workers", num_workers, 0)
-        _check_int("seed", seed, 0)
+        _check_int("image_size", image_size, 1, name)
+        _check_int("batch_size", batch_size, 1, name)
+        _check_int("num_workers", num_workers, 0, name)
+        _check_int("seed", seed, 0, name)
         if limit is not None:
-            _check_int("limit", limit, 1)
+            _check_int("limit", limit, 1, name)
         if part is not None and part not in PARTS:
             raise ConfigError(
                 f"dataset.part must be null (the whole set), 'first_half' or 'second_half', got "

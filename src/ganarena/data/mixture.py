@@ -96,7 +96,7 @@ class GaussianMixtureDataModule(ImageDataModule):
                 "Remove those overrides."
             )
         n_modes = DEFAULT_MODES[layout] if n_modes is None else n_modes
-        _check_int("n_modes", n_modes, 1)
+        _check_int("n_modes", n_modes, 1, "gaussian_mixture")
         if layout == "grid" and math.isqrt(n_modes) ** 2 != n_modes:
             raise _fix("n_modes", n_modes, "must be a square number for layout=grid", "25")
         std = DEFAULT_STD[layout] if std is None else std
@@ -105,7 +105,10 @@ class GaussianMixtureDataModule(ImageDataModule):
                 "std", std, "must be a positive number (null = the layout's standard)", "0.05"
             )
         if not _positive(radius):
-            raise _fix("radius", radius, "must be a positive number (the ring's radius)", "1")
+            from ganarena.run.defaults import example
+
+            shown = example("dataset.radius", 2.0, "gaussian_mixture")
+            raise _fix("radius", radius, "must be a positive number (the ring's radius)", shown)
         if scale is not None and not _positive(scale):
             raise _fix("scale", scale, "must be a positive number or null (fit into [-1, 1])", "1")
         centres = mixture_centres(layout, n_modes, float(radius))
@@ -118,8 +121,8 @@ class GaussianMixtureDataModule(ImageDataModule):
             raise _fix(
                 "std", std, f"must be below 1/6 of the distance between modes ({gap:.3g})", "0.05"
             )
-        _check_int("n_train", n_train, 1)
-        _check_int("n_eval", n_eval, 2)
+        _check_int("n_train", n_train, 1, "gaussian_mixture")
+        _check_int("n_eval", n_eval, 2, "gaussian_mixture")
         self.channels = 2
         self.layout, self.std, self.n_modes = layout, float(std), n_modes
         self.radius = float(radius)

@@ -150,10 +150,10 @@ class StackedMNISTDataModule(L.LightningDataModule):
                 f"dataset.channels=3; got {channels!r}. Remove that override."
             )
         for key, value, low in (("n_train", n_train, 1), ("n_reference", n_reference, 2)):
-            _check_int(key, value, low)
-        _check_int("batch_size", batch_size, 1)
-        _check_int("num_workers", num_workers, 0)
-        _check_int("seed", seed, 0)
+            _check_int(key, value, low, "stacked_mnist")
+        _check_int("batch_size", batch_size, 1, "stacked_mnist")
+        _check_int("num_workers", num_workers, 0, "stacked_mnist")
+        _check_int("seed", seed, 0, "stacked_mnist")
         if n_train < batch_size:
             raise ConfigError(
                 f"dataset.n_train={n_train} is below dataset.batch_size={batch_size}: no full "

@@ -17,6 +17,13 @@ a coordinate near 4 to steps of 0.03, the scale of the grid's sigma (images in [
 2^-8, below one 8-bit pixel level). CPU processes under DDP keep float32 (each rank would probe
 alone and could disagree).
 
+The probe's answer is measured once per machine, model and batch and kept in the cache
+(`<paths.cache_dir>/precision_probe/<key>.json`, key: CPU model and flags, torch version and threads,
+the networks' layer types and shapes, the batch size): a whole-step timing on a shared machine
+varies by +-15 %, and a sweep whose jobs probed alone could train some arms in bf16 and some in
+float32 (measured: the default DCGAN's ratio read 1.14x-1.45x on one machine on one day). Every
+run on the machine then trains that model in the same precision; delete the file to measure again.
+
 The choice and its reason go into metrics.json (`trainer_precision`, `precision_reason`) and the log.
 `GANARENA_CPU_PRECISION` (e.g. 32-true) pins the CPU's answer for every run on a machine (the test
 suite pins float32 so its exact-number tests hold on every CPU); trainer.precision=<value> pins
@@ -26,7 +33,10 @@ one run.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import os
+import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -55,10 +65,15 @@ def on_cuda(trainer_cfg: Any) -> bool:
 
 
 def resolve(
-    trainer_cfg: Any, task: Any, batch_size: int, scored_as: str = "images"
+    trainer_cfg: Any,
+    task: Any,
+    batch_size: int,
+    scored_as: str = "images",
+    cache_dir: str | Path | None = None,
 ) -> tuple[str, str]:
     """(precision, why) for trainer.precision=auto; `scored_as`: the data's kind
-    (ganarena.data.protocol.SCORED_AS)."""
+    (ganarena.data.protocol.SCORED_AS); `cache_dir`: where the probe's answer is kept (None: probe
+    every time)."""
     import torch
 
     if scored_as == "points":
@@ -84,6 +99,60 @@ def resolve(
     if nets is None:
         what = "a caller that built no networks" if task is None else type(task).__name__
         return "32-true", f"auto: no probe for {what} (float32)"
+    if cache_dir is None:
+        return _measure(nets, batch_size, flags)
+    from ganarena.run.files import cache_lock, write_json
+
+    path = Path(cache_dir) / "precision_probe" / f"{probe_key(nets, batch_size, flags)}.json"
+    with cache_lock(path):  # parallel sweep jobs: the first measures, the others read its answer
+        try:
+            kept = json.loads(path.read_text())
+            return kept["trainer_precision"], (
+                f"{kept['why']} (measured once on this machine for this model and batch on "
+                f"{kept['date']}, kept in {path}: delete it to measure again)"
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # not measured yet (or an unreadable file: measure again)
+        chosen, why = _measure(nets, batch_size, flags)
+        if "could not run" not in why:
+            try:
+                write_json(
+                    path,
+                    {"trainer_precision": chosen, "why": why, "date": time.strftime("%Y-%m-%d")},
+                )
+            except OSError:
+                pass  # a read-only cache: this run's answer only
+        return chosen, why
+
+
+def probe_key(nets: tuple, batch_size: int, flags: list[str]) -> str:
+    """What the probe's answer depends on: the CPU, torch, its threads, the networks' layers and
+    shapes (not their values), the batch size."""
+    import torch
+
+    parts = [platform.processor() or platform.machine(), _cpu_model(), *flags, torch.__version__,
+             str(torch.get_num_threads()), str(batch_size)]  # fmt: skip
+    for net in nets:
+        if net is None:
+            continue
+        parts.append(type(net).__qualname__)
+        if hasattr(net, "named_modules"):
+            parts += [f"{n}:{type(m).__name__}" for n, m in net.named_modules()]
+            parts += [f"{n}:{tuple(t.shape)}" for n, t in net.state_dict().items()]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def _cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def _measure(nets: tuple, batch_size: int, flags: list[str]) -> tuple[str, str]:
     try:
         generator, discriminator, d_input = nets
         t32, t16 = probe(generator, discriminator, batch_size, d_input)
