@@ -206,19 +206,10 @@ def _sync(device: torch.device) -> None:
 # ---------------------------------------------------------------- the machine's own peak
 def cpu_description() -> dict:
     """The CPU's model name and the flags that decide its matmul speed (Linux /proc/cpuinfo)."""
-    from ganarena.run.precision import cpu_flags
+    from ganarena.run.precision import cpu_flags, cpuinfo_field
 
-    name = ""
-    try:
-        name = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        pass
     keep = ("amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2", "fma")
-    return {"cpu": name, "cpu_flags": [f for f in keep if f in cpu_flags()]}
+    return {"cpu": cpuinfo_field("model name"), "cpu_flags": [f for f in keep if f in cpu_flags()]}
 
 
 def measured_peak(device: str, seconds: float = 1.0) -> dict[str, float]:

@@ -46,15 +46,20 @@ BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 ENV = "GANARENA_CPU_PRECISION"
 
 
-def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
-    """The CPU's feature flags (Linux /proc/cpuinfo; empty elsewhere)."""
+def cpuinfo_field(name: str, cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The first `name` line's value in Linux /proc/cpuinfo ("" elsewhere)."""
     try:
         for line in cpuinfo.read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
+            if line.startswith(name):
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return set()
+    return ""
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
+    """The CPU's feature flags (Linux /proc/cpuinfo; empty elsewhere)."""
+    return set(cpuinfo_field("flags", cpuinfo).split())
 
 
 def on_cuda(trainer_cfg: Any) -> bool:
@@ -100,7 +105,7 @@ def resolve(
         what = "a caller that built no networks" if task is None else type(task).__name__
         return "32-true", f"auto: no probe for {what} (float32)"
     if cache_dir is None:
-        return _measure(nets, batch_size, flags)
+        return _measure(nets, batch_size, flags)[:2]
     from ganarena.run.files import cache_lock, write_json
 
     path = Path(cache_dir) / "precision_probe" / f"{probe_key(nets, batch_size, flags)}.json"
@@ -113,8 +118,8 @@ def resolve(
             )
         except (OSError, ValueError, KeyError, TypeError):
             pass  # not measured yet (or an unreadable file: measure again)
-        chosen, why = _measure(nets, batch_size, flags)
-        if "could not run" not in why:
+        chosen, why, measured = _measure(nets, batch_size, flags)
+        if measured:  # not a probe that could not run: that is this run's fallback only
             try:
                 write_json(
                     path,
@@ -130,7 +135,7 @@ def probe_key(nets: tuple, batch_size: int, flags: list[str]) -> str:
     shapes (not their values), the batch size."""
     import torch
 
-    parts = [platform.processor() or platform.machine(), _cpu_model(), *flags, torch.__version__,
+    parts = [platform.machine(), cpuinfo_field("model name"), *flags, torch.__version__,
              str(torch.get_num_threads()), str(batch_size)]  # fmt: skip
     for net in nets:
         if net is None:
@@ -142,29 +147,21 @@ def probe_key(nets: tuple, batch_size: int, flags: list[str]) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
-def _cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
-    try:
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
-
-
-def _measure(nets: tuple, batch_size: int, flags: list[str]) -> tuple[str, str]:
+def _measure(nets: tuple, batch_size: int, flags: list[str]) -> tuple[str, str, bool]:
+    """(precision, why, whether the probe ran)."""
     try:
         generator, discriminator, d_input = nets
         t32, t16 = probe(generator, discriminator, batch_size, d_input)
     except Exception as e:  # a network the generic probe cannot drive: keep float32, say why
-        return "32-true", f"auto: the bf16 probe could not run this model ({e!r}); float32"
+        return "32-true", f"auto: the bf16 probe could not run this model ({e!r}); float32", False
     ratio = t32 / t16
     chosen = "bf16-mixed" if ratio >= SPEEDUP else "32-true"
-    return chosen, (
+    why = (
         f"auto: CPU flags {'+'.join(flags)}; probe of this model at batch {batch_size}: float32 "
         f"{t32 * 1e3:.1f} ms, bf16 autocast {t16 * 1e3:.1f} ms per forward+backward "
         f"({ratio:.2f}x; bf16 is chosen from {SPEEDUP}x)"
     )
+    return chosen, why, True
 
 
 def probe(
