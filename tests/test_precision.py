@@ -141,3 +141,53 @@ def test_two_d_points_keep_float32(unpinned, monkeypatch):
     value, why = precision.resolve(CPU, object(), 100, scored_as="points")
     assert value == "32-true" and "2-D points" in why
     assert torch.tensor(4.015).bfloat16().item() == 4.0  # the rounding it avoids (step 1/32)
+
+
+def test_a_lazy_regulariser_sees_the_weights_its_optimizer_step_just_updated_under_bf16(tmp_path):
+    """A manual-optimization training_step runs inside one autocast context, and an autocast that
+    caches reuses the bf16 copy of each weight that requires grad until the context exits, blind
+    to in-place updates. A lazy regulariser's forward follows its network's optimizer step in the
+    same training_step (R1 every 16 critic steps, path length every 4 generator steps), so with a
+    caching autocast it would see the pre-step weights. Lightning's precision plugin opens
+    autocast with cache_enabled=False; this guards that the forward sees the updated weights."""
+    import copy
+
+    import lightning as L
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from ganarena.run.config import validate_train
+    from ganarena.tasks import build_task
+
+    cfg = compose_train(tmp_path / "run", ["model=mlp", "regularizer=[r1]", "seed=3"])
+    validate_train(cfg)
+    task = build_task(cfg)
+    d_before = copy.deepcopy(task.discriminator)
+    calls = []  # (inputs, output, the fp32 weights at the call)
+
+    def record(module, args, out):
+        weights = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        calls.append((args, out.detach(), weights))
+
+    task.discriminator.register_forward_hook(record)
+    x = torch.rand(32, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+    class Data(L.LightningDataModule):
+        def train_dataloader(self):
+            return DataLoader(TensorDataset(x, torch.zeros(32, dtype=torch.long)), batch_size=32)
+
+        def seek(self, step):  # the task asks its data to resume at a step
+            pass
+
+    L.Trainer(
+        max_steps=1, precision="bf16-mixed", accelerator="cpu", devices=1, logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+    ).fit(task, datamodule=Data())  # fmt: skip
+    # D(real), D(fake), R1's D(real) after D's optimizer step (lazy, due at step 0), G's D(fake)
+    assert task.d_step == task.g_step == 1 and len(calls) == 4
+    d_now = copy.deepcopy(d_before)
+    for args, seen, weights in calls[2:]:
+        d_now.load_state_dict(weights)
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            fresh, stale = d_now(*args), d_before(*args)
+        assert torch.equal(seen, fresh)  # the critic as its optimizer step left it
+        assert not torch.allclose(seen.float(), stale.float(), atol=1e-3)  # and it did move
