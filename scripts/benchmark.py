@@ -9,6 +9,8 @@ batch and data. Prints one JSON line per measurement and a summary line with the
     python scripts/benchmark.py --quick          # seconds; what the test suite runs
     python scripts/benchmark.py --model stylegan2 --batch 32 --no-eval   # vs DCGAN, both ganarena
     python scripts/benchmark.py --startup        # config-only commands: median of 5 runs each
+    python scripts/benchmark.py --model dcgan --precision bf16-mixed --ab speed.channels_last=true
+                                                 # + a second ganarena arm, alternated with the first
 
 `--model stylegan2` has no tutorial baseline: it times ganarena's training path for
 `experiment=stylegan2` (the whole recipe: lazy R1 and path length, style mixing, EMA) beside
@@ -314,6 +316,8 @@ def run_arm(name: str, args, root: Path, out: Path) -> float:
         return run_tensor_loop(args, normalised_digits(root))
     if name == "ganarena":
         return run_ganarena(args, root, out)
+    if name == "ganarena_ab":
+        return run_ganarena(args, root, out, args.ab)
     arm = argparse.Namespace(**{**vars(args), "model": name})
     return run_ganarena(arm, root, out, ["experiment=stylegan2"] if name == "stylegan2" else [])
 
@@ -542,6 +546,12 @@ def main(argv: list[str] | None = None) -> int:
         "--set", action="append", default=[], metavar="KEY=VALUE",
         help="a further override for ganarena's arm, e.g. --set speed.compile=default",
     )  # fmt: skip
+    p.add_argument(
+        "--ab", action="append", default=[], metavar="KEY=VALUE",
+        help="a second ganarena arm with this override too (repeatable), alternated with the "
+        "first in the same process; the summary gives its speed over the first (ab_ratio_median), "
+        "e.g. --precision bf16-mixed --ab speed.channels_last=true",
+    )  # fmt: skip
     p.add_argument("--steps", type=int, default=None, help="timed steps per measurement")
     p.add_argument("--warmup", type=int, default=None)
     p.add_argument("--repeats", type=int, default=3)
@@ -591,8 +601,8 @@ def main(argv: list[str] | None = None) -> int:
     arms = (
         ("dcgan", "stylegan2")
         if args.model == "stylegan2"
-        else ("baseline", "tensor_loop", "ganarena")
-    )
+        else ("baseline", "tensor_loop", *(["ganarena_ab"] if args.ab else []), "ganarena")
+    )  # ganarena last: its precision is the one PRECISION_USED reports
     args.extra = list(args.set)
     if args.precision != "auto" and args.model != "stylegan2":
         args.extra.append(f"trainer.precision={args.precision}")
@@ -632,6 +642,9 @@ def main(argv: list[str] | None = None) -> int:
         summary["precision"] = PRECISION_USED.get("value")
         summary["precision_reason"] = PRECISION_USED.get("why")
         summary.update({k: mfu[k] for k in ("mfu", "peak_tflops", "achieved_tflops") if k in mfu})
+    if "ganarena_ab" in results:
+        summary["ab"] = args.ab
+        summary["ab_ratio_median"] = ratio("ganarena", "ganarena_ab")
     print(json.dumps(summary), flush=True)
     return 0
 

@@ -26,6 +26,8 @@ from tests.conftest import FAST, compose_train, run_cli
         ("loss.label_smoothing=1.5", "loss.label_smoothing must be >= 0.0 and < 1.0"),
         ("model.ema_decay=2", "model.ema_decay must be > 0.0 and < 1.0"),
         ("seed=-3", "seed must be a non-negative integer"),
+        ("speed.fused_optimizers=maybe", "speed.fused_optimizers must be true or false"),
+        ("speed.channels_last=yes", "speed.channels_last must be true or false"),
     ],
 )
 def test_bad_values_are_refused_before_anything_runs(tmp_path, override, needle):

@@ -32,8 +32,8 @@ def test_cpu_flags_read_from_cpuinfo(tmp_path):
 def test_no_bf16_units_keep_float32_without_probing(unpinned, monkeypatch):
     monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx2", "fma"})
     monkeypatch.setattr(precision, "probe", lambda *a, **k: pytest.fail("probed"))
-    value, why = precision.resolve(CPU, object(), 64)
-    assert value == "32-true" and "no bf16 matrix units" in why
+    value, why, channels_last = precision.resolve(CPU, object(), 64)
+    assert value == "32-true" and "no bf16 matrix units" in why and not channels_last
 
 
 @pytest.mark.parametrize(("times", "chosen"), [((2.0, 1.0), "bf16-mixed"), ((1.1, 1.0), "32-true")])
@@ -45,8 +45,8 @@ def test_probe_decides_where_the_cpu_has_bf16_units(unpinned, monkeypatch, times
         def probe_networks(self):
             return torch.nn.Linear(1, 1), torch.nn.Linear(1, 1), None
 
-    value, why = precision.resolve(CPU, Task(), 64)
-    assert value == chosen
+    value, why, channels_last = precision.resolve(CPU, Task(), 64)
+    assert value == chosen and not channels_last  # no convolutions: no layout to choose
     assert f"{times[0] / times[1]:.2f}x" in why and "amx_bf16+avx512_bf16" in why
 
 
@@ -91,7 +91,7 @@ def test_pinned_by_environment_and_ddp_keeps_float32(monkeypatch):
     monkeypatch.delenv(precision.ENV)
     monkeypatch.setattr(precision, "cpu_flags", lambda: {"amx_bf16"})
     ddp = OmegaConf.create({"accelerator": "cpu", "devices": 2, "strategy": "ddp"})
-    value, why = precision.resolve(ddp, object(), 8)
+    value, why, _ = precision.resolve(ddp, object(), 8)
     assert value == "32-true" and "DDP" in why
 
 
@@ -105,11 +105,41 @@ def test_probe_leaves_the_networks_and_random_streams_alone(tmp_path):
     before = {k: v.clone() for k, v in task.state_dict().items()}
     rng = torch.get_rng_state()
     g, d, d_input = task.probe_networks()
-    t32, t16 = precision.probe(g, d, 8, d_input, rounds=1, steps=1)
-    assert t32 > 0 and t16 > 0
+    times = precision.probe(g, d, 8, d_input, rounds=1, steps=1, channels_last=True)
+    assert len(times) == 3 and all(t > 0 for t in times)  # float32, bf16, bf16 channels_last
     assert torch.equal(torch.get_rng_state(), rng)
     for key, value in task.state_dict().items():
-        assert torch.equal(value, before[key]), key
+        assert torch.equal(value, before[key]) and value.is_contiguous(), key  # NCHW still
+
+
+@pytest.mark.parametrize(
+    ("times", "chosen", "channels_last"),
+    [
+        ((2.0, 1.0, 0.9), "bf16-mixed", True),  # NHWC 1.11x faster under bf16
+        ((2.0, 1.0, 0.98), "bf16-mixed", False),  # 1.02x: within the probe's noise
+        ((1.1, 1.0, 0.85), "bf16-mixed", True),  # bf16 wins only in NHWC: 1.29x over float32
+        ((1.0, 1.0, 0.9), "32-true", False),  # 1.11x over float32: float32, NCHW
+    ],
+)
+def test_the_probe_picks_the_layout_with_the_precision(
+    unpinned, monkeypatch, times, chosen, channels_last
+):
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx512_bf16"})
+    asked = []
+
+    def probe(*a, channels_last=False, **k):
+        asked.append(channels_last)
+        return times if channels_last else times[:2]
+
+    monkeypatch.setattr(precision, "probe", probe)
+
+    class Task:
+        def probe_networks(self):
+            return torch.nn.ConvTranspose2d(1, 1, 1), torch.nn.Conv2d(1, 1, 1), None
+
+    choice = precision.resolve(CPU, Task(), 64)
+    assert (choice.precision, choice.channels_last) == (chosen, channels_last) and asked == [True]
+    assert f"channels_last {times[2] * 1e3:.1f} ms" in choice.why
 
 
 def test_auto_recorded_in_metrics_json(unpinned, monkeypatch, tmp_path):
@@ -118,17 +148,32 @@ def test_auto_recorded_in_metrics_json(unpinned, monkeypatch, tmp_path):
     from ganarena.train import train
 
     monkeypatch.setattr(precision, "cpu_flags", lambda: {"amx_bf16"})
-    monkeypatch.setattr(precision, "probe", lambda *a, **k: (0.02, 0.01))
+    monkeypatch.setattr(precision, "probe", lambda *a, **k: (0.02, 0.01, 0.008))
     run = tmp_path / "run"
-    train(compose_train(run, ["accelerator=cpu"]))
+    train(compose_train(run, ["accelerator=cpu", "model=dcgan", "model.width=8"]))
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["trainer_precision"] == "bf16-mixed"
-    assert "2.00x" in metrics["precision_reason"]
+    assert (
+        "2.50x" in metrics["precision_reason"]
+        and "channels_last 8.0 ms" in metrics["precision_reason"]
+    )
+    # speed.channels_last=auto followed the probe: recorded, trained and saved in NHWC, and the
+    # checkpoint loads into the NCHW networks ganarena-eval builds, with the same weights
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    saved = ckpt["ganarena_config"]
+    assert saved["speed"]["channels_last"] is True and saved["trainer"]["precision"] == "bf16-mixed"
+    convs = {k: v for k, v in ckpt["state_dict"].items() if v.dim() == 4 and v.shape[1] > 1}
+    assert convs and all(v.is_contiguous(memory_format=torch.channels_last) for v in convs.values())
+    from ganarena.tasks import load_task
+
+    loaded, _ = load_task(run / "checkpoints" / "last.ckpt")
+    state = loaded.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in convs.items())
     from ganarena.train import choose_precision
 
     pinned = compose_train(tmp_path / "pinned", ["trainer.precision=32-true"])
     assert choose_precision(pinned, None) == "set by trainer.precision"
-    assert pinned.trainer.precision == "32-true"
+    assert pinned.trainer.precision == "32-true" and pinned.speed.channels_last is False
     with pytest.raises(ConfigError, match="trainer.precision='fp8'.*auto picks bf16-mixed"):
         train(compose_train(tmp_path / "bad", ["trainer.precision=fp8"]))
     assert not (tmp_path / "bad").exists()
@@ -138,7 +183,7 @@ def test_two_d_points_keep_float32(unpinned, monkeypatch):
     """bf16 would round the mixtures' coordinates at the scale of their sigma: never chosen."""
     monkeypatch.setattr(precision, "cpu_flags", lambda: {"amx_bf16"})
     monkeypatch.setattr(precision, "probe", lambda *a, **k: pytest.fail("probed"))
-    value, why = precision.resolve(CPU, object(), 100, scored_as="points")
+    value, why, _ = precision.resolve(CPU, object(), 100, scored_as="points")
     assert value == "32-true" and "2-D points" in why
     assert torch.tensor(4.015).bfloat16().item() == 4.0  # the rounding it avoids (step 1/32)
 

@@ -185,3 +185,41 @@ def test_speed_compile_keeps_parameter_names_and_refuses_double_backward(tmp_pat
     ):
         with pytest.raises(ConfigError, match=needle):
             validate_train(compose_train(tmp_path / "bad", overrides))
+
+
+def test_a_checkpoint_resumes_in_the_other_memory_layout_with_the_same_updates(tmp_path):
+    """speed.channels_last may differ between the run that wrote a checkpoint and the one that
+    resumes it (auto follows the probe). Fused Adam pairs a parameter with its moments by memory
+    position, so moments loaded in the other layout gave wrong updates, silently; the task's
+    optimizers put loaded state in each parameter's layout."""
+    from ganarena.run.config import validate_train
+    from ganarena.tasks import build_task
+
+    cfg = compose_train(tmp_path / "run", ["model=dcgan", "model.width=8"])
+    validate_train(cfg)
+    torch.manual_seed(0)
+    grads = [
+        [torch.randn_like(p) for p in build_task(cfg).discriminator.parameters()] for _ in range(2)
+    ]
+
+    def train_d(layouts):  # one step in the first layout, resume, one step in the second
+        torch.manual_seed(1)
+        task = build_task(cfg)
+        state = None
+        for step, layout in enumerate(layouts):
+            task.discriminator.to(memory_format=layout)
+            opt = task.make_optimizer(task.optimizer_d, task.discriminator.parameters())
+            assert opt.defaults.get("fused")
+            if state is not None:
+                opt.load_state_dict(state)
+            for p, g in zip(task.discriminator.parameters(), grads[step], strict=True):
+                p.grad = g.clone().to(memory_format=layout) if g.dim() == 4 else g.clone()
+            opt.step()
+            state = opt.state_dict()
+        return [p.detach().contiguous() for p in task.discriminator.parameters()]
+
+    nchw, nhwc = torch.contiguous_format, torch.channels_last
+    reference = train_d([nchw, nchw])
+    for layouts in ([nchw, nhwc], [nhwc, nchw], [nhwc, nhwc]):
+        got = train_d(layouts)
+        assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(got, reference, strict=True))

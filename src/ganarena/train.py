@@ -305,6 +305,10 @@ def build_run_task(cfg: DictConfig, scored_as: str = "images") -> tuple[Any, str
 
     task = build_task(cfg)
     why = choose_precision(cfg, task, scored_as)
+    if cfg.speed.get("channels_last") is True:
+        import torch
+
+        task.to(memory_format=torch.channels_last)  # every 4-D weight, EMA copies included
     task.config = OmegaConf.to_container(cfg, resolve=True)
     if cfg.speed.get("compile"):
         compile_networks(task, cfg.speed.compile)
@@ -313,19 +317,28 @@ def build_run_task(cfg: DictConfig, scored_as: str = "images") -> tuple[Any, str
 
 def choose_precision(cfg: DictConfig, task: Any, scored_as: str = "images") -> str:
     """trainer.precision=auto resolved for this machine, model and kind of data
-    (ganarena.run.precision); returns why the run trains in the precision it does (metrics.json
-    precision_reason)."""
+    (ganarena.run.precision), and speed.channels_last=auto with it (the layout the probe measured
+    faster; NCHW wherever no probe ran); returns why the run trains in the precision it does
+    (metrics.json precision_reason)."""
+    auto_layout = cfg.get("speed", {}).get("channels_last", "auto") == "auto"
     if str(cfg.trainer.precision) != "auto":
+        if auto_layout:
+            with open_dict(cfg):
+                cfg.speed.channels_last = False
         return "set by trainer.precision"
     from ganarena.run import precision
 
     batch = int(cfg.dataset.get("batch_size") or 1)
     cache = cfg.get("paths", {}).get("cache_dir")
-    value, why = precision.resolve(cfg.trainer, task, batch, scored_as, cache)
+    choice = precision.resolve(cfg.trainer, task, batch, scored_as, cache)
     with open_dict(cfg):
-        cfg.trainer.precision = value
-    log.info("trainer.precision=auto: %s (%s)", value, why)
-    return why
+        cfg.trainer.precision = choice.precision
+        if auto_layout:
+            cfg.speed.channels_last = choice.channels_last
+    log.info("trainer.precision=auto: %s (%s)", choice.precision, choice.why)
+    if auto_layout and choice.channels_last:
+        log.info("speed.channels_last=auto: true (the probe measured it faster under bf16)")
+    return choice.why
 
 
 def resume_point(cfg: DictConfig, task: Any, run_dir: Path) -> tuple[int, int]:

@@ -224,7 +224,7 @@ def validate_train(cfg: DictConfig) -> None:
                 f"discriminator {reg.why}. Set {reg.off}.".replace(" .", ".")
             )
 
-    _check_compile(cfg)
+    _check_speed(cfg)
     _number(cfg, "freeze_d", integer=True, low_ok=True, nullable=True)
     if _get(cfg, "freeze_d") and _get(cfg, "init_from") is None:
         raise ConfigError(
@@ -295,7 +295,18 @@ def _check_tuned() -> None:
         )
 
 
-def _check_compile(cfg: DictConfig) -> None:
+def _check_speed(cfg: DictConfig) -> None:
+    for key in ("speed.fused_optimizers", "speed.batched_loader", "speed.channels_last"):
+        value = _get(cfg, key)
+        if key == "speed.channels_last" and value == "auto":
+            continue  # decided with trainer.precision=auto (ganarena.run.precision)
+        if value is not None and not isinstance(value, bool):
+            raise ConfigError(
+                f"{key} must be true or false"
+                + (" (or auto)" if key == "speed.channels_last" else "")
+                + f", got {value!r}. Fix it on the command line, e.g. {key}="
+                + ("auto." if key == "speed.channels_last" else "true.")
+            )
     mode = _get(cfg, "speed.compile")
     if mode is None:
         return

@@ -24,6 +24,12 @@ varies by +-15 %, and a sweep whose jobs probed alone could train some arms in b
 float32 (measured: the default DCGAN's ratio read 1.14x-1.45x on one machine on one day). Every
 run on the machine then trains that model in the same precision; delete the file to measure again.
 
+Where bf16 wins and the networks have convolutions, the probe also times the bf16 arm with the
+networks in channels_last (NHWC) memory: oneDNN's bf16 convolutions work in NHWC, so NCHW
+networks pay a layout reorder around every convolution (68 reorders, ~3 ms of a ~27 ms default
+step on the AMD EPYC). speed.channels_last=auto keeps the layout the probe measured faster by at
+least `CL_SPEEDUP`.
+
 The choice and its reason go into metrics.json (`trainer_precision`, `precision_reason`) and the log.
 `GANARENA_CPU_PRECISION` (e.g. 32-true) pins the CPU's answer for every run on a machine (the test
 suite pins float32 so its exact-number tests hold on every CPU); trainer.precision=<value> pins
@@ -39,9 +45,10 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 SPEEDUP = 1.2  # bf16 must be this much faster than float32 to be chosen
+CL_SPEEDUP = 1.05  # channels_last must be this much faster than NCHW under bf16 to be chosen
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 ENV = "GANARENA_CPU_PRECISION"
 
@@ -69,16 +76,32 @@ def on_cuda(trainer_cfg: Any) -> bool:
     return accel in ("gpu", "cuda") or (accel == "auto" and torch.cuda.is_available())
 
 
+class Choice(NamedTuple):
+    """trainer.precision=auto's answer: the precision, why, and whether the probe measured the
+    networks faster in channels_last memory under it (speed.channels_last=auto follows it)."""
+
+    precision: str
+    why: str
+    channels_last: bool = False
+
+
 def resolve(
     trainer_cfg: Any,
     task: Any,
     batch_size: int,
     scored_as: str = "images",
     cache_dir: str | Path | None = None,
-) -> tuple[str, str]:
-    """(precision, why) for trainer.precision=auto; `scored_as`: the data's kind
+) -> Choice:
+    """trainer.precision=auto's Choice; `scored_as`: the data's kind
     (ganarena.data.protocol.SCORED_AS); `cache_dir`: where the probe's answer is kept (None: probe
     every time)."""
+    choice = _resolve(trainer_cfg, task, batch_size, scored_as, cache_dir)
+    return choice if isinstance(choice, Choice) else Choice(*choice)
+
+
+def _resolve(
+    trainer_cfg: Any, task: Any, batch_size: int, scored_as: str, cache_dir: str | Path | None
+) -> Choice | tuple[str, str]:
     import torch
 
     if scored_as == "points":
@@ -105,29 +128,36 @@ def resolve(
         what = "a caller that built no networks" if task is None else type(task).__name__
         return "32-true", f"auto: no probe for {what} (float32)"
     if cache_dir is None:
-        return _measure(nets, batch_size, flags)[:2]
+        return _measure(nets, batch_size, flags)[0]
     from ganarena.run.files import cache_lock, write_json
 
     path = Path(cache_dir) / "precision_probe" / f"{probe_key(nets, batch_size, flags)}.json"
     with cache_lock(path):  # parallel sweep jobs: the first measures, the others read its answer
         try:
             kept = json.loads(path.read_text())
-            return kept["trainer_precision"], (
+            return Choice(
+                kept["trainer_precision"],
                 f"{kept['why']} (measured once on this machine for this model and batch on "
-                f"{kept['date']}, kept in {path}: delete it to measure again)"
+                f"{kept['date']}, kept in {path}: delete it to measure again)",
+                bool(kept["channels_last"]),
             )
         except (OSError, ValueError, KeyError, TypeError):
-            pass  # not measured yet (or an unreadable file: measure again)
-        chosen, why, measured = _measure(nets, batch_size, flags)
+            pass  # not measured yet (or an unreadable or older file: measure again)
+        choice, measured = _measure(nets, batch_size, flags)
         if measured:  # not a probe that could not run: that is this run's fallback only
             try:
                 write_json(
                     path,
-                    {"trainer_precision": chosen, "why": why, "date": time.strftime("%Y-%m-%d")},
+                    {
+                        "trainer_precision": choice.precision,
+                        "channels_last": choice.channels_last,
+                        "why": choice.why,
+                        "date": time.strftime("%Y-%m-%d"),
+                    },
                 )
             except OSError:
                 pass  # a read-only cache: this run's answer only
-        return chosen, why
+        return choice
 
 
 def probe_key(nets: tuple, batch_size: int, flags: list[str]) -> str:
@@ -147,21 +177,40 @@ def probe_key(nets: tuple, batch_size: int, flags: list[str]) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
-def _measure(nets: tuple, batch_size: int, flags: list[str]) -> tuple[str, str, bool]:
-    """(precision, why, whether the probe ran)."""
+def _measure(nets: tuple, batch_size: int, flags: list[str]) -> tuple[Choice, bool]:
+    """(the choice, whether the probe ran)."""
     try:
         generator, discriminator, d_input = nets
-        t32, t16 = probe(generator, discriminator, batch_size, d_input)
+        layouts = has_convolutions(generator, discriminator)
+        times = probe(generator, discriminator, batch_size, d_input, channels_last=layouts)
     except Exception as e:  # a network the generic probe cannot drive: keep float32, say why
-        return "32-true", f"auto: the bf16 probe could not run this model ({e!r}); float32", False
-    ratio = t32 / t16
+        why = f"auto: the bf16 probe could not run this model ({e!r}); float32"
+        return Choice("32-true", why), False
+    t32, t16, t16_cl = (*times, None)[:3]
+    nhwc = t16_cl is not None and t16 / t16_cl >= CL_SPEEDUP
+    ratio = t32 / (t16_cl if nhwc else t16)
     chosen = "bf16-mixed" if ratio >= SPEEDUP else "32-true"
+    cl = "" if t16_cl is None else f", bf16 autocast in channels_last {t16_cl * 1e3:.1f} ms"
     why = (
         f"auto: CPU flags {'+'.join(flags)}; probe of this model at batch {batch_size}: float32 "
-        f"{t32 * 1e3:.1f} ms, bf16 autocast {t16 * 1e3:.1f} ms per forward+backward "
-        f"({ratio:.2f}x; bf16 is chosen from {SPEEDUP}x)"
+        f"{t32 * 1e3:.1f} ms, bf16 autocast {t16 * 1e3:.1f} ms{cl} per forward+backward "
+        f"({ratio:.2f}x; bf16 is chosen from {SPEEDUP}x"
+        + (f", channels_last from {CL_SPEEDUP}x over NCHW" if t16_cl is not None else "")
+        + ")"
     )
-    return chosen, why, True
+    return Choice(chosen, why, nhwc and chosen == "bf16-mixed"), True
+
+
+def has_convolutions(*nets: Any) -> bool:
+    """Whether any of `nets` has a 2-D convolution (the layers channels_last changes)."""
+    import torch
+
+    return any(
+        isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d)
+        for net in nets
+        if hasattr(net, "modules")
+        for m in net.modules()
+    )
 
 
 def probe(
@@ -171,41 +220,49 @@ def probe(
     d_input: Any = None,
     rounds: int = 3,
     steps: int = 3,
-) -> tuple[float, float]:
+    channels_last: bool = False,
+) -> tuple[float, ...]:
     """Seconds per forward+backward of G and D (the fastest of `rounds` rounds of `steps`), in
-    float32 and under bf16 autocast, on copies of the networks, with the RNG state restored.
+    float32 and under bf16 autocast (and, with `channels_last`, under bf16 autocast with the
+    networks in channels_last memory), on copies of the networks, with the RNG state restored.
     `d_input(x, real=)`: what turns a batch into D's input (augmentation, packing), if anything."""
     import torch
 
-    g, d = copy.deepcopy(generator).train(), copy.deepcopy(discriminator).train()
-    classes = getattr(g, "num_classes", None)
+    nchw = copy.deepcopy(generator).train(), copy.deepcopy(discriminator).train()
+    arms = {"32": nchw, "16": nchw}
+    if channels_last:
+        arms["16cl"] = tuple(
+            copy.deepcopy(n).train().to(memory_format=torch.channels_last) for n in nchw
+        )
+    classes = getattr(nchw[0], "num_classes", None)
     with torch.random.fork_rng(devices=[]):
-        z = torch.randn(batch_size, g.latent_dim)
+        z = torch.randn(batch_size, nchw[0].latent_dim)
         y = torch.randint(0, classes, (batch_size,)) if classes else None
         with torch.no_grad():
-            real = (g(z) if y is None else g(z, y)).float()
+            real = (nchw[0](z) if y is None else nchw[0](z, y)).float()
 
-        def dis(x: Any, real_: bool) -> Any:
-            x = x if d_input is None else d_input(x, real=real_)
-            return d(x) if y is None else d(x, y)
+        def step(g: Any, d: Any) -> None:
+            def dis(x: Any, real_: bool) -> Any:
+                x = x if d_input is None else d_input(x, real=real_)
+                return d(x) if y is None else d(x, y)
 
-        def step() -> None:
             out_f = dis(g(z) if y is None else g(z, y), False)
             out_r = dis(real, True)
             (out_f.float().mean() - out_r.float().mean()).backward()
             g.zero_grad(set_to_none=True)
             d.zero_grad(set_to_none=True)
 
-        def timed(bf16: bool) -> float:
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        def timed(arm: str) -> float:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=arm != "32"):
                 t0 = time.perf_counter()
                 for _ in range(steps):
-                    step()
+                    step(*arms[arm])
                 return (time.perf_counter() - t0) / steps
 
-        timed(False), timed(True)  # warm-up: allocator, oneDNN primitives
-        best = {False: float("inf"), True: float("inf")}
+        for arm in arms:  # warm-up: allocator, oneDNN primitives
+            timed(arm)
+        best = dict.fromkeys(arms, float("inf"))
         for _ in range(rounds):
-            for bf16 in (False, True):
-                best[bf16] = min(best[bf16], timed(bf16))
-    return best[False], best[True]
+            for arm in arms:
+                best[arm] = min(best[arm], timed(arm))
+    return tuple(best.values())

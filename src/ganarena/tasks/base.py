@@ -116,6 +116,24 @@ def accepts_fused(factory: Callable[..., torch.optim.Optimizer]) -> bool:
         return False
 
 
+def state_like_params(optimizer: torch.optim.Optimizer) -> None:
+    """After an optimizer's state is loaded: each state tensor in its parameter's memory layout.
+
+    A checkpoint written with speed.channels_last on and resumed with it off (or the reverse)
+    holds Adam's moments in the other layout, and torch's fused Adam pairs elements by memory
+    position, not by index: wrong updates without an error (tests/test_speed.py)."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            state = optimizer.state.get(p, {})
+            for key, value in state.items():
+                if (
+                    torch.is_tensor(value)
+                    and value.shape == p.shape
+                    and value.stride() != p.stride()
+                ):
+                    state[key] = torch.empty_like(p, dtype=value.dtype).copy_(value)
+
+
 def check_optimizer(factory: Any, key: str) -> None:
     """Build the optimizer partial once on a dummy parameter so bad arguments fail up front."""
     try:
@@ -287,7 +305,9 @@ class Task(L.LightningModule):
             kwargs["lr"] = given.get("lr", 1e-3) * lazy_ratio
             if "betas" in given:
                 kwargs["betas"] = tuple(b**lazy_ratio for b in given["betas"])
-        return factory(params=params, **kwargs)
+        optimizer = factory(params=params, **kwargs)
+        optimizer.register_load_state_dict_post_hook(state_like_params)
+        return optimizer
 
     # -- loop ----------------------------------------------------------------------------------
     def on_fit_start(self) -> None:
