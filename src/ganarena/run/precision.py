@@ -95,38 +95,36 @@ def resolve(
     """trainer.precision=auto's Choice; `scored_as`: the data's kind
     (ganarena.data.protocol.SCORED_AS); `cache_dir`: where the probe's answer is kept (None: probe
     every time)."""
-    choice = _resolve(trainer_cfg, task, batch_size, scored_as, cache_dir)
-    return choice if isinstance(choice, Choice) else Choice(*choice)
-
-
-def _resolve(
-    trainer_cfg: Any, task: Any, batch_size: int, scored_as: str, cache_dir: str | Path | None
-) -> Choice | tuple[str, str]:
     import torch
 
     if scored_as == "points":
-        return "32-true", (
+        return Choice(
+            "32-true",
             "auto: 2-D points keep float32 (bf16's 8-bit mantissa rounds a coordinate near 4 to "
             "steps of 0.03, the scale of a mixture's sigma; images in [-1, 1] round below a "
-            "pixel level)"
+            "pixel level)",
         )
     if on_cuda(trainer_cfg):
         if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-            return "bf16-mixed", "auto: a CUDA GPU with bf16 support"
-        return "32-true", "auto: this GPU has no bf16 support (pre-Ampere)"
+            return Choice("bf16-mixed", "auto: a CUDA GPU with bf16 support")
+        return Choice("32-true", "auto: this GPU has no bf16 support (pre-Ampere)")
     pinned = os.environ.get(ENV)
     if pinned:
-        return pinned, f"auto: {ENV}={pinned} pins the CPU precision on this machine"
+        return Choice(pinned, f"auto: {ENV}={pinned} pins the CPU precision on this machine")
     flags = sorted(set(BF16_FLAGS) & cpu_flags())
     if not flags:
-        return "32-true", "auto: the CPU has no bf16 matrix units (no amx_bf16/avx512_bf16 flag)"
+        return Choice(
+            "32-true", "auto: the CPU has no bf16 matrix units (no amx_bf16/avx512_bf16 flag)"
+        )
     devices = trainer_cfg.get("devices", 1)
     if str(devices) not in ("1", "auto") and "ddp" in str(trainer_cfg.get("strategy", "")):
-        return "32-true", "auto: CPU processes under DDP keep float32 (each rank would probe alone)"
+        return Choice(
+            "32-true", "auto: CPU processes under DDP keep float32 (each rank would probe alone)"
+        )
     nets = None if task is None else task.probe_networks()
     if nets is None:
         what = "a caller that built no networks" if task is None else type(task).__name__
-        return "32-true", f"auto: no probe for {what} (float32)"
+        return Choice("32-true", f"auto: no probe for {what} (float32)")
     if cache_dir is None:
         return _measure(nets, batch_size, flags)[0]
     from ganarena.run.files import cache_lock, write_json
